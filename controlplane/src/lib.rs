@@ -1,0 +1,3 @@
+//! kgate-controlplane: a compact Kubernetes-compatible API server over a [`store::Store`].
+
+pub mod store;

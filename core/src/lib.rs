@@ -1,0 +1,24 @@
+//! kgate's vocabulary: who is calling ([`user::UserInfo`]), what they ask for
+//! ([`request_info::RequestInfo`], [`attributes::Attributes`]), what was decided
+//! ([`decision::Decision`]), how failures look on the wire ([`status::Status`]), and the two
+//! contracts the pipeline is built from ([`authn::Authenticator`], [`authz::Authorizer`]) with
+//! their proof types ([`authn::Authenticated`], [`authz::Authorized`]).
+//!
+//! This crate does no I/O and depends on no runtime, HTTP stack or Kubernetes client, so every
+//! other crate can share it. It follows k8s.io/apiserver's `pkg/authentication` and
+//! `pkg/authorization` interfaces.
+
+pub mod attributes;
+pub mod authn;
+pub mod authz;
+pub mod decision;
+pub mod headers;
+pub mod request_info;
+pub mod status;
+pub mod user;
+
+pub use attributes::Attributes;
+pub use decision::Decision;
+pub use request_info::RequestInfo;
+pub use status::Status;
+pub use user::UserInfo;
