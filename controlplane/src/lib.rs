@@ -1,3 +1,4 @@
 //! kgate-controlplane: a compact Kubernetes-compatible API server over a [`store::Store`].
 
+pub mod resources;
 pub mod store;

@@ -1,0 +1,147 @@
+//! The kinds this control plane serves: one row per resource, read by discovery, OpenAPI, the
+//! REST handlers and Table printing, so that they never disagree about what exists.
+
+/// One served resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// API group; empty for the core group.
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    /// The plural, as in URLs.
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+    /// Subresources served under `<plural>/<name>/<sub>`.
+    pub subresources: &'static [&'static str],
+}
+
+impl ResourceDef {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The storage key prefix of this resource, as kube-apiserver lays out etcd
+    /// (`/registry/pods/`, `/registry/deployments.apps/` is not used: kube uses the plural alone
+    /// for core and most groups; we always qualify non-core groups to stay collision free).
+    pub fn key_prefix(&self) -> String {
+        if self.group.is_empty() {
+            format!("/registry/{}/", self.plural)
+        } else {
+            format!("/registry/{}.{}/", self.plural, self.group)
+        }
+    }
+
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.contains(&sub)
+    }
+}
+
+/// The usual verbs of a resource.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// Namespaces cannot be deleted as a collection.
+const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+
+const fn def(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    verbs: &'static [&'static str],
+    subresources: &'static [&'static str],
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version,
+        kind,
+        plural,
+        singular,
+        namespaced,
+        short_names,
+        categories,
+        verbs,
+        subresources,
+    }
+}
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// Every resource served, in discovery order.
+pub static RESOURCES: &[ResourceDef] = &[
+    def("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &[], NAMESPACE_VERBS, &["status", "finalize"]),
+    def("", "v1", "Node", "nodes", "node", false, &["no"], &[], ALL_VERBS, &["status"]),
+    def("", "v1", "Pod", "pods", "pod", true, &["po"], &["all"], ALL_VERBS, &["status", "binding"]),
+    def("", "v1", "Service", "services", "service", true, &["svc"], &["all"], ALL_VERBS, &["status"]),
+    def("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], ALL_VERBS, &[]),
+    def("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], ALL_VERBS, &[]),
+    def("", "v1", "Secret", "secrets", "secret", true, &[], &[], ALL_VERBS, &[]),
+    def("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], ALL_VERBS, &[]),
+    def("", "v1", "Event", "events", "event", true, &["ev"], &[], ALL_VERBS, &[]),
+    def("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], &["all"], ALL_VERBS, &["status", "scale"]),
+    def("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], &["all"], ALL_VERBS, &["status", "scale"]),
+    def(RBAC, "v1", "Role", "roles", "role", true, &[], &[], ALL_VERBS, &[]),
+    def(RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], &[], ALL_VERBS, &[]),
+    def(RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], &[], ALL_VERBS, &[]),
+    def(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], &[], ALL_VERBS, &[]),
+    def("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], ALL_VERBS, &[]),
+];
+
+/// The resource served at `group/version/plural`.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource of a kind.
+pub fn lookup_kind(group: &str, version: &str, kind: &str) -> Option<&'static ResourceDef> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// The group versions served, core first, in discovery order.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_resource_is_unique_and_found() {
+        for r in RESOURCES {
+            assert_eq!(lookup(r.group, r.version, r.plural), Some(r));
+            assert_eq!(lookup_kind(r.group, r.version, r.kind), Some(r));
+        }
+        assert_eq!(group_versions()[0], ("", "v1"));
+    }
+}

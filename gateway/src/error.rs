@@ -1,0 +1,46 @@
+//! Every way a request can fail inside the gateway, classified by who caused it (the client, the
+//! upstream, or us). The rescue layer is the one place that turns these into `metav1.Status`.
+
+use kgate_core::authn::AuthnError;
+use kgate_core::authz::Denied;
+use kgate_core::request_info::RequestInfoError;
+use thiserror::Error;
+
+/// A failure the rescue layer answers.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The path is not canonical or cannot be interpreted (400).
+    #[error("bad request path")]
+    RequestInfo(#[from] RequestInfoError),
+    /// Authentication failed (401).
+    #[error("authentication failed")]
+    Unauthenticated(#[source] AuthnError),
+    /// Authorization denied the request (403).
+    #[error("forbidden")]
+    Forbidden(Box<Denied>),
+    /// Headers or body over the configured limit (431 / 413).
+    #[error("request too large: {0}")]
+    TooLarge(String),
+    /// A malformed request the client can fix (400).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The upstream could not be reached (503).
+    #[error("upstream unavailable")]
+    UpstreamUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The upstream did not answer in time (504).
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream answered with something broken (502).
+    #[error("upstream protocol error")]
+    UpstreamProtocol(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stage that needs a proof found none: a wiring bug in kgate, never the client's fault (500).
+    #[error("request reached {stage} without the {proof} proof")]
+    MissingProof {
+        stage: &'static str,
+        proof: &'static str,
+    },
+    /// Any other bug of ours (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
