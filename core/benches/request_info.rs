@@ -7,9 +7,24 @@ use std::hint::black_box;
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_info");
     for (name, method, path, query) in [
-        ("get_pod", "GET", "/api/v1/namespaces/default/pods/web-1", None),
-        ("list_pods", "GET", "/api/v1/namespaces/default/pods", Some("limit=500")),
-        ("watch_deployments", "GET", "/apis/apps/v1/namespaces/default/deployments", Some("watch=true&resourceVersion=10")),
+        (
+            "get_pod",
+            "GET",
+            "/api/v1/namespaces/default/pods/web-1",
+            None,
+        ),
+        (
+            "list_pods",
+            "GET",
+            "/api/v1/namespaces/default/pods",
+            Some("limit=500"),
+        ),
+        (
+            "watch_deployments",
+            "GET",
+            "/apis/apps/v1/namespaces/default/deployments",
+            Some("watch=true&resourceVersion=10"),
+        ),
         ("non_resource", "GET", "/version", None),
     ] {
         group.bench_function(name, |b| {

@@ -47,7 +47,9 @@ pub struct Credentials {
 impl Credentials {
     /// True when the request presented anything at all.
     pub fn presented(&self) -> bool {
-        !self.client_certificates.is_empty() || self.bearer_token.is_some() || self.malformed_authorization
+        !self.client_certificates.is_empty()
+            || self.bearer_token.is_some()
+            || self.malformed_authorization
     }
 }
 
@@ -130,7 +132,11 @@ impl fmt::Debug for AuthenticatorUnion {
         f.debug_struct("AuthenticatorUnion")
             .field(
                 "authenticators",
-                &self.authenticators.iter().map(|a| a.name()).collect::<Vec<_>>(),
+                &self
+                    .authenticators
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>(),
             )
             .field("anonymous", &self.anonymous)
             .finish()
@@ -153,7 +159,10 @@ impl AuthenticatorUnion {
 
     /// Runs the union. A presented credential that every authenticator refused or ignored is an
     /// error, never anonymous.
-    pub async fn authenticate(&self, credentials: &Credentials) -> Result<Authenticated, AuthnError> {
+    pub async fn authenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Authenticated, AuthnError> {
         let mut first_error = None;
         for authenticator in &self.authenticators {
             match authenticator.authenticate(credentials).await {
@@ -237,7 +246,10 @@ mod tests {
     #[test]
     fn presented_but_unrecognised_is_never_anonymous() {
         let union = AuthenticatorUnion::new(vec![Arc::new(Fixed(Ok(None)))]).with_anonymous(true);
-        assert_eq!(block_on(union.authenticate(&token())), Err(AuthnError::Unrecognised));
+        assert_eq!(
+            block_on(union.authenticate(&token())),
+            Err(AuthnError::Unrecognised)
+        );
         let anon = block_on(union.authenticate(&Credentials::default())).expect("anonymous");
         assert_eq!(anon.user().name, "system:anonymous");
     }

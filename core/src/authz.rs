@@ -76,11 +76,19 @@ impl AuthorizerChain {
     }
 
     /// Authorizes an authenticated request; only this makes an [`Authorized`].
-    pub fn authorize(&self, authenticated: &Authenticated, info: &RequestInfo) -> Result<Authorized, Denied> {
+    // A denial carries the attributes for the 403 text; it is the rare path and callers box it.
+    #[allow(clippy::result_large_err)]
+    pub fn authorize(
+        &self,
+        authenticated: &Authenticated,
+        info: &RequestInfo,
+    ) -> Result<Authorized, Denied> {
         let attributes = Attributes::new(authenticated.user().clone(), info);
         match self.decide(&attributes) {
             Decision::Allow { reason } => Ok(Authorized { attributes, reason }),
-            Decision::Deny { reason } | Decision::NoOpinion { reason } => Err(Denied { attributes, reason }),
+            Decision::Deny { reason } | Decision::NoOpinion { reason } => {
+                Err(Denied { attributes, reason })
+            }
         }
     }
 }

@@ -98,12 +98,10 @@ impl RequestInfo {
             .to_owned();
         }
 
-        if rest[0] == "namespaces" {
-            if rest.len() > 1 {
-                info.namespace = rest[1].clone();
-                if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2].as_str()) {
-                    rest = &rest[2..];
-                }
+        if rest[0] == "namespaces" && rest.len() > 1 {
+            info.namespace = rest[1].clone();
+            if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2].as_str()) {
+                rest = &rest[2..];
             }
         }
         info.parts = rest.to_vec();
@@ -145,10 +143,14 @@ impl RequestInfo {
 /// Splits a raw path into decoded segments, refusing anything non-canonical.
 fn canonical_segments(raw: &str) -> Result<Vec<String>, RequestInfoError> {
     if !raw.starts_with('/') {
-        return Err(RequestInfoError::NonCanonicalPath("the path must start with /"));
+        return Err(RequestInfoError::NonCanonicalPath(
+            "the path must start with /",
+        ));
     }
     if raw.contains('\\') || raw.contains('\0') {
-        return Err(RequestInfoError::NonCanonicalPath("the path contains a backslash or NUL"));
+        return Err(RequestInfoError::NonCanonicalPath(
+            "the path contains a backslash or NUL",
+        ));
     }
     let trimmed = &raw[1..];
     // A single trailing slash is tolerated (`/api/`), as Go's path handling does.
@@ -159,7 +161,9 @@ fn canonical_segments(raw: &str) -> Result<Vec<String>, RequestInfoError> {
     let mut segments = Vec::new();
     for raw_segment in trimmed.split('/') {
         if raw_segment.is_empty() {
-            return Err(RequestInfoError::NonCanonicalPath("the path has an empty segment (//)"));
+            return Err(RequestInfoError::NonCanonicalPath(
+                "the path has an empty segment (//)",
+            ));
         }
         let decoded = percent_decode_str(raw_segment)
             .decode_utf8()
@@ -170,7 +174,9 @@ fn canonical_segments(raw: &str) -> Result<Vec<String>, RequestInfoError> {
             ));
         }
         if decoded == "." || decoded == ".." {
-            return Err(RequestInfoError::NonCanonicalPath("the path has a . or .. segment"));
+            return Err(RequestInfoError::NonCanonicalPath(
+                "the path has a . or .. segment",
+            ));
         }
         segments.push(decoded.into_owned());
     }
@@ -235,7 +241,8 @@ impl QueryParams {
         let (field, value) = selector
             .split_once("==")
             .or_else(|| selector.split_once('='))?;
-        (field.trim() == "metadata.name" && !value.starts_with('=')).then(|| value.trim().to_owned())
+        (field.trim() == "metadata.name" && !value.starts_with('='))
+            .then(|| value.trim().to_owned())
     }
 }
 
@@ -248,102 +255,74 @@ fn decode_form(s: &str) -> String {
 mod tests {
     use super::*;
 
-    struct Case {
-        method: &'static str,
-        url: &'static str,
-        verb: &'static str,
-        group: &'static str,
-        version: &'static str,
-        namespace: &'static str,
-        resource: &'static str,
-        subresource: &'static str,
-        name: &'static str,
-    }
-
-    const fn case(
-        method: &'static str,
-        url: &'static str,
-        verb: &'static str,
-        group: &'static str,
-        version: &'static str,
-        namespace: &'static str,
-        resource: &'static str,
-        subresource: &'static str,
-        name: &'static str,
-    ) -> Case {
-        Case {
-            method,
-            url,
-            verb,
-            group,
-            version,
-            namespace,
-            resource,
-            subresource,
-            name,
-        }
-    }
+    /// method, url, verb, group, version, namespace, resource, subresource, name.
+    type Case = [&'static str; 9];
 
     // Written from k8s.io/apiserver's request-info documentation and the paths kubectl sends.
+    #[rustfmt::skip]
     const RESOURCE_CASES: &[Case] = &[
-        case("GET", "/api/v1/namespaces", "list", "", "v1", "", "namespaces", "", ""),
-        case("GET", "/api/v1/namespaces/other", "get", "", "v1", "other", "namespaces", "", "other"),
-        case("GET", "/api/v1/namespaces/other/pods/foo", "get", "", "v1", "other", "pods", "", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods", "list", "", "v1", "other", "pods", "", ""),
-        case("HEAD", "/api/v1/namespaces/other/pods/foo", "get", "", "v1", "other", "pods", "", "foo"),
-        case("GET", "/api/v1/pods", "list", "", "v1", "", "pods", "", ""),
-        case("HEAD", "/api/v1/pods", "list", "", "v1", "", "pods", "", ""),
-        case("GET", "/api/v1/namespaces/other/pods/foo", "get", "", "v1", "other", "pods", "", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods?watch=true", "watch", "", "v1", "other", "pods", "", ""),
-        case("GET", "/api/v1/namespaces/other/pods?watch=1", "watch", "", "v1", "other", "pods", "", ""),
-        case("GET", "/api/v1/namespaces/other/pods?watch=false", "list", "", "v1", "other", "pods", "", ""),
-        case("GET", "/api/v1/namespaces/other/pods?watch=0", "list", "", "v1", "other", "pods", "", ""),
-        case("GET", "/api/v1/watch/pods", "watch", "", "v1", "", "pods", "", ""),
-        case("GET", "/api/v1/watch/namespaces/other/pods", "watch", "", "v1", "other", "pods", "", ""),
-        case("GET", "/api/v1/namespaces/other/pods?fieldSelector=metadata.name%3Dfoo", "list", "", "v1", "other", "pods", "", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods?watch=true&fieldSelector=metadata.name%3Dfoo", "watch", "", "v1", "other", "pods", "", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods?fieldSelector=metadata.name%3Dfoo%2Cspec.nodeName%3Dn", "list", "", "v1", "other", "pods", "", ""),
-        case("POST", "/api/v1/namespaces/other/pods", "create", "", "v1", "other", "pods", "", ""),
-        case("PUT", "/api/v1/namespaces/other/pods/foo", "update", "", "v1", "other", "pods", "", "foo"),
-        case("PATCH", "/api/v1/namespaces/other/pods/foo", "patch", "", "v1", "other", "pods", "", "foo"),
-        case("DELETE", "/api/v1/namespaces/other/pods/foo", "delete", "", "v1", "other", "pods", "", "foo"),
-        case("DELETE", "/api/v1/namespaces/other/pods", "deletecollection", "", "v1", "other", "pods", "", ""),
-        case("PUT", "/api/v1/namespaces/other/pods/foo/status", "update", "", "v1", "other", "pods", "status", "foo"),
-        case("POST", "/api/v1/namespaces/other/pods/foo/binding", "create", "", "v1", "other", "pods", "binding", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods/foo/log", "get", "", "v1", "other", "pods", "log", "foo"),
-        case("POST", "/api/v1/namespaces/other/pods/foo/exec", "create", "", "v1", "other", "pods", "exec", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods/foo/exec", "get", "", "v1", "other", "pods", "exec", "foo"),
-        case("GET", "/api/v1/proxy/namespaces/other/pods/foo", "proxy", "", "v1", "other", "pods", "", "foo"),
-        case("GET", "/api/v1/namespaces/other/pods/foo/proxy/a/b", "get", "", "v1", "other", "pods", "proxy", "foo"),
-        case("PUT", "/api/v1/namespaces/other/finalize", "update", "", "v1", "other", "namespaces", "finalize", "other"),
-        case("PUT", "/api/v1/namespaces/other/status", "update", "", "v1", "other", "namespaces", "status", "other"),
-        case("DELETE", "/api/v1/namespaces/other", "delete", "", "v1", "other", "namespaces", "", "other"),
-        case("GET", "/api/v1/nodes/n1", "get", "", "v1", "", "nodes", "", "n1"),
-        case("PATCH", "/api/v1/nodes/n1/status", "patch", "", "v1", "", "nodes", "status", "n1"),
-        case("POST", "/api/v1/namespaces/ci/serviceaccounts/jenkins/token", "create", "", "v1", "ci", "serviceaccounts", "token", "jenkins"),
-        case("GET", "/apis/apps/v1/namespaces/default/deployments", "list", "apps", "v1", "default", "deployments", "", ""),
-        case("GET", "/apis/apps/v1/deployments", "list", "apps", "v1", "", "deployments", "", ""),
-        case("PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale", "update", "apps", "v1", "default", "deployments", "scale", "web"),
-        case("GET", "/apis/apps/v1/watch/namespaces/default/replicasets", "watch", "apps", "v1", "default", "replicasets", "", ""),
-        case("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "create", "rbac.authorization.k8s.io", "v1", "", "clusterrolebindings", "", ""),
-        case("GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/alice", "get", "rbac.authorization.k8s.io", "v1", "team", "rolebindings", "", "alice"),
-        case("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "create", "authorization.k8s.io", "v1", "", "selfsubjectaccessreviews", "", ""),
-        case("GET", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", "get", "coordination.k8s.io", "v1", "kube-node-lease", "leases", "", "n1"),
-        case("DELETE", "/apis/apps/v1/namespaces/default/deployments", "deletecollection", "apps", "v1", "default", "deployments", "", ""),
-        case("GET", "/api/v1/namespaces/team/configmaps/a%20b", "get", "", "v1", "team", "configmaps", "", "a b"),
-        case("GET", "/api/v1/namespaces", "list", "", "v1", "", "namespaces", "", ""),
-        case("GET", "/api/v1/namespaces/", "list", "", "v1", "", "namespaces", "", ""),
+        ["GET", "/api/v1/namespaces", "list", "", "v1", "", "namespaces", "", ""],
+        ["GET", "/api/v1/namespaces/other", "get", "", "v1", "other", "namespaces", "", "other"],
+        ["GET", "/api/v1/namespaces/other/pods/foo", "get", "", "v1", "other", "pods", "", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods", "list", "", "v1", "other", "pods", "", ""],
+        ["HEAD", "/api/v1/namespaces/other/pods/foo", "get", "", "v1", "other", "pods", "", "foo"],
+        ["GET", "/api/v1/pods", "list", "", "v1", "", "pods", "", ""],
+        ["HEAD", "/api/v1/pods", "list", "", "v1", "", "pods", "", ""],
+        ["GET", "/api/v1/namespaces/other/pods/foo", "get", "", "v1", "other", "pods", "", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods?watch=true", "watch", "", "v1", "other", "pods", "", ""],
+        ["GET", "/api/v1/namespaces/other/pods?watch=1", "watch", "", "v1", "other", "pods", "", ""],
+        ["GET", "/api/v1/namespaces/other/pods?watch=false", "list", "", "v1", "other", "pods", "", ""],
+        ["GET", "/api/v1/namespaces/other/pods?watch=0", "list", "", "v1", "other", "pods", "", ""],
+        ["GET", "/api/v1/watch/pods", "watch", "", "v1", "", "pods", "", ""],
+        ["GET", "/api/v1/watch/namespaces/other/pods", "watch", "", "v1", "other", "pods", "", ""],
+        ["GET", "/api/v1/namespaces/other/pods?fieldSelector=metadata.name%3Dfoo", "list", "", "v1", "other", "pods", "", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods?watch=true&fieldSelector=metadata.name%3Dfoo", "watch", "", "v1", "other", "pods", "", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods?fieldSelector=metadata.name%3Dfoo%2Cspec.nodeName%3Dn", "list", "", "v1", "other", "pods", "", ""],
+        ["POST", "/api/v1/namespaces/other/pods", "create", "", "v1", "other", "pods", "", ""],
+        ["PUT", "/api/v1/namespaces/other/pods/foo", "update", "", "v1", "other", "pods", "", "foo"],
+        ["PATCH", "/api/v1/namespaces/other/pods/foo", "patch", "", "v1", "other", "pods", "", "foo"],
+        ["DELETE", "/api/v1/namespaces/other/pods/foo", "delete", "", "v1", "other", "pods", "", "foo"],
+        ["DELETE", "/api/v1/namespaces/other/pods", "deletecollection", "", "v1", "other", "pods", "", ""],
+        ["PUT", "/api/v1/namespaces/other/pods/foo/status", "update", "", "v1", "other", "pods", "status", "foo"],
+        ["POST", "/api/v1/namespaces/other/pods/foo/binding", "create", "", "v1", "other", "pods", "binding", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods/foo/log", "get", "", "v1", "other", "pods", "log", "foo"],
+        ["POST", "/api/v1/namespaces/other/pods/foo/exec", "create", "", "v1", "other", "pods", "exec", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods/foo/exec", "get", "", "v1", "other", "pods", "exec", "foo"],
+        ["GET", "/api/v1/proxy/namespaces/other/pods/foo", "proxy", "", "v1", "other", "pods", "", "foo"],
+        ["GET", "/api/v1/namespaces/other/pods/foo/proxy/a/b", "get", "", "v1", "other", "pods", "proxy", "foo"],
+        ["PUT", "/api/v1/namespaces/other/finalize", "update", "", "v1", "other", "namespaces", "finalize", "other"],
+        ["PUT", "/api/v1/namespaces/other/status", "update", "", "v1", "other", "namespaces", "status", "other"],
+        ["DELETE", "/api/v1/namespaces/other", "delete", "", "v1", "other", "namespaces", "", "other"],
+        ["GET", "/api/v1/nodes/n1", "get", "", "v1", "", "nodes", "", "n1"],
+        ["PATCH", "/api/v1/nodes/n1/status", "patch", "", "v1", "", "nodes", "status", "n1"],
+        ["POST", "/api/v1/namespaces/ci/serviceaccounts/jenkins/token", "create", "", "v1", "ci", "serviceaccounts", "token", "jenkins"],
+        ["GET", "/apis/apps/v1/namespaces/default/deployments", "list", "apps", "v1", "default", "deployments", "", ""],
+        ["GET", "/apis/apps/v1/deployments", "list", "apps", "v1", "", "deployments", "", ""],
+        ["PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale", "update", "apps", "v1", "default", "deployments", "scale", "web"],
+        ["GET", "/apis/apps/v1/watch/namespaces/default/replicasets", "watch", "apps", "v1", "default", "replicasets", "", ""],
+        ["POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "create", "rbac.authorization.k8s.io", "v1", "", "clusterrolebindings", "", ""],
+        ["GET", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/alice", "get", "rbac.authorization.k8s.io", "v1", "team", "rolebindings", "", "alice"],
+        ["POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "create", "authorization.k8s.io", "v1", "", "selfsubjectaccessreviews", "", ""],
+        ["GET", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1", "get", "coordination.k8s.io", "v1", "kube-node-lease", "leases", "", "n1"],
+        ["DELETE", "/apis/apps/v1/namespaces/default/deployments", "deletecollection", "apps", "v1", "default", "deployments", "", ""],
+        ["GET", "/api/v1/namespaces/team/configmaps/a%20b", "get", "", "v1", "team", "configmaps", "", "a b"],
+        ["GET", "/api/v1/namespaces", "list", "", "v1", "", "namespaces", "", ""],
+        ["GET", "/api/v1/namespaces/", "list", "", "v1", "", "namespaces", "", ""],
     ];
 
     #[test]
     fn resource_requests_are_parsed_like_kube_apiserver() {
-        for c in RESOURCE_CASES {
-            let (path, query) = c.url.split_once('?').map_or((c.url, None), |(p, q)| (p, Some(q)));
-            let info = RequestInfo::parse(c.method, path, query)
-                .unwrap_or_else(|e| panic!("{} {}: {e}", c.method, c.url));
-            assert!(info.is_resource_request, "{} {}", c.method, c.url);
+        for [method, url, verb, group, version, namespace, resource, subresource, name] in
+            RESOURCE_CASES
+        {
+            let (path, query) = url
+                .split_once('?')
+                .map_or((*url, None), |(p, q)| (p, Some(q)));
+            let info = RequestInfo::parse(method, path, query)
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            assert!(info.is_resource_request, "{method} {url}");
             assert_eq!(
-                (
+                [
                     info.verb.as_str(),
                     info.api_group.as_str(),
                     info.api_version.as_str(),
@@ -351,11 +330,17 @@ mod tests {
                     info.resource.as_str(),
                     info.subresource.as_str(),
                     info.name.as_str()
-                ),
-                (c.verb, c.group, c.version, c.namespace, c.resource, c.subresource, c.name),
-                "{} {}",
-                c.method,
-                c.url
+                ],
+                [
+                    *verb,
+                    *group,
+                    *version,
+                    *namespace,
+                    *resource,
+                    *subresource,
+                    *name
+                ],
+                "{method} {url}"
             );
         }
     }

@@ -167,7 +167,11 @@ impl Status {
     }
 
     /// 403 as `apierrors.NewForbidden(resource, name, cause)`.
-    pub fn forbidden_resource(resource: Option<GroupResource<'_>>, name: &str, cause: &str) -> Self {
+    pub fn forbidden_resource(
+        resource: Option<GroupResource<'_>>,
+        name: &str,
+        cause: &str,
+    ) -> Self {
         match resource {
             None => Self::failure(403, "Forbidden", format!("forbidden: {cause}"))
                 .with_details(StatusDetails::default()),
@@ -177,7 +181,8 @@ impl Status {
                 } else {
                     format!("{gr} {name:?} is forbidden: {cause}")
                 };
-                Self::failure(403, "Forbidden", message).with_details(Self::resource_details(gr, name))
+                Self::failure(403, "Forbidden", message)
+                    .with_details(Self::resource_details(gr, name))
             }
         }
     }
@@ -190,14 +195,22 @@ impl Status {
 
     /// 404 for a path that serves nothing.
     pub fn path_not_found() -> Self {
-        Self::failure(404, "NotFound", "the server could not find the requested resource")
-            .with_details(StatusDetails::default())
+        Self::failure(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(StatusDetails::default())
     }
 
     /// 409 on create of an existing name: `pods "x" already exists`.
     pub fn already_exists(resource: GroupResource<'_>, name: &str) -> Self {
-        Self::failure(409, "AlreadyExists", format!("{resource} {name:?} already exists"))
-            .with_details(Self::resource_details(resource, name))
+        Self::failure(
+            409,
+            "AlreadyExists",
+            format!("{resource} {name:?} already exists"),
+        )
+        .with_details(Self::resource_details(resource, name))
     }
 
     /// 409 on a stale resourceVersion.
@@ -241,15 +254,18 @@ impl Status {
         } else {
             format!("{kind}.{group}")
         };
-        Self::failure(422, "Invalid", format!("{qualified} {name:?} is invalid{summary}")).with_details(
-            StatusDetails {
-                name: name.to_owned(),
-                group: group.to_owned(),
-                kind: kind.to_owned(),
-                causes,
-                ..StatusDetails::default()
-            },
+        Self::failure(
+            422,
+            "Invalid",
+            format!("{qualified} {name:?} is invalid{summary}"),
         )
+        .with_details(StatusDetails {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            causes,
+            ..StatusDetails::default()
+        })
     }
 
     /// 400 with a message.
@@ -262,7 +278,10 @@ impl Status {
         Self::failure(
             405,
             "MethodNotAllowed",
-            format!("{verb} is not supported on resources of kind {resource:?}", resource = resource.to_string()),
+            format!(
+                "{verb} is not supported on resources of kind {resource:?}",
+                resource = resource.to_string()
+            ),
         )
         .with_details(Self::resource_details(resource, ""))
     }
@@ -274,7 +293,11 @@ impl Status {
 
     /// 413.
     pub fn request_entity_too_large(message: impl Into<String>) -> Self {
-        Self::failure(413, "RequestEntityTooLarge", format!("Request entity too large: {}", message.into()))
+        Self::failure(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: {}", message.into()),
+        )
     }
 
     /// 415.
@@ -288,22 +311,33 @@ impl Status {
 
     /// 429 with Retry-After.
     pub fn too_many_requests(retry_after_seconds: u32) -> Self {
-        Self::failure(429, "TooManyRequests", "Too many requests, please try again later.").with_details(
-            StatusDetails {
-                retry_after_seconds,
-                ..StatusDetails::default()
-            },
+        Self::failure(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
         )
+        .with_details(StatusDetails {
+            retry_after_seconds,
+            ..StatusDetails::default()
+        })
     }
 
     /// 500. The cause given here goes to the client: pass a short, safe description and log the rest.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::failure(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::failure(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     /// 502: the upstream answered with something that is not HTTP, or failed mid-answer.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::failure(502, "InternalError", format!("upstream error: {}", message.into()))
+        Self::failure(
+            502,
+            "InternalError",
+            format!("upstream error: {}", message.into()),
+        )
     }
 
     /// 503.
@@ -337,7 +371,8 @@ mod tests {
             s.message,
             r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "team""#
         );
-        let mut attrs = Attributes::resource(UserInfo::new("bob"), "get", "apps", "deployments", "");
+        let mut attrs =
+            Attributes::resource(UserInfo::new("bob"), "get", "apps", "deployments", "");
         attrs.name = "web".into();
         attrs.subresource = "scale".into();
         let s = Status::forbidden(&attrs, "no rule allows it");
@@ -377,7 +412,10 @@ mod tests {
                 field: "spec.containers".into(),
             }],
         );
-        assert_eq!(s.message, r#"Pod "p" is invalid: spec.containers: Required value"#);
+        assert_eq!(
+            s.message,
+            r#"Pod "p" is invalid: spec.containers: Required value"#
+        );
         assert_eq!(s.code, 422);
     }
 }

@@ -22,6 +22,12 @@ pub enum GatewayError {
     /// Headers or body over the configured limit (431 / 413).
     #[error("request too large: {0}")]
     TooLarge(String),
+    /// The request line and headers together are over the configured limit (431).
+    #[error("request headers of {size} bytes exceed the limit of {limit} bytes")]
+    HeadersTooLarge { size: usize, limit: usize },
+    /// The body is over the configured limit, by its Content-Length or as it streamed (413).
+    #[error("the request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
     /// A malformed request the client can fix (400).
     #[error("bad request: {0}")]
     BadRequest(String),

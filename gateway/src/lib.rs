@@ -1,2 +1,20 @@
 //! kgate-gateway: the `kgate` binary's library: CLI, config, PKI, the TLS listener, the request
 //! pipeline (`chain::build`) and the upstream proxy.
+
+pub mod chain;
+pub mod cli;
+pub mod error;
+pub mod front_proxy_guard;
+pub mod kubeconfig;
+pub mod layers;
+pub mod peer;
+pub mod pki;
+pub mod proxy;
+pub mod rbac_sync;
+pub mod readiness;
+pub mod serve;
+pub mod tls;
+pub mod up;
+pub mod upstream;
+pub mod wiring;
+pub mod x509;

@@ -1,1 +1,100 @@
-fn main() {}
+//! The `kgate` binary: parses the command line, starts the chosen part, and waits for Ctrl-C or
+//! SIGTERM. CLI glue only; everything it runs lives in the library.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use kgate_gateway::cli::{Cli, Command};
+use kgate_gateway::up::{self, Running};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .with_context(|| format!("invalid --log filter {:?}", cli.log))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli.command {
+        Command::Up(options) => {
+            let config = options.validate()?;
+            let running = up::start_up(config)
+                .await
+                .context("kgate up failed to start")?;
+            announce(&running);
+            run_until_signal(running).await
+        }
+        Command::Gateway(options) => {
+            let config = options.validate()?;
+            let running = up::start_gateway(config)
+                .await
+                .context("kgate gateway failed to start")?;
+            announce(&running);
+            run_until_signal(running).await
+        }
+        Command::Controlplane(options) => {
+            let config = options.validate()?;
+            let running = up::start_controlplane(config)
+                .await
+                .context("kgate controlplane failed to start")?;
+            println!(
+                "kgate control plane is ready on https://{}",
+                running.local_addr()
+            );
+            run_until_signal(running).await
+        }
+        Command::Kubeconfig(options) => {
+            let config = options.validate()?;
+            let text = up::issue_kubeconfig(&config).context("cannot issue the kubeconfig")?;
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// Prints where the kubeconfig is and, once every readiness check passed, the ready line that
+/// scripts and tests wait for.
+fn announce(running: &Running) {
+    if let Some(path) = running.kubeconfig_path() {
+        println!("kubeconfig: {}", path.display());
+        println!("try: kubectl --kubeconfig {} get nodes", path.display());
+    }
+}
+
+async fn run_until_signal(running: Running) -> anyhow::Result<()> {
+    let addr = running.local_addr();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    tokio::select! {
+        ready = running.wait_ready(Duration::from_secs(600)) => {
+            if ready {
+                println!("kgate is ready on https://{addr}");
+            } else {
+                tracing::warn!(missing = ?running.readiness().missing(), "not ready after 10 minutes");
+            }
+        }
+        result = &mut signal => {
+            result?;
+            running.shutdown().await;
+            return Ok(());
+        }
+    }
+    signal.await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The request pipeline, built in one function in request order, as k8s.io/apiserver's
+//! `DefaultBuildHandlerChain`: read [`build`] top to bottom to follow a request from the TLS
+//! listener to the upstream. Each stage is a tower layer in [`crate::layers`]; the TLS stage
+//! (server certificate, client certificates handed on as [`crate::peer::PeerCertificates`]) is
+//! the listener's, before this chain.
+//!
+//! Threat model: the order is the security. Nothing reads the path before request info has
+//! refused non-canonical ones; nothing but the health probes runs before authentication; the
+//! handler runs only with an [`kgate_core::authz::Authorized`] proof, which only the
+//! authorization stage makes, after impersonation has settled who the user is.
+
+use crate::error::GatewayError;
+use crate::layers::authentication::AuthenticationLayer;
+use crate::layers::authorization::AuthorizationLayer;
+use crate::layers::health::HealthLayer;
+use crate::layers::impersonation::ImpersonationLayer;
+use crate::layers::limits::LimitsLayer;
+use crate::layers::request_info::RequestInfoLayer;
+use crate::layers::rescue::RescueLayer;
+use crate::layers::trace::TraceLayer;
+use crate::readiness::Readiness;
+use axum::body::Body;
+use http::{Request, Response};
+use kgate_core::authn::AuthenticatorUnion;
+use kgate_core::authz::AuthorizerChain;
+use std::convert::Infallible;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
+
+/// What the pipeline is built from.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// Who is calling: x509, tokens, and anonymous where enabled.
+    pub authenticator: AuthenticatorUnion,
+    /// What they may do; also decides `impersonate` checks.
+    pub authorizer: AuthorizerChain,
+    /// The largest request body, by Content-Length or as streamed (413 over it).
+    pub max_body_bytes: u64,
+    /// The largest request line plus headers (431 over it).
+    pub max_header_bytes: usize,
+    /// What `/readyz` reports.
+    pub readiness: Readiness,
+}
+
+/// The whole pipeline as one service for the listener: it never fails, every error is already a
+/// `metav1.Status` response.
+pub type GatewayService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// Builds the pipeline around `handler`, which sees only authorized requests.
+pub fn build<H>(config: ChainConfig, handler: H) -> GatewayService
+where
+    H: tower::Service<Request<Body>, Response = Response<Body>, Error = GatewayError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Future: Send + 'static,
+{
+    let ChainConfig {
+        authenticator,
+        authorizer,
+        max_body_bytes,
+        max_header_bytes,
+        readiness,
+    } = config;
+    let service = ServiceBuilder::new()
+        // 0. Trace: the request span (verb, resource, namespace, user.name are filled in by
+        //    the stages below) and one log line with the final status. It only observes, so it
+        //    may sit outside rescue and see the code of every response, refusals included.
+        .layer(TraceLayer::new())
+        // 1. Rescue: every GatewayError below becomes a metav1.Status in this one place:
+        //    client problems 4xx, upstream failures 502/503/504, our own bugs 500.
+        .layer(RescueLayer::new())
+        // 2. Request info: method + raw path → RequestInfo in the extensions; `..`, `//`,
+        //    `%2F` are 400 before any other stage reads the path.
+        .layer(RequestInfoLayer::new())
+        // 3. Limits: headers over max_header_bytes 431; a body over max_body_bytes 413,
+        //    by Content-Length at once or as it streams. Before authentication, so an
+        //    unauthenticated client cannot make us read more than the limit.
+        .layer(LimitsLayer::new(max_header_bytes, max_body_bytes))
+        // 4. Health: /healthz, /livez, /readyz answer without credentials, as kube's
+        //    system:public-info-viewer lets anyone read them.
+        .layer(HealthLayer::new(readiness))
+        // 5. Authentication: client certificate and bearer token → Authenticated, or 401.
+        //    Removes Authorization, X-Remote-* and X-Forwarded-*.
+        .layer(AuthenticationLayer::new(authenticator))
+        // (Audit goes here, outside impersonation, when it lands: an event then holds both
+        //  the real and the impersonated user.)
+        // 6. Impersonation: each Impersonate-* checked with the `impersonate` verb (403 on
+        //    refusal), the proof's user replaced, the headers removed.
+        .layer(ImpersonationLayer::new(authorizer.clone()))
+        // (Flow control goes here when it lands: 429 with Retry-After over the bound.)
+        // 7. Authorization: Authenticated + RequestInfo → Authorized, or 403 in kube's words.
+        .layer(AuthorizationLayer::new(authorizer))
+        // 8. The handler: the upstream proxy, which demands the Authorized proof.
+        .service(handler);
+    BoxCloneSyncService::new(service)
+}
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

@@ -1,0 +1,297 @@
+//! What each subcommand runs. `up` = PKI + embedded control plane + pipeline + proxy over the
+//! in-process router; `gateway` = the same pipeline with an HTTPS upstream; `controlplane` = the
+//! control plane alone behind mutual TLS and the [`FrontProxyGuard`]; `kubeconfig` = one client
+//! certificate from the CA.
+//!
+//! Each `start_*` returns a [`Running`] once the listener is bound (readiness may follow later:
+//! the RBAC sync must finish first); [`Running::shutdown`] stops accepting, drains, then stops
+//! the background tasks and closes the store.
+
+use crate::cli::{ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig};
+use crate::front_proxy_guard::FrontProxyGuard;
+use crate::kubeconfig::{Kubeconfig, KubeconfigError};
+use crate::pki::{CertificateAuthority, Pki, PkiError, Validity, ADMIN_USER};
+use crate::proxy::{Proxy, Upstream};
+use crate::readiness::Readiness;
+use crate::serve::{serve, ServeOptions};
+use crate::tls::TlsError;
+use crate::upstream::RemoteUpstream;
+use crate::wiring::{self, PipelineLimits, WiringError};
+use std::any::Any;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Why kgate could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The PKI could not be loaded or created.
+    #[error("PKI")]
+    Pki(#[from] PkiError),
+    /// The kubeconfig could not be written.
+    #[error("kubeconfig")]
+    Kubeconfig(#[from] KubeconfigError),
+    /// A TLS configuration could not be built.
+    #[error("TLS")]
+    Tls(#[from] TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A part of the pipeline or control plane could not be built.
+    #[error("startup")]
+    Wiring(#[from] WiringError),
+}
+
+/// A started kgate process part.
+pub struct Running {
+    addr: SocketAddr,
+    kubeconfig: Option<PathBuf>,
+    readiness: Readiness,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    keep_alive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin kubeconfig written for this address, if this mode writes one.
+    pub fn kubeconfig_path(&self) -> Option<&Path> {
+        self.kubeconfig.as_deref()
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Waits until every readiness check passed; false after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.readiness.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Stops accepting, lets open requests finish briefly, stops background tasks, and closes
+    /// the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        if let Err(error) = self.server.await {
+            tracing::error!(%error, "the listener task failed");
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        for task in self.background {
+            let _ = task.await;
+        }
+        // Last: the API server and the store it holds.
+        drop(self.keep_alive);
+    }
+}
+
+/// `kgate up`.
+pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
+    let settings = config.gateway;
+    let pki = Pki::load_or_create(&settings.data_dir)?;
+    let control_plane = wiring::open_control_plane(&settings.data_dir).await?;
+    let upstream = Upstream::InProcess(control_plane.router);
+    start_gateway_part(settings, pki, upstream, Some(control_plane.keep_alive)).await
+}
+
+/// `kgate gateway`.
+pub async fn start_gateway(config: GatewayConfig) -> Result<Running, RunError> {
+    let settings = config.gateway;
+    let pki = Pki::load_or_create(&settings.data_dir)?;
+    let tls = crate::tls::client_config(pki.ca.cert_der(), &pki.front_proxy)?;
+    let upstream = Upstream::Remote(Box::new(RemoteUpstream::new(&config.upstream, tls)));
+    start_gateway_part(settings, pki, upstream, None).await
+}
+
+async fn start_gateway_part(
+    settings: GatewaySettings,
+    pki: Pki,
+    upstream: Upstream,
+    keep_alive: Option<Box<dyn Any + Send + Sync>>,
+) -> Result<Running, RunError> {
+    let readiness = Readiness::default();
+    let authenticator = wiring::authenticator(pki.ca.cert_der(), settings.anonymous_auth)?;
+    let (authorizer, rbac_sink) = wiring::authorizer()?;
+    let limits = PipelineLimits {
+        max_body_bytes: settings.max_request_bytes,
+        max_header_bytes: settings.max_header_bytes,
+    };
+    let service = wiring::pipeline(
+        authenticator,
+        authorizer,
+        limits,
+        readiness.clone(),
+        Proxy::new(upstream.clone()),
+    )?;
+    let tls = crate::tls::gateway_server_config(&pki.serving)?;
+    let listener = bind(settings.listen).await?;
+    let addr = local_addr(&listener, settings.listen)?;
+
+    let kubeconfig_path = settings.data_dir.join("admin.kubeconfig");
+    let admin = Kubeconfig::new(
+        &server_url(addr),
+        pki.ca.cert_pem(),
+        ADMIN_USER,
+        pki.admin.clone(),
+    );
+    admin.write_private(&kubeconfig_path)?;
+
+    // Registered before serving, so /readyz is 503 until the first full sync.
+    let background = crate::rbac_sync::spawn(upstream, rbac_sink, readiness.clone());
+    let (shutdown, server) = spawn_server(
+        listener,
+        tls,
+        service,
+        ServeOptions::new(settings.max_header_bytes),
+    );
+    tracing::info!(%addr, "gateway listening");
+    Ok(Running {
+        addr,
+        kubeconfig: Some(kubeconfig_path),
+        readiness,
+        shutdown,
+        server,
+        background,
+        keep_alive,
+    })
+}
+
+/// `kgate controlplane`.
+pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, RunError> {
+    let pki = Pki::load_or_create(&config.data_dir)?;
+    let control_plane = wiring::open_control_plane(&config.data_dir).await?;
+    let tls = crate::tls::controlplane_server_config(&pki.serving, pki.ca.cert_der())?;
+    let listener = bind(config.listen).await?;
+    let addr = local_addr(&listener, config.listen)?;
+    let service = FrontProxyGuard::new(control_plane.router);
+    // The guard answers the health endpoints itself; serving is being ready.
+    let (shutdown, server) = spawn_server(listener, tls, service, ServeOptions::new(64 * 1024));
+    tracing::info!(%addr, "control plane listening");
+    Ok(Running {
+        addr,
+        kubeconfig: None,
+        readiness: Readiness::default(),
+        shutdown,
+        server,
+        background: Vec::new(),
+        keep_alive: Some(control_plane.keep_alive),
+    })
+}
+
+/// `kgate kubeconfig`: the kubeconfig text for a new client certificate.
+pub fn issue_kubeconfig(config: &KubeconfigConfig) -> Result<String, RunError> {
+    let ca = CertificateAuthority::load(&Pki::dir_of(&config.data_dir))?;
+    let client = ca.issue_client_cert(
+        &config.user,
+        &config.groups,
+        Validity::from_now(config.lifetime),
+    )?;
+    let server = config.server.to_string();
+    let kubeconfig = Kubeconfig::new(
+        server.trim_end_matches('/'),
+        ca.cert_pem(),
+        &config.user,
+        client,
+    );
+    Ok(kubeconfig.to_yaml()?)
+}
+
+fn spawn_server<S>(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    service: S,
+    options: ServeOptions,
+) -> (oneshot::Sender<()>, JoinHandle<()>)
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, tls, service, options, async move {
+        // A dropped sender also means shut down.
+        let _ = signal.await;
+    }));
+    (shutdown, server)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, requested: SocketAddr) -> Result<SocketAddr, RunError> {
+    listener.local_addr().map_err(|source| RunError::Bind {
+        addr: requested,
+        source,
+    })
+}
+
+/// The URL clients on this machine use: a wildcard address is reached over loopback (which the
+/// serving certificate names).
+fn server_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("https://{}", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_listen_addresses_become_loopback_urls() {
+        assert_eq!(
+            server_url("0.0.0.0:6443".parse().expect("addr")),
+            "https://127.0.0.1:6443"
+        );
+        assert_eq!(
+            server_url("[::]:6443".parse().expect("addr")),
+            "https://[::1]:6443"
+        );
+        assert_eq!(
+            server_url("10.0.0.1:1".parse().expect("addr")),
+            "https://10.0.0.1:1"
+        );
+    }
+}
