@@ -1,4 +1,5 @@
 //! kgate-controlplane: a compact Kubernetes-compatible API server over a [`store::Store`].
 
 pub mod resources;
+pub mod schema;
 pub mod store;
