@@ -10,6 +10,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use thiserror::Error;
 
+#[cfg(test)]
+pub mod conformance;
 pub mod redb;
 
 /// A store revision: increases by one with every write, across all keys.
