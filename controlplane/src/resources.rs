@@ -57,7 +57,9 @@ pub const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 /// Namespaces cannot be deleted as a collection.
-const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 
 // A positional constructor keeps the table below one row per resource, readable as a table.
 #[allow(clippy::too_many_arguments)]

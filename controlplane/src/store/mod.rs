@@ -133,7 +133,12 @@ pub trait Store: Send + Sync + 'static {
     /// Creates `key`; fails with `AlreadyExists` if present. Durable when it returns.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError>;
     /// Replaces `key` if its mod revision is `expected`. Durable when it returns.
-    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<KeyValue, StoreError>;
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<KeyValue, StoreError>;
     /// Deletes `key`, if `expected` is given only at that mod revision. Returns the deleted value
     /// with `mod_revision` set to the deletion's revision. Durable when it returns.
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError>;

@@ -1,0 +1,408 @@
+//! Bytes in and out of the API server: stored values to API objects and back, request bodies to
+//! JSON, and the `Accept` negotiation that picks plain JSON or a server-side `meta.k8s.io` Table.
+//!
+//! Stored values are JSON without `metadata.resourceVersion`: the resourceVersion is the store's
+//! mod revision, set here on the way out and removed on the way in, as kube-apiserver's etcd3
+//! storage does. Every failure is a [`Status`] with kube-apiserver's reason and wording.
+
+// `Status` is the error type of the HTTP edge by contract (the handlers send it as the body);
+// boxing it here would only move the allocation into every caller.
+#![allow(clippy::result_large_err)]
+
+use axum::body::Body;
+use http::{header, HeaderValue, Response, StatusCode};
+use kgate_core::request_info::QueryParams;
+use kgate_core::Status;
+use serde_json::{Map, Value};
+
+use crate::schema::IncludeObject;
+use crate::store::KeyValue;
+
+/// The media type of every response body this server writes.
+pub const JSON: &str = "application/json";
+
+/// The API object stored at `kv`, with `metadata.resourceVersion` set to its mod revision.
+///
+/// A value that is not a JSON object is damage in the store, not the caller's fault: it is a 500
+/// whose message names neither the key nor the data (both go to the log, the key only).
+pub fn decode_object(kv: &KeyValue) -> Result<Value, Status> {
+    let mut obj: Value = match serde_json::from_slice(&kv.value) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) | Err(_) => {
+            tracing::error!(key = %kv.key, revision = kv.mod_revision, "stored object is not a JSON object");
+            return Err(Status::internal("the stored object could not be decoded"));
+        }
+    };
+    set_resource_version(&mut obj, kv.mod_revision);
+    Ok(obj)
+}
+
+/// Sets `metadata.resourceVersion` of an object (creating `metadata` if needed) to `revision`.
+pub fn set_resource_version(obj: &mut Value, revision: i64) {
+    if let Value::Object(map) = obj {
+        let meta = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !meta.is_object() {
+            *meta = Value::Object(Map::new());
+        }
+        if let Value::Object(meta) = meta {
+            meta.insert(
+                "resourceVersion".to_owned(),
+                Value::String(revision.to_string()),
+            );
+        }
+    }
+}
+
+/// The bytes to store for `obj`: its JSON without `metadata.resourceVersion`, which the store
+/// keeps as the mod revision instead (a stored copy would go stale on the next write).
+pub fn encode_object(obj: &Value) -> Result<Vec<u8>, Status> {
+    let mut stored = obj.clone();
+    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    serde_json::to_vec(&stored).map_err(|e| {
+        tracing::error!(error = %e, "object could not be encoded");
+        Status::internal("the object could not be encoded")
+    })
+}
+
+/// The media type without parameters, lower-cased: `application/json; charset=utf-8` ->
+/// `application/json`.
+fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A request body as JSON, by its `Content-Type`.
+///
+/// Objects come as `application/json` or `application/yaml` (no Content-Type means JSON, as
+/// kube-apiserver takes the first supported type). The patch types are parsed too, so a patch
+/// handler gets a `Value`; which patch semantics to apply is the caller's concern. JSON and YAML
+/// objects must be objects; a JSON patch is an array.
+pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Status> {
+    let media = content_type.map(essence).unwrap_or_default();
+    let yaml = match media.as_str() {
+        ""
+        | "application/json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => false,
+        "application/yaml" | "application/apply-patch+yaml" => true,
+        _ => {
+            return Err(Status::unsupported_media_type(
+                content_type.unwrap_or_default(),
+            ))
+        }
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        // kube's decoder finds no kind in an empty document and says so in these words.
+        return Err(Status::bad_request("Object 'Kind' is missing in ''"));
+    }
+    let value: Value = if yaml {
+        serde_yaml::from_slice(body).map_err(|e| {
+            Status::bad_request(format!(
+                "couldn't get version/kind; yaml parse error: {}",
+                first_line(&e.to_string())
+            ))
+        })?
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            Status::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })?
+    };
+    let want_array = media == "application/json-patch+json";
+    match (&value, want_array) {
+        (Value::Object(_), false) | (Value::Array(_), true) => Ok(value),
+        (_, false) => Err(Status::bad_request(format!(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
+            go_type_name(&value)
+        ))),
+        (_, true) => Err(Status::bad_request(format!(
+            "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
+            go_type_name(&value)
+        ))),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// How Go's encoding/json names a JSON value's type in its errors.
+fn go_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// What a read answers with, from the `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Negotiated {
+    /// The object or list itself.
+    Json,
+    /// A `meta.k8s.io/v1` Table, each row carrying the object as asked by `includeObject`.
+    Table(IncludeObject),
+}
+
+/// One media range of an `Accept` header.
+struct MediaRange<'a> {
+    essence: String,
+    params: Vec<(String, &'a str)>,
+}
+
+impl<'a> MediaRange<'a> {
+    fn parse(clause: &'a str) -> Self {
+        let mut parts = clause.split(';');
+        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let params = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"')))
+            .collect();
+        Self { essence, params }
+    }
+
+    fn param(&self, name: &str) -> Option<&'a str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    fn json_compatible(&self) -> bool {
+        matches!(
+            self.essence.as_str(),
+            "application/json" | "application/*" | "*/*"
+        )
+    }
+}
+
+/// Picks the response form as kube-apiserver does: the first acceptable media range in the
+/// header's order wins (kube ignores `q`). `as=Table;g=meta.k8s.io;v=v1|v1beta1` asks for a
+/// Table; a plain JSON range, `*/*` or no header asks for the object; any other `as=` (such as
+/// `PartialObjectMetadata`, which this server does not serve) is skipped so that the next range
+/// can match. Nothing acceptable (say protobuf alone) is 406.
+pub fn negotiate(accept: Option<&str>, query: &QueryParams) -> Result<Negotiated, Status> {
+    let accept = accept.map(str::trim).unwrap_or("");
+    if accept.is_empty() {
+        return Ok(Negotiated::Json);
+    }
+    for clause in accept.split(',') {
+        let range = MediaRange::parse(clause);
+        if !range.json_compatible() {
+            continue;
+        }
+        match range.param("as") {
+            None => return Ok(Negotiated::Json),
+            Some("Table")
+                if range.param("g") == Some("meta.k8s.io")
+                    && matches!(range.param("v"), Some("v1" | "v1beta1")) =>
+            {
+                return Ok(Negotiated::Table(include_object(query)?));
+            }
+            Some(_) => continue,
+        }
+    }
+    Err(Status::failure(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io",
+    ))
+}
+
+/// The `includeObject` query parameter of a Table request; kube's default is `Metadata`.
+fn include_object(query: &QueryParams) -> Result<IncludeObject, Status> {
+    match query.get("includeObject") {
+        None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
+        Some("None") => Ok(IncludeObject::None),
+        Some("Object") => Ok(IncludeObject::Object),
+        Some(other) => Err(Status::bad_request(format!(
+            "includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""
+        ))),
+    }
+}
+
+/// A JSON response.
+pub fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
+    // Serializing a Value cannot fail (its map keys are strings).
+    let bytes = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    bytes_response(code, bytes)
+}
+
+/// A `metav1.Status` response, with the HTTP status taken from its `code`.
+pub fn status_response(s: &Status) -> Response<Body> {
+    let code = StatusCode::from_u16(s.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    bytes_response(code, s.to_json())
+}
+
+fn bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn kv(value: &[u8], rev: i64) -> KeyValue {
+        KeyValue {
+            key: "/registry/pods/default/p".into(),
+            value: value.to_vec(),
+            create_revision: 1,
+            mod_revision: rev,
+        }
+    }
+
+    #[test]
+    fn decode_sets_resource_version_and_encode_removes_it() {
+        let obj =
+            decode_object(&kv(br#"{"kind":"Pod","metadata":{"name":"p"}}"#, 42)).expect("decodes");
+        assert_eq!(obj["metadata"]["resourceVersion"], "42");
+        let stored = encode_object(&obj).expect("encodes");
+        let back: Value = serde_json::from_slice(&stored).expect("json");
+        assert_eq!(back, json!({"kind":"Pod","metadata":{"name":"p"}}));
+        let bare = decode_object(&kv(br#"{"kind":"Pod"}"#, 7)).expect("decodes");
+        assert_eq!(bare["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn corrupt_values_are_500_without_the_data() {
+        for bad in [&b"{secret-data"[..], b"[1,2]", b"\"s3cr3t\""] {
+            let err = decode_object(&kv(bad, 3)).expect_err("corrupt");
+            assert_eq!(err.code, 500);
+            assert_eq!(err.reason, "InternalError");
+            assert!(!err.message.contains("secret") && !err.message.contains("s3cr3t"));
+        }
+    }
+
+    #[test]
+    fn bodies_by_content_type() {
+        let obj = json!({"kind": "ConfigMap", "data": {"a": "1"}});
+        let body = serde_json::to_vec(&obj).expect("json");
+        assert_eq!(parse_body(None, &body).expect("json"), obj);
+        assert_eq!(
+            parse_body(Some("application/json; charset=utf-8"), &body).expect("json"),
+            obj
+        );
+        let yaml = b"kind: ConfigMap\ndata:\n  a: \"1\"\n";
+        assert_eq!(
+            parse_body(Some("application/yaml"), yaml).expect("yaml"),
+            obj
+        );
+        let patch = br#"[{"op":"add","path":"/a","value":1}]"#;
+        assert!(parse_body(Some("application/json-patch+json"), patch)
+            .expect("patch")
+            .is_array());
+        assert!(parse_body(Some("application/merge-patch+json"), &body).is_ok());
+    }
+
+    #[test]
+    fn bad_bodies_are_400_and_unknown_types_415() {
+        let cases: &[(Option<&str>, &[u8], u16, &str)] = &[
+            (None, b"", 400, "Object 'Kind' is missing in ''"),
+            (None, b"  \n", 400, "Object 'Kind' is missing"),
+            (
+                None,
+                b"{not json",
+                400,
+                "couldn't get version/kind; json parse error",
+            ),
+            (None, b"[1]", 400, "cannot unmarshal array"),
+            (Some("application/yaml"), b"a: [", 400, "yaml parse error"),
+            (
+                Some("application/json-patch+json"),
+                b"{}",
+                400,
+                "jsonpatch.Patch",
+            ),
+            (Some("text/plain"), b"{}", 415, "got \"text/plain\""),
+            (
+                Some("application/vnd.kubernetes.protobuf"),
+                b"k8s",
+                415,
+                "unknown format",
+            ),
+        ];
+        for (ct, body, code, text) in cases {
+            let err = parse_body(*ct, body).expect_err("rejected");
+            assert_eq!(err.code, *code, "{ct:?} {body:?}");
+            assert!(err.message.contains(text), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn negotiation_follows_kube() {
+        let q = QueryParams::parse("");
+        let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        let cases: &[(Option<&str>, Result<Negotiated, u16>)] = &[
+            (None, Ok(Negotiated::Json)),
+            (Some(""), Ok(Negotiated::Json)),
+            (Some("*/*"), Ok(Negotiated::Json)),
+            (Some("application/json"), Ok(Negotiated::Json)),
+            (Some("application/json, */*"), Ok(Negotiated::Json)),
+            (Some("application/vnd.kubernetes.protobuf, */*"), Ok(Negotiated::Json)),
+            (Some(kubectl_get), Ok(Negotiated::Table(IncludeObject::Metadata))),
+            (
+                Some("application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
+                Ok(Negotiated::Table(IncludeObject::Metadata)),
+            ),
+            (
+                Some("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"),
+                Ok(Negotiated::Json),
+            ),
+            (Some("application/json;as=Table;v=v2;g=meta.k8s.io"), Err(406)),
+            (Some("application/vnd.kubernetes.protobuf"), Err(406)),
+            (Some("application/yaml"), Err(406)),
+        ];
+        for (accept, want) in cases {
+            let got = negotiate(*accept, &q).map_err(|s| s.code);
+            assert_eq!(&got, want, "{accept:?}");
+        }
+        let err = negotiate(Some("application/vnd.kubernetes.protobuf"), &q).expect_err("406");
+        assert_eq!(err.reason, "NotAcceptable");
+    }
+
+    #[test]
+    fn include_object_param() {
+        let table = Some("application/json;as=Table;v=v1;g=meta.k8s.io");
+        for (q, want) in [
+            ("includeObject=None", IncludeObject::None),
+            ("includeObject=Object", IncludeObject::Object),
+            ("includeObject=Metadata", IncludeObject::Metadata),
+        ] {
+            assert_eq!(
+                negotiate(table, &QueryParams::parse(q)).expect("ok"),
+                Negotiated::Table(want)
+            );
+        }
+        let err = negotiate(table, &QueryParams::parse("includeObject=All")).expect_err("bad");
+        assert_eq!(err.code, 400);
+        // Plain JSON ignores the parameter, as kube does.
+        assert_eq!(
+            negotiate(None, &QueryParams::parse("includeObject=All")).expect("ok"),
+            Negotiated::Json
+        );
+    }
+
+    #[test]
+    fn responses_are_json() {
+        let r = status_response(&Status::gone("too old"));
+        assert_eq!(r.status(), StatusCode::GONE);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], JSON);
+        let r = json_response(StatusCode::CREATED, &json!({"a": 1}));
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], JSON);
+    }
+}

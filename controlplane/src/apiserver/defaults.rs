@@ -1,0 +1,314 @@
+//! Defaulting as kube-apiserver's `SetDefaults_*` functions do, so that objects read back look as
+//! they do on a real cluster (kubectl describe, get -o yaml, and `kubectl apply`'s three-way diff
+//! all see the defaulted fields). Only fields a client is likely to look at are defaulted.
+//! Every function only fills what is absent: it never overwrites a value the client sent.
+
+use serde_json::{json, Map, Value};
+
+use super::objects::{meta_mut, meta_str};
+use crate::resources::ResourceDef;
+
+/// Sets `obj[key]` to `value` when absent.
+fn default(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    obj.entry(key).or_insert(value);
+}
+
+/// `obj[key]` as an object, created when absent (a non-object is left alone: `None`).
+fn child<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+    obj.entry(key)
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+}
+
+/// Applies the defaults of `def`'s kind to `obj`.
+pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
+    let name = meta_str(obj, "name").unwrap_or("").to_owned();
+    if def.kind == "Namespace" {
+        // kube labels every namespace with its own name (NamespaceDefaultLabelName).
+        if let Some(labels) = child(meta_mut(obj), "labels") {
+            labels.insert(
+                "kubernetes.io/metadata.name".into(),
+                Value::String(name.clone()),
+            );
+        }
+    }
+    let Value::Object(map) = obj else {
+        return;
+    };
+    match def.kind {
+        "Pod" => {
+            if let Some(spec) = child(map, "spec") {
+                pod_spec(spec);
+            }
+            if let Some(status) = child(map, "status") {
+                default(status, "phase", json!("Pending"));
+            }
+            let qos = qos_class(map.get("spec"));
+            if let Some(status) = child(map, "status") {
+                default(status, "qosClass", json!(qos));
+            }
+        }
+        "Deployment" => {
+            if let Some(spec) = child(map, "spec") {
+                default(spec, "replicas", json!(1));
+                default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate",
+                        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                );
+                default(spec, "revisionHistoryLimit", json!(10));
+                default(spec, "progressDeadlineSeconds", json!(600));
+                pod_template(spec);
+            }
+        }
+        "ReplicaSet" => {
+            if let Some(spec) = child(map, "spec") {
+                default(spec, "replicas", json!(1));
+                pod_template(spec);
+            }
+        }
+        "Service" => {
+            if let Some(spec) = child(map, "spec") {
+                service_spec(spec);
+            }
+        }
+        "Namespace" => {
+            if let Some(spec) = child(map, "spec") {
+                default(spec, "finalizers", json!(["kubernetes"]));
+            }
+            if let Some(status) = child(map, "status") {
+                default(status, "phase", json!("Active"));
+            }
+        }
+        "Secret" => {
+            default(map, "type", json!("Opaque"));
+            fold_string_data(map);
+        }
+        _ => {}
+    }
+}
+
+/// `stringData` is write-only: kube merges it into `data` (base64, winning over `data`) and
+/// never stores it.
+fn fold_string_data(secret: &mut Map<String, Value>) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = secret.remove("stringData") else {
+        return;
+    };
+    if let Some(data) = child(secret, "data") {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            data.insert(k, Value::String(encoded));
+        }
+    }
+}
+
+fn pod_template(spec: &mut Map<String, Value>) {
+    if let Some(template) = child(spec, "template") {
+        if let Some(pod) = child(template, "spec") {
+            pod_spec(pod);
+        }
+    }
+}
+
+fn pod_spec(spec: &mut Map<String, Value>) {
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "securityContext", json!({}));
+    default(spec, "enableServiceLinks", json!(true));
+    // The ServiceAccount admission plugin names the default account.
+    if !spec.contains_key("serviceAccountName") {
+        let sa = spec
+            .get("serviceAccount")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_owned();
+        spec.insert("serviceAccountName".into(), json!(sa));
+    }
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+                container(c);
+            }
+        }
+    }
+}
+
+fn container(c: &mut Map<String, Value>) {
+    default(c, "terminationMessagePath", json!("/dev/termination-log"));
+    default(c, "terminationMessagePolicy", json!("File"));
+    default(c, "resources", json!({}));
+    let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+    default(c, "imagePullPolicy", json!(pull_policy(image)));
+    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default(p, "protocol", json!("TCP"));
+        }
+    }
+}
+
+/// `Always` for `:latest` or an untagged image, else `IfNotPresent` (a digest counts as a tag).
+fn pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    // The tag follows the last ':' after the last '/' (a registry port is not a tag).
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.rsplit_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// kube's QoS class: BestEffort without any requests or limits, Guaranteed when every
+/// container's limits equal its requests for cpu and memory, Burstable otherwise.
+fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
+    let has = |c: &Value, k: &str| {
+        c.pointer(&format!("/resources/{k}"))
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+    };
+    if !containers
+        .iter()
+        .any(|c| has(c, "requests") || has(c, "limits"))
+    {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let limit = c.pointer(&format!("/resources/limits/{r}"));
+            let request = c.pointer(&format!("/resources/requests/{r}")).or(limit);
+            limit.is_some() && limit == request
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn service_spec(spec: &mut Map<String, Value>) {
+    default(spec, "type", json!("ClusterIP"));
+    default(spec, "sessionAffinity", json!("None"));
+    let external = spec.get("type").and_then(Value::as_str) != Some("ExternalName");
+    if external {
+        default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            default(p, "protocol", json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                default(p, "targetPort", port);
+            }
+        }
+    }
+    // A ClusterIP is allocated before defaulting; its families follow.
+    let has_ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .is_some_and(|ip| !ip.is_empty() && ip != "None");
+    if has_ip {
+        if let Some(ip) = spec.get("clusterIP").cloned() {
+            default(spec, "clusterIPs", json!([ip]));
+        }
+        default(spec, "ipFamilies", json!(["IPv4"]));
+        default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+}
+
+/// On update, values the server allocated (a Service's ClusterIP) survive a client that left
+/// them out, as kube's service REST `patchAllocatedValues` does.
+pub(crate) fn carry_allocated(def: &ResourceDef, old: &Value, new: &mut Value) {
+    if def.kind != "Service" {
+        return;
+    }
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+        let missing = spec
+            .get(field)
+            .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+        if missing {
+            if let Some(v) = old.pointer(&format!("/spec/{field}")) {
+                spec.insert(field.into(), v.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::lookup;
+
+    #[test]
+    fn pods_get_kubes_defaults() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let mut p = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "nginx"}, {"name": "b", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}});
+        apply(pods, &mut p);
+        assert_eq!(p["status"]["phase"], "Pending");
+        assert_eq!(p["status"]["qosClass"], "BestEffort");
+        assert_eq!(p["spec"]["restartPolicy"], "Always");
+        assert_eq!(p["spec"]["serviceAccountName"], "default");
+        assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            p["spec"]["containers"][1]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(p["spec"]["containers"][1]["ports"][0]["protocol"], "TCP");
+        assert_eq!(
+            p["spec"]["containers"][0]["terminationMessagePath"],
+            "/dev/termination-log"
+        );
+    }
+
+    #[test]
+    fn pull_policy_reads_the_tag_not_the_registry_port() {
+        assert_eq!(pull_policy("localhost:5000/app"), "Always");
+        assert_eq!(pull_policy("localhost:5000/app:v1"), "IfNotPresent");
+        assert_eq!(pull_policy("app:latest"), "Always");
+        assert_eq!(pull_policy("app@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn services_and_namespaces_are_defaulted() {
+        let svc = lookup("", "v1", "services").expect("services");
+        let mut s = json!({"spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}});
+        apply(svc, &mut s);
+        assert_eq!(s["spec"]["type"], "ClusterIP");
+        assert_eq!(s["spec"]["ports"][0]["targetPort"], 80);
+        assert_eq!(s["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+        let ns = lookup("", "v1", "namespaces").expect("namespaces");
+        let mut n = json!({"metadata": {"name": "team"}});
+        apply(ns, &mut n);
+        assert_eq!(n["status"]["phase"], "Active");
+        assert_eq!(n["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(
+            n["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
+    }
+
+    #[test]
+    fn secrets_fold_string_data_into_data() {
+        let secrets = lookup("", "v1", "secrets").expect("secrets");
+        let mut s = json!({"data": {"a": "eA=="}, "stringData": {"b": "hi"}});
+        apply(secrets, &mut s);
+        assert_eq!(
+            s,
+            json!({"data": {"a": "eA==", "b": "aGk="}, "type": "Opaque"})
+        );
+    }
+}

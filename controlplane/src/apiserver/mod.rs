@@ -1,0 +1,235 @@
+//! The embedded Kubernetes API server: one dispatcher over the resources of
+//! [`crate::resources::RESOURCES`], storing JSON objects in a [`Store`].
+//!
+//! A request travels: [`RequestInfo`] parsing (a non-canonical path is 400) → discovery and the
+//! other non-resource paths ([`discovery::handle`]) → the resource handlers by verb: reads
+//! ([`read`]), watch ([`watch`]), create/update/patch ([`write`]), delete ([`delete`]) and the
+//! subresources ([`subresources`]). Every failure is a [`Status`] with kube-apiserver's reason,
+//! code and wording, so kubectl prints what it prints against a real cluster.
+//!
+//! Trust: this server does no authentication or authorization. The gateway in front of it has
+//! done both and passes identity as front-proxy headers; whoever can reach this router directly
+//! is the cluster admin.
+
+// Every handler fails with a `Status` (about 330 bytes): it is the wire error, built once per
+// failed request, and boxing it everywhere would cost more clarity than the moves it saves.
+#![allow(clippy::result_large_err)]
+
+pub mod codec;
+pub mod discovery;
+pub mod selectors;
+pub mod watch;
+
+mod bootstrap;
+mod defaults;
+mod delete;
+mod namespaces;
+mod objects;
+mod read;
+mod request;
+mod storage;
+mod subresources;
+mod validation;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::Router;
+use http::{Method, Request, Response};
+use kgate_core::request_info::QueryParams;
+use kgate_core::{RequestInfo, Status};
+use thiserror::Error;
+
+use crate::resources;
+use crate::store::{Store, StoreError};
+use codec::status_response;
+use request::Req;
+use selectors::{FieldSelector, LabelSelector};
+
+pub use storage::{collection_prefix, object_key};
+
+/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes` (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Why the API server could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ApiServerError {
+    /// A bootstrap object (a system namespace, a bootstrap ClusterRole...) could not be stored.
+    #[error("could not create the bootstrap object {what}")]
+    Bootstrap {
+        /// Which object, as `namespaces/default`.
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+    /// A bootstrap object is malformed (a defect in the embedded policy).
+    #[error("the bootstrap object {what} is invalid: {message}")]
+    InvalidBootstrapObject { what: String, message: String },
+}
+
+/// State shared by every request.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    /// Serializes Service creation so that two Services never get the same ClusterIP.
+    pub service_ips: tokio::sync::Mutex<()>,
+}
+
+/// The API server: cheap to clone, one [`Router`] per caller.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer").finish_non_exhaustive()
+    }
+}
+
+impl ApiServer {
+    /// Bootstraps the store (idempotently: the system namespaces and the bootstrap RBAC policy
+    /// are created when absent, never overwritten), resumes the deletion of namespaces left
+    /// Terminating by a previous run, and returns the server.
+    pub async fn start(store: Arc<dyn Store>) -> Result<ApiServer, ApiServerError> {
+        let shared = Arc::new(Shared {
+            store,
+            service_ips: tokio::sync::Mutex::new(()),
+        });
+        bootstrap::run(&shared).await?;
+        namespaces::resume_terminating(&shared).await;
+        Ok(ApiServer { shared })
+    }
+
+    /// The HTTP service: every path, every method.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .fallback(dispatch)
+            .with_state(self.shared.clone())
+    }
+
+    /// The store this server writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+}
+
+async fn dispatch(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Response<Body> {
+    let head = req.method() == Method::HEAD;
+    let mut response = match route(&shared, req).await {
+        Ok(r) => r,
+        Err(status) => status_response(&status),
+    };
+    if head {
+        // HEAD answers as GET would, headers only.
+        *response.body_mut() = Body::empty();
+    }
+    response
+}
+
+async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body>, Status> {
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query();
+    let info = RequestInfo::parse(parts.method.as_str(), parts.uri.path(), query)
+        .map_err(|e| Status::bad_request(e.to_string()))?;
+    if !info.is_resource_request {
+        return discovery::handle(&parts.method, &info.path, query, &parts.headers)
+            .ok_or_else(Status::path_not_found);
+    }
+    let def = resources::lookup(&info.api_group, &info.api_version, &info.resource)
+        .ok_or_else(Status::path_not_found)?;
+    // Deeper paths (`pods/x/status/y`) serve nothing.
+    if info.parts.len() > 3 {
+        return Err(Status::path_not_found());
+    }
+    let namespace = if def.namespaced {
+        Some(info.namespace.clone()).filter(|n| !n.is_empty())
+    } else if def.kind != "Namespace" && !info.namespace.is_empty() {
+        // A cluster-scoped resource under /namespaces/{ns}/ does not exist.
+        return Err(Status::path_not_found());
+    } else {
+        None
+    };
+    if def.namespaced && namespace.is_none() && !matches!(info.verb.as_str(), "list" | "watch") {
+        return Err(Status::path_not_found());
+    }
+    if !info.subresource.is_empty() && !def.has_subresource(&info.subresource) {
+        return Err(Status::path_not_found());
+    }
+    let gr = kgate_core::status::GroupResource::new(def.group, def.plural);
+    let verb = info.verb.as_str();
+    let allowed = def.verbs.contains(&verb)
+        || (!info.subresource.is_empty() && matches!(verb, "get" | "update" | "patch" | "create"));
+    if !allowed {
+        return Err(Status::method_not_allowed(gr, verb));
+    }
+    let query_params = QueryParams::parse(query.unwrap_or(""));
+    if verb == "watch" {
+        return serve_watch(shared, def, namespace, &info, &query_params, &parts.headers).await;
+    }
+    let body = match verb {
+        "create" | "update" | "patch" | "delete" | "deletecollection" => {
+            request::read_body(&parts.headers, body).await?
+        }
+        _ => bytes::Bytes::new(),
+    };
+    let req = Req {
+        def,
+        namespace,
+        name: info.name.clone(),
+        subresource: info.subresource.clone(),
+        query: query_params,
+        headers: parts.headers,
+        body,
+    };
+    let reply = match (verb, req.subresource.as_str()) {
+        ("get", "") => read::get(shared, &req).await?,
+        ("list", _) => read::list(shared, &req).await?,
+        ("create", "") if req.name.is_empty() => write::create(shared, &req).await?,
+        ("update", "") => write::update(shared, &req).await?,
+        ("patch", "") => write::patch(shared, &req).await?,
+        ("delete", "") => delete::delete(shared, &req).await?,
+        ("deletecollection", _) => delete::delete_collection(shared, &req).await?,
+        (_, sub) if !sub.is_empty() => subresources::handle(shared, &req, verb).await?,
+        _ => return Err(Status::method_not_allowed(gr, verb)),
+    };
+    Ok(reply.into_response())
+}
+
+async fn serve_watch(
+    shared: &Arc<Shared>,
+    def: &'static resources::ResourceDef,
+    namespace: Option<String>,
+    info: &RequestInfo,
+    query: &QueryParams,
+    headers: &http::HeaderMap,
+) -> Result<Response<Body>, Status> {
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let timeout = match query.get("timeoutSeconds") {
+        None | Some("") => None,
+        Some(s) => Some(Duration::from_secs(s.parse::<u64>().map_err(|_| {
+            Status::bad_request(format!("invalid timeoutSeconds: {s:?}"))
+        })?)),
+    };
+    let ctx = watch::WatchContext {
+        store: shared.store.clone(),
+        def,
+        namespace,
+        name: Some(info.name.clone()).filter(|n| !n.is_empty()),
+        resource_version: query
+            .get("resourceVersion")
+            .map(str::to_owned)
+            .filter(|v| !v.is_empty()),
+        labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(def, query.get("fieldSelector").unwrap_or(""))?,
+        bookmarks: query.get("allowWatchBookmarks") == Some("true"),
+        timeout,
+        negotiated: codec::negotiate(accept, query)?,
+    };
+    watch::serve_watch(ctx).await
+}

@@ -1,0 +1,283 @@
+//! The subresources: `status` (GET/PUT/PATCH touching only `.status`), `scale` of Deployments and
+//! ReplicaSets (an `autoscaling/v1` Scale whose writes set the parent's `spec.replicas`),
+//! `pods/binding` (POST a Binding: sets `spec.nodeName` once) and `namespaces/finalize` (PUT:
+//! sets `spec.finalizers`).
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use kgate_core::status::GroupResource;
+use kgate_core::Status;
+use serde_json::{json, Value};
+
+use super::objects::{check_name, check_type, meta_str, prepare_update, StatusFrom};
+use super::request::{Reply, Req};
+use super::storage::{get_current, guaranteed_update, precondition_of};
+use super::write::{apply_patch, check_patched_version, PatchType};
+use super::Shared;
+use crate::schema::printers::label_selector;
+
+/// Routes a subresource request (the subresource is known to exist for the resource).
+pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Result<Reply, Status> {
+    let method_not_allowed =
+        || Status::method_not_allowed(GroupResource::new(req.def.group, req.def.plural), verb);
+    match (req.subresource.as_str(), verb) {
+        ("status", "get") => get_current(shared.store.as_ref(), &req.target())
+            .await
+            .map(|(_, o)| Reply::ok(o)),
+        ("status", "update") => status_update(shared, req).await,
+        ("status", "patch") => status_patch(shared, req).await,
+        ("scale", "get") => {
+            let (_, o) = get_current(shared.store.as_ref(), &req.target()).await?;
+            Ok(Reply::ok(scale_of(&o)))
+        }
+        ("scale", "update" | "patch") => scale_write(shared, req, verb == "patch").await,
+        ("binding", "create") if req.def.kind == "Pod" => bind(shared, req).await,
+        ("finalize", "update") if req.def.kind == "Namespace" => finalize(shared, req).await,
+        _ => Err(method_not_allowed()),
+    }
+}
+
+/// `current` with the status of `from`.
+fn with_status(current: &Value, from: &Value) -> Value {
+    let mut next = current.clone();
+    if let Value::Object(map) = &mut next {
+        match from.get("status") {
+            Some(s) => map.insert("status".into(), s.clone()),
+            None => map.remove("status"),
+        };
+    }
+    next
+}
+
+async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let mut body = req.body_value()?;
+    check_type(req.def, &mut body)?;
+    check_name(&req.name, &mut body)?;
+    let precondition = precondition_of(&body)?;
+    let stored = guaranteed_update(
+        shared.store.as_ref(),
+        &req.target(),
+        precondition,
+        req.dry_run()?,
+        |current| {
+            prepare_update(
+                req.def,
+                current,
+                with_status(current, &body),
+                StatusFrom::New,
+            )
+        },
+    )
+    .await?;
+    Ok(Reply::ok(stored))
+}
+
+async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let kind = PatchType::from_content_type(req.content_type())?;
+    let patch = req.body_value()?;
+    let target = req.target();
+    let stored = guaranteed_update(
+        shared.store.as_ref(),
+        &target,
+        None,
+        req.dry_run()?,
+        |current| {
+            let patched = apply_patch(req.def, kind, current, &patch)?;
+            check_patched_version(&target, current, &patched)?;
+            prepare_update(
+                req.def,
+                current,
+                with_status(current, &patched),
+                StatusFrom::New,
+            )
+        },
+    )
+    .await?;
+    Ok(Reply::ok(stored))
+}
+
+/// The `autoscaling/v1` Scale of a Deployment or ReplicaSet.
+pub(crate) fn scale_of(obj: &Value) -> Value {
+    let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
+    let selector = label_selector(obj.pointer("/spec/selector"));
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": pick("name"),
+            "namespace": pick("namespace"),
+            "uid": pick("uid"),
+            "resourceVersion": pick("resourceVersion"),
+            "creationTimestamp": pick("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": if selector == "<none>" { String::new() } else { selector },
+        },
+    })
+}
+
+/// The replicas a Scale asks for: a non-negative integer (422 otherwise, as kube).
+fn wanted_replicas(scale: &Value, name: &str) -> Result<i64, Status> {
+    let invalid = |v: String, msg: &str| {
+        Status::invalid(
+            "autoscaling",
+            "Scale",
+            name,
+            vec![kgate_core::status::StatusCause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {v}: {msg}"),
+                field: "spec.replicas".into(),
+            }],
+        )
+    };
+    match scale.pointer("/spec/replicas") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => match v.as_i64() {
+            Some(n) if n >= 0 => Ok(n),
+            Some(n) => Err(invalid(n.to_string(), "must be greater than or equal to 0")),
+            None => Err(Status::bad_request(format!(
+                "Scale in version \"v1\" cannot be handled as a Scale: spec.replicas: expected integer, got {v}"
+            ))),
+        },
+    }
+}
+
+async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Reply, Status> {
+    let target = req.target();
+    let body = req.body_value()?;
+    let (kind, precondition) = if patch {
+        (
+            Some(PatchType::from_content_type(req.content_type())?),
+            None,
+        )
+    } else {
+        if let Some(kind) = body.get("kind").and_then(Value::as_str) {
+            if kind != "Scale" {
+                return Err(Status::bad_request(format!(
+                    "{kind} in version \"v1\" cannot be handled as a Scale: converting ({kind}) to (Scale): unknown conversion"
+                )));
+            }
+        }
+        (None, precondition_of(&body)?)
+    };
+    let stored = guaranteed_update(
+        shared.store.as_ref(),
+        &target,
+        precondition,
+        req.dry_run()?,
+        |current| {
+            let scale = match kind {
+                Some(k) => {
+                    let patched = apply_patch(req.def, k, &scale_of(current), &body)?;
+                    check_patched_version(&target, current, &patched)?;
+                    patched
+                }
+                None => body.clone(),
+            };
+            let replicas = wanted_replicas(&scale, &req.name)?;
+            let mut next = current.clone();
+            if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".into(), json!(replicas));
+            }
+            prepare_update(req.def, current, next, StatusFrom::New)
+        },
+    )
+    .await?;
+    Ok(Reply::ok(scale_of(&stored)))
+}
+
+/// POST pods/{name}/binding: assigns the pod to a node, once.
+async fn bind(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let body = req.body_value()?;
+    let node = body
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let binding_gr = GroupResource::new("", "pods/binding");
+    if node.is_empty() {
+        return Err(Status::invalid(
+            "",
+            "Binding",
+            &req.name,
+            vec![kgate_core::status::StatusCause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: "target.name".into(),
+            }],
+        ));
+    }
+    if let Some(name) = meta_str(&body, "name").filter(|n| !n.is_empty() && *n != req.name) {
+        return Err(Status::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            req.name
+        )));
+    }
+    let target = req.target();
+    guaranteed_update(shared.store.as_ref(), &target, None, req.dry_run()?, |current| {
+        let assigned = current.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        if !assigned.is_empty() {
+            return Err(Status::conflict(
+                binding_gr,
+                &req.name,
+                &format!("pod {} is already assigned to node {assigned:?}", req.name),
+            ));
+        }
+        let mut next = current.clone();
+        if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), json!(node));
+        }
+        if let Some(map) = next.as_object_mut() {
+            let status = map.entry("status").or_insert_with(|| json!({}));
+            if let Some(status) = status.as_object_mut() {
+                let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+                if let Some(list) = conditions.as_array_mut() {
+                    list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+                    list.push(json!({"type": "PodScheduled", "status": "True",
+                        "lastProbeTime": null, "lastTransitionTime": super::objects::now_timestamp()}));
+                }
+            }
+        }
+        prepare_update(req.def, current, next, StatusFrom::New)
+    })
+    .await?;
+    let mut success = Status::success(None);
+    success.code = StatusCode::CREATED.as_u16();
+    let body = serde_json::to_value(&success).unwrap_or_else(|_| json!({}));
+    Ok(Reply::new(StatusCode::CREATED, body))
+}
+
+/// PUT namespaces/{name}/finalize: sets `spec.finalizers`; a Terminating namespace left with
+/// none is removed.
+async fn finalize(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let mut body = req.body_value()?;
+    check_type(req.def, &mut body)?;
+    check_name(&req.name, &mut body)?;
+    let precondition = precondition_of(&body)?;
+    let finalizers = body
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let stored = guaranteed_update(
+        shared.store.as_ref(),
+        &req.target(),
+        precondition,
+        req.dry_run()?,
+        |current| {
+            let mut next = current.clone();
+            if let Some(map) = next.as_object_mut() {
+                let spec = map.entry("spec").or_insert_with(|| json!({}));
+                if let Some(spec) = spec.as_object_mut() {
+                    spec.insert("finalizers".into(), finalizers.clone());
+                }
+            }
+            prepare_update(req.def, current, next, StatusFrom::New)
+        },
+    )
+    .await?;
+    Ok(Reply::ok(stored))
+}

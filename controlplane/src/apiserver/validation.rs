@@ -1,0 +1,334 @@
+//! The validation kube-apiserver runs before storing an object, as far as this server goes:
+//! object names (DNS-1123 subdomain, DNS-1123 label, DNS-1035 label or path segment, by kind)
+//! and a few per-kind rules that keep the stored objects usable (a Pod has containers with
+//! names and images; a Deployment's selector selects its template). Failures are 422 Invalid
+//! with kube's field paths and wording (`k8s.io/apimachinery/pkg/util/validation`).
+
+use kgate_core::status::StatusCause;
+use kgate_core::Status;
+use serde_json::{json, Value};
+
+use super::objects::meta_str;
+use super::selectors::LabelSelector;
+use crate::resources::ResourceDef;
+use crate::schema::printers::label_selector;
+
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+/// One field problem.
+fn cause(reason: &str, field: &str, message: String) -> StatusCause {
+    StatusCause {
+        reason: reason.to_owned(),
+        message,
+        field: field.to_owned(),
+    }
+}
+
+fn required(field: &str) -> StatusCause {
+    cause("FieldValueRequired", field, "Required value".to_owned())
+}
+
+/// A 422 with one cause.
+pub(crate) fn invalid(def: &ResourceDef, name: &str, field: &str, message: String) -> Status {
+    Status::invalid(
+        def.group,
+        def.kind,
+        name,
+        vec![cause("FieldValueInvalid", field, message)],
+    )
+}
+
+/// A 422 for a forbidden change.
+pub(crate) fn forbidden_field(
+    def: &ResourceDef,
+    name: &str,
+    field: &str,
+    message: String,
+) -> Status {
+    Status::invalid(
+        def.group,
+        def.kind,
+        name,
+        vec![cause(
+            "FieldValueForbidden",
+            field,
+            format!("Forbidden: {message}"),
+        )],
+    )
+}
+
+fn is_label_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+}
+
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty() && b.iter().all(|c| is_label_char(*c)) && b[0] != b'-' && b[b.len() - 1] != b'-'
+}
+
+fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.split('.').all(is_dns1123_label)
+}
+
+fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// The name problems of `name` for `kind`, as kube's per-kind `ValidateNameFunc`s report them.
+pub(crate) fn name_errors(kind: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match kind {
+        // RBAC names only need to be one path segment (`rbac/validation.ValidateRBACName`).
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
+            if name == "." || name == ".." {
+                out.push(format!("may not be '{name}'"));
+            }
+            for bad in ['/', '%'] {
+                if name.contains(bad) {
+                    out.push(format!("may not contain '{bad}'"));
+                }
+            }
+        }
+        "Namespace" => {
+            if name.len() > 63 {
+                out.push("must be no more than 63 characters".to_owned());
+            }
+            if !is_dns1123_label(name) {
+                out.push(DNS1123_LABEL_MSG.to_owned());
+            }
+        }
+        "Service" => {
+            if name.len() > 63 {
+                out.push("must be no more than 63 characters".to_owned());
+            }
+            if !is_dns1035_label(name) {
+                out.push(DNS1035_LABEL_MSG.to_owned());
+            }
+        }
+        _ => {
+            if name.len() > 253 {
+                out.push("must be no more than 253 characters".to_owned());
+            }
+            if !is_dns1123_subdomain(name) {
+                out.push(DNS1123_SUBDOMAIN_MSG.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Validation of a new object (names included).
+pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Status> {
+    let name = meta_str(obj, "name").unwrap_or("");
+    let mut causes = Vec::new();
+    if name.is_empty() {
+        causes.push(cause(
+            "FieldValueRequired",
+            "metadata.name",
+            "Required value: name or generateName is required".to_owned(),
+        ));
+    } else {
+        for e in name_errors(def.kind, name) {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.name",
+                format!("Invalid value: {name:?}: {e}"),
+            ));
+        }
+    }
+    causes.extend(kind_causes(def, obj));
+    finish(def, name, causes)
+}
+
+/// Validation of an update (the name cannot change, so it is not checked again).
+pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), Status> {
+    let name = meta_str(new, "name").unwrap_or("");
+    let mut causes = kind_causes(def, new);
+    if matches!(def.kind, "Deployment" | "ReplicaSet")
+        && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+    {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.selector",
+            format!(
+                "Invalid value: {}: field is immutable",
+                go_selector(new.pointer("/spec/selector"))
+            ),
+        ));
+    }
+    finish(def, name, causes)
+}
+
+fn finish(def: &ResourceDef, name: &str, causes: Vec<StatusCause>) -> Result<(), Status> {
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(Status::invalid(def.group, def.kind, name, causes))
+    }
+}
+
+fn kind_causes(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
+    let mut out = Vec::new();
+    match def.kind {
+        "Pod" => pod_spec_causes(obj.get("spec"), "spec", &mut out),
+        "Deployment" | "ReplicaSet" => workload_causes(obj, &mut out),
+        _ => {}
+    }
+    out
+}
+
+fn pod_spec_causes(spec: Option<&Value>, path: &str, out: &mut Vec<StatusCause>) {
+    let containers = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array);
+    let Some(containers) = containers.filter(|c| !c.is_empty()) else {
+        out.push(required(&format!("{path}.containers")));
+        return;
+    };
+    for (i, c) in containers.iter().enumerate() {
+        for field in ["name", "image"] {
+            if c.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                out.push(required(&format!("{path}.containers[{i}].{field}")));
+            }
+        }
+    }
+}
+
+/// Go's `%#v` of a label map, as kube prints it in these messages.
+fn go_labels(labels: Option<&Value>) -> String {
+    let pairs: Vec<String> = labels
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
+        .collect();
+    format!("map[string]string{{{}}}", pairs.join(", "))
+}
+
+fn go_selector(sel: Option<&Value>) -> String {
+    format!("v1.LabelSelector{{{}}}", label_selector(sel))
+}
+
+fn workload_causes(obj: &Value, out: &mut Vec<StatusCause>) {
+    let selector = obj.pointer("/spec/selector");
+    let template_labels = obj.pointer("/spec/template/metadata/labels");
+    let empty = selector.is_none_or(|s| {
+        s.get("matchLabels")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.is_empty())
+            && s.get("matchExpressions")
+                .and_then(Value::as_array)
+                .is_none_or(|m| m.is_empty())
+    });
+    if selector.is_none() {
+        out.push(required("spec.selector"));
+    } else if empty {
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.selector",
+            format!(
+                "Invalid value: {}: empty selector is invalid for deployment",
+                go_selector(selector)
+            ),
+        ));
+    } else {
+        let text = label_selector(selector);
+        let matches = LabelSelector::parse(&text)
+            .map(|s| s.matches(&json!({"metadata": {"labels": template_labels}})))
+            .unwrap_or(false);
+        if !matches {
+            out.push(cause(
+                "FieldValueInvalid",
+                "spec.template.metadata.labels",
+                format!(
+                    "Invalid value: {}: `selector` does not match template `labels`",
+                    go_labels(template_labels)
+                ),
+            ));
+        }
+    }
+    if let Some(r) = obj
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r < 0)
+    {
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.replicas",
+            format!("Invalid value: {r}: must be greater than or equal to 0"),
+        ));
+    }
+    pod_spec_causes(
+        obj.pointer("/spec/template/spec"),
+        "spec.template.spec",
+        out,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::lookup;
+
+    #[test]
+    fn names_follow_kubes_rules_per_kind() {
+        assert!(name_errors("Pod", "web-1.x").is_empty());
+        assert_eq!(name_errors("Pod", "Web"), vec![DNS1123_SUBDOMAIN_MSG]);
+        assert!(!name_errors("Namespace", "a.b").is_empty());
+        assert!(!name_errors("Service", "1abc").is_empty());
+        assert!(name_errors("ClusterRole", "system:basic-user").is_empty());
+        assert!(!name_errors("ClusterRole", "a/b").is_empty());
+    }
+
+    #[test]
+    fn missing_names_are_required() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let s = validate_create(
+            pods,
+            &json!({"metadata": {}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+        )
+        .expect_err("no name");
+        assert_eq!(s.code, 422);
+        assert_eq!(
+            s.message,
+            r#"Pod "" is invalid: metadata.name: Required value: name or generateName is required"#
+        );
+    }
+
+    #[test]
+    fn deployments_need_a_matching_selector() {
+        let deploy = lookup("apps", "v1", "deployments").expect("deployments");
+        let obj = json!({"metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "api"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let s = validate_create(deploy, &obj).expect_err("mismatch");
+        assert_eq!(
+            s.message,
+            "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"api\"}: `selector` does not match template `labels`"
+        );
+        let mut ok = obj;
+        ok["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
+        assert!(validate_create(deploy, &ok).is_ok());
+    }
+
+    #[test]
+    fn pods_need_named_containers_with_images() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let s = validate_create(
+            pods,
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}),
+        )
+        .expect_err("no image");
+        assert_eq!(
+            s.message,
+            r#"Pod "p" is invalid: spec.containers[0].image: Required value"#
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Tests of [`super`].
+
+use super::*;
+use crate::resources::lookup;
+use crate::store::redb::{RedbOptions, RedbStore};
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(&dir.path().join("db"), RedbOptions::default()).expect("open");
+    Fixture {
+        store: Arc::new(store),
+        _dir: dir,
+    }
+}
+
+fn pods() -> &'static ResourceDef {
+    lookup("", "v1", "pods").expect("pods")
+}
+
+fn pod(name: &str, app: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": "ns", "labels": {"app": app}},
+    }))
+    .expect("json")
+}
+
+fn key(name: &str) -> String {
+    format!("/registry/pods/ns/{name}")
+}
+
+fn ctx(f: &Fixture) -> WatchContext {
+    WatchContext {
+        store: f.store.clone(),
+        def: pods(),
+        namespace: Some("ns".into()),
+        name: None,
+        resource_version: None,
+        labels: LabelSelector::everything(),
+        fields: FieldSelector::everything(),
+        bookmarks: false,
+        timeout: Some(Duration::from_secs(20)),
+        negotiated: Negotiated::Json,
+    }
+}
+
+type Events = futures::stream::BoxStream<'static, Value>;
+
+fn events(r: Response<Body>) -> Events {
+    assert_eq!(r.headers()[header::CONTENT_TYPE], JSON);
+    r.into_body()
+        .into_data_stream()
+        .map(|chunk| {
+            let bytes = chunk.expect("chunk");
+            assert_eq!(bytes.last(), Some(&b'\n'), "one event per chunk");
+            serde_json::from_slice(&bytes).expect("event json")
+        })
+        .boxed()
+}
+
+async fn next(ev: &mut Events) -> (String, Value) {
+    let e = tokio::time::timeout(Duration::from_secs(10), ev.next())
+        .await
+        .expect("an event in time")
+        .expect("stream open");
+    (
+        e["type"].as_str().expect("type").to_owned(),
+        e["object"].clone(),
+    )
+}
+
+async fn ended(ev: &mut Events) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), ev.next())
+        .await
+        .expect("in time")
+        .is_none()
+}
+
+fn name_rv(obj: &Value) -> (String, String) {
+    (
+        obj["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+        obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn initial_events_then_changes_filtered_by_labels() {
+    let f = fixture();
+    let a = f.store.create(&key("a"), pod("a", "web")).await.expect("a");
+    let b = f.store.create(&key("b"), pod("b", "db")).await.expect("b");
+    f.store
+        .create("/registry/pods/other/c", pod("c", "web"))
+        .await
+        .expect("c");
+    let mut c = ctx(&f);
+    c.labels = LabelSelector::parse("app=web").expect("selector");
+    let mut ev = events(serve_watch(c).await.expect("watch"));
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("ADDED", ("a".into(), a.mod_revision.to_string()))
+    );
+
+    let b2 = f
+        .store
+        .update(&key("b"), pod("b", "web"), b.mod_revision)
+        .await
+        .expect("b2");
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("ADDED", ("b".into(), b2.mod_revision.to_string()))
+    );
+
+    let a2 = f
+        .store
+        .update(&key("a"), pod("a", "web"), a.mod_revision)
+        .await
+        .expect("a2");
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("MODIFIED", ("a".into(), a2.mod_revision.to_string()))
+    );
+
+    let a3 = f
+        .store
+        .update(&key("a"), pod("a", "db"), a2.mod_revision)
+        .await
+        .expect("a3");
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("DELETED", ("a".into(), a3.mod_revision.to_string()))
+    );
+    assert_eq!(
+        o["metadata"]["labels"]["app"], "web",
+        "the last state the client saw"
+    );
+
+    f.store.delete(&key("a"), None).await.expect("delete a");
+    let gone = f.store.delete(&key("b"), None).await.expect("delete b");
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("DELETED", ("b".into(), gone.mod_revision.to_string()))
+    );
+}
+
+#[tokio::test]
+async fn from_a_revision_and_by_name() {
+    let f = fixture();
+    let a = f.store.create(&key("a"), pod("a", "x")).await.expect("a");
+    let mut c = ctx(&f);
+    c.resource_version = Some(a.mod_revision.to_string());
+    c.name = Some("b".into());
+    let mut ev = events(serve_watch(c).await.expect("watch"));
+    f.store
+        .create(&key("bb"), pod("bb", "x"))
+        .await
+        .expect("bb");
+    f.store
+        .update(&key("a"), pod("a", "y"), a.mod_revision)
+        .await
+        .expect("a2");
+    let b = f.store.create(&key("b"), pod("b", "x")).await.expect("b");
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("ADDED", ("b".into(), b.mod_revision.to_string()))
+    );
+}
+
+#[tokio::test]
+async fn compacted_revision_is_an_expired_error_event() {
+    let f = fixture();
+    let a = f.store.create(&key("a"), pod("a", "x")).await.expect("a");
+    let a2 = f
+        .store
+        .update(&key("a"), pod("a", "y"), a.mod_revision)
+        .await
+        .expect("a2");
+    f.store.compact(a2.mod_revision).await.expect("compact");
+    let mut c = ctx(&f);
+    c.resource_version = Some(a.mod_revision.to_string());
+    let r = serve_watch(c).await.expect("a 200 stream");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut ev = events(r);
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(t, "ERROR");
+    assert_eq!(o["kind"], "Status");
+    assert_eq!(o["code"], 410);
+    assert_eq!(o["reason"], "Expired");
+    assert!(o["message"]
+        .as_str()
+        .expect("msg")
+        .starts_with("too old resource version: "));
+    assert!(ended(&mut ev).await);
+}
+
+#[tokio::test]
+async fn bad_resource_version_is_400() {
+    let f = fixture();
+    let mut c = ctx(&f);
+    c.resource_version = Some("abc".into());
+    assert_eq!(serve_watch(c).await.expect_err("400").code, 400);
+}
+
+#[tokio::test]
+async fn timeout_ends_the_stream() {
+    let f = fixture();
+    let mut c = ctx(&f);
+    c.timeout = Some(Duration::from_millis(50));
+    let mut ev = events(serve_watch(c).await.expect("watch"));
+    assert!(ended(&mut ev).await);
+}
+
+#[tokio::test]
+async fn table_mode_sends_columns_once() {
+    let f = fixture();
+    f.store.create(&key("a"), pod("a", "x")).await.expect("a");
+    f.store.create(&key("b"), pod("b", "x")).await.expect("b");
+    let mut c = ctx(&f);
+    c.negotiated = Negotiated::Table(IncludeObject::Metadata);
+    let mut ev = events(serve_watch(c).await.expect("watch"));
+    let (t, first) = next(&mut ev).await;
+    assert_eq!(t, "ADDED");
+    assert_eq!(first["kind"], "Table");
+    assert!(first["columnDefinitions"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty()));
+    assert_eq!(first["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(first["rows"][0]["cells"][0], "a");
+    let (_, second) = next(&mut ev).await;
+    assert!(second["columnDefinitions"].is_null());
+    assert_eq!(second["rows"][0]["cells"][0], "b");
+}
+
+#[tokio::test]
+async fn bookmarks_with_initial_events_end() {
+    let f = fixture();
+    f.store.create(&key("a"), pod("a", "x")).await.expect("a");
+    let current = f.store.current_revision().await.expect("rev");
+    let mut c = ctx(&f);
+    c.bookmarks = true;
+    c.timeout = Some(Duration::from_secs(3600));
+    let options = WatchOptions::default()
+        .send_initial_events(Some(true))
+        .bookmark_every(Duration::from_millis(100));
+    let mut ev = events(serve_watch_with(c, options).await.expect("watch"));
+    assert_eq!(next(&mut ev).await.0, "ADDED");
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(t, "BOOKMARK");
+    assert_eq!(o["kind"], "Pod");
+    assert_eq!(o["metadata"]["resourceVersion"], current.to_string());
+    assert_eq!(
+        o["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let (t, o) = next(&mut ev).await;
+    assert_eq!(t, "BOOKMARK");
+    assert!(o["metadata"].get("annotations").is_none());
+}
