@@ -20,6 +20,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -107,6 +108,93 @@ pub async fn serve<S>(
     }
 }
 
+/// How much of an unread request body is drained before an error response goes out.
+const DRAIN_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// How long draining may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Calls the pipeline; when it answers an error without reading the whole body, reads (a
+/// bounded amount of) the rest before answering.
+///
+/// Why: over HTTP/2 a stream whose body is dropped unread ends with RST_STREAM while the client
+/// may still be sending, and some clients (curl 7.88 among them) report that as a framing error
+/// instead of showing the 400, 401 or 413 they were sent. Requests without a body (every GET)
+/// go straight through.
+async fn call_draining<S>(service: S, request: Request<Incoming>) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    use http_body::Body as _;
+    if request.body().is_end_stream() {
+        return match service.oneshot(request.map(Body::new)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+    }
+    let (parts, body) = request.into_parts();
+    let shared = SharedBody(Arc::new(std::sync::Mutex::new(body)));
+    let request = Request::from_parts(parts, Body::new(shared.clone()));
+    let response = match service.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    if !response.status().is_success() {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, shared.drain(DRAIN_MAX_BYTES)).await;
+    }
+    response
+}
+
+/// The request body, shared between the pipeline and [`call_draining`].
+#[derive(Clone)]
+struct SharedBody(Arc<std::sync::Mutex<Incoming>>);
+
+impl SharedBody {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Incoming> {
+        // A panic while polling leaves the body as it was; keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads and discards frames until the end of the body or `max` bytes.
+    async fn drain(&self, max: usize) {
+        let mut read = 0usize;
+        while read < max {
+            let frame = std::future::poll_fn(|cx| {
+                use http_body::Body as _;
+                let mut body = self.lock();
+                std::pin::Pin::new(&mut *body).poll_frame(cx)
+            })
+            .await;
+            match frame {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                Some(Err(_)) | None => return,
+            }
+        }
+    }
+}
+
+impl http_body::Body for SharedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let mut body = self.lock();
+        std::pin::Pin::new(&mut *body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.lock().size_hint()
+    }
+}
+
 async fn serve_connection<S>(
     tcp: TcpStream,
     addr: SocketAddr,
@@ -145,7 +233,8 @@ async fn serve_connection<S>(
     let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(certificates.clone());
         request.extensions_mut().insert(PeerAddr(addr));
-        service.clone().oneshot(request.map(Body::new))
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(call_draining(service, request).await) }
     });
 
     let limit = options.hyper_header_limit();

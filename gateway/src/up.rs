@@ -17,7 +17,6 @@ use crate::serve::{serve, ServeOptions};
 use crate::tls::TlsError;
 use crate::upstream::RemoteUpstream;
 use crate::wiring::{self, PipelineLimits, WiringError};
-use std::any::Any;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,7 +58,7 @@ pub struct Running {
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
-    keep_alive: Option<Box<dyn Any + Send + Sync>>,
+    control_plane: Option<wiring::ControlPlaneCloser>,
 }
 
 impl std::fmt::Debug for Running {
@@ -112,7 +111,9 @@ impl Running {
             let _ = task.await;
         }
         // Last: the API server and the store it holds.
-        drop(self.keep_alive);
+        if let Some(control_plane) = self.control_plane {
+            control_plane.close().await;
+        }
     }
 }
 
@@ -122,7 +123,7 @@ pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
     let pki = Pki::load_or_create(&settings.data_dir)?;
     let control_plane = wiring::open_control_plane(&settings.data_dir).await?;
     let upstream = Upstream::InProcess(control_plane.router);
-    start_gateway_part(settings, pki, upstream, Some(control_plane.keep_alive)).await
+    start_gateway_part(settings, pki, upstream, Some(control_plane.closer)).await
 }
 
 /// `kgate gateway`.
@@ -138,7 +139,7 @@ async fn start_gateway_part(
     settings: GatewaySettings,
     pki: Pki,
     upstream: Upstream,
-    keep_alive: Option<Box<dyn Any + Send + Sync>>,
+    control_plane: Option<wiring::ControlPlaneCloser>,
 ) -> Result<Running, RunError> {
     let readiness = Readiness::default();
     let authenticator = wiring::authenticator(pki.ca.cert_der(), settings.anonymous_auth)?;
@@ -183,7 +184,7 @@ async fn start_gateway_part(
         shutdown,
         server,
         background,
-        keep_alive,
+        control_plane,
     })
 }
 
@@ -205,7 +206,7 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
         shutdown,
         server,
         background: Vec::new(),
-        keep_alive: Some(control_plane.keep_alive),
+        control_plane: Some(control_plane.closer),
     })
 }
 

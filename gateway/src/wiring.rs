@@ -8,12 +8,14 @@ use crate::rbac_sync::RbacSink;
 use crate::readiness::Readiness;
 use axum::body::Body;
 use http::{Request, Response};
+use kgate_controlplane::apiserver::ApiServer;
+use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
 use kgate_core::authn::AuthenticatorUnion;
 use kgate_core::authz::AuthorizerChain;
-use std::any::Any;
 use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tower::util::BoxCloneSyncService;
 
@@ -37,16 +39,49 @@ pub enum WiringError {
     /// The X.509 authenticator refused the CA.
     #[error("cannot build the X.509 authenticator")]
     X509(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A part another engineer is still writing has not landed in this build.
-    #[error("{0} is not wired in this build yet")]
-    NotLanded(&'static str),
 }
 
-/// The embedded control plane: its router, and whatever must live as long as it serves.
+/// The embedded control plane: its router, and how to close it.
 pub(crate) struct ControlPlane {
     pub router: axum::Router,
-    /// The API server (and through it the store); dropping it closes the store.
-    pub keep_alive: Box<dyn Any + Send + Sync>,
+    pub closer: ControlPlaneCloser,
+}
+
+/// Closes the store once the listener and background tasks have let go of the API server, so
+/// the file is released and the next start on the same data dir opens it.
+pub(crate) struct ControlPlaneCloser {
+    api: ApiServer,
+    store: Arc<RedbStore>,
+}
+
+impl ControlPlaneCloser {
+    /// How long shutdown waits for in-flight requests and watch streams to drop the store.
+    const RELEASE_WAIT: Duration = Duration::from_secs(3);
+
+    pub(crate) async fn close(self) {
+        let ControlPlaneCloser { api, mut store } = self;
+        drop(api);
+        let deadline = tokio::time::Instant::now() + Self::RELEASE_WAIT;
+        loop {
+            match Arc::try_unwrap(store) {
+                Ok(owned) => {
+                    if let Err(error) = owned.close().await {
+                        tracing::error!(%error, "closing the store");
+                    }
+                    return;
+                }
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    store = shared;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(_) => {
+                    // Every acknowledged write is already durable; only the file lock lingers.
+                    tracing::warn!("the store is still in use at shutdown; it closes when the last reader ends");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Opens `DATA_DIR/store/kgate.redb` and starts the API server over it.
@@ -57,15 +92,18 @@ pub(crate) async fn open_control_plane(data_dir: &Path) -> Result<ControlPlane, 
         path: path.clone(),
         source: Box::new(e),
     })?;
-    // Waiting for kgate-controlplane's ApiServer and RedbStore:
-    // let store = RedbStore::open(&path, RedbOptions::default())
-    //     .map_err(|e| WiringError::Store { path: path.clone(), source: Box::new(e) })?;
-    // let api = ApiServer::start(Arc::new(store)).await.map_err(|e| WiringError::ApiServer(Box::new(e)))?;
-    // Ok(ControlPlane { router: api.router(), keep_alive: Box::new(api) })
-    let _ = path;
-    Err(WiringError::NotLanded(
-        "the embedded control plane (ApiServer, RedbStore)",
-    ))
+    let store = RedbStore::open(&path, RedbOptions::default()).map_err(|e| WiringError::Store {
+        path: path.clone(),
+        source: Box::new(e),
+    })?;
+    let store = Arc::new(store);
+    let api = ApiServer::start(store.clone())
+        .await
+        .map_err(|e| WiringError::ApiServer(Box::new(e)))?;
+    Ok(ControlPlane {
+        router: api.router(),
+        closer: ControlPlaneCloser { api, store },
+    })
 }
 
 /// X.509 against the CA, plus anonymous only where enabled.

@@ -81,7 +81,7 @@ fn essence(media_type: &str) -> String {
 
 /// A request body as JSON, by its `Content-Type`.
 ///
-/// Objects come as `application/json` or `application/yaml` (no Content-Type means JSON, as
+/// Objects come as `application/json`, `application/yaml` or kube's protobuf (no Content-Type means JSON, as
 /// kube-apiserver takes the first supported type). The patch types are parsed too, so a patch
 /// handler gets a `Value`; which patch semantics to apply is the caller's concern. JSON and YAML
 /// objects must be objects; a JSON patch is an array.
@@ -94,6 +94,7 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Stat
         | "application/strategic-merge-patch+json"
         | "application/json-patch+json" => false,
         "application/yaml" | "application/apply-patch+yaml" => true,
+        super::protobuf::MEDIA_TYPE => return super::protobuf::decode(body),
         _ => {
             return Err(Status::unsupported_media_type(
                 content_type.unwrap_or_default(),
@@ -331,9 +332,10 @@ mod tests {
             (
                 Some("application/vnd.kubernetes.protobuf"),
                 b"k8s",
-                415,
-                "unknown format",
+                400,
+                "kube protobuf prefix",
             ),
+            (Some("application/cbor"), b"{}", 415, "unknown format"),
         ];
         for (ct, body, code, text) in cases {
             let err = parse_body(*ct, body).expect_err("rejected");

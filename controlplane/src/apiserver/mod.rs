@@ -25,6 +25,7 @@ mod defaults;
 mod delete;
 mod namespaces;
 mod objects;
+mod protobuf;
 mod read;
 mod request;
 mod storage;

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian with the Rust toolchain: installs what the suite
+# needs (only what is missing), then runs fmt, clippy, the build of the kgate binary and every
+# test of the workspace, end-to-end tests with the real kubectl included. Idempotent, no
+# prompts; exits non-zero on the first failure.
+#
+# One end-to-end file alone, after a build: cargo test -p kgate-e2e --test rbac
+# (KGATE_E2E_KEEP=1 keeps each test's folder with the kgate logs; a failing test keeps it too.)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+else
+    SUDO=()
+fi
+
+# --- what the suite needs -------------------------------------------------------------------
+
+# Debian packages (curl: the raw HTTPS requests of the bad-input tests and the kubectl download).
+APT_PACKAGES=(curl ca-certificates)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# kubectl: the default one and the oldest and newest the suite drives (1.29, 1.33). Machines of
+# this project have them (Google Cloud SDK); elsewhere they come from dl.k8s.io.
+declare -A KUBECTL_VERSIONS=([1.29]=v1.29.15 [1.32]=v1.32.5 [1.33]=v1.33.1)
+kubectl_dir=""
+if command -v kubectl >/dev/null 2>&1; then
+    kubectl_dir="$(dirname "$(readlink -f "$(command -v kubectl)")")"
+fi
+arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+fetch_kubectl() { # $1 = version, $2 = destination
+    say "installing kubectl $1 as $2"
+    local tmp
+    tmp="$(mktemp)"
+    curl -fsSL --retry 3 -o "$tmp" "https://dl.k8s.io/release/$1/bin/linux/$arch/kubectl"
+    curl -fsSL --retry 3 -o "$tmp.sha256" "https://dl.k8s.io/release/$1/bin/linux/$arch/kubectl.sha256"
+    echo "$(cat "$tmp.sha256")  $tmp" | sha256sum --check --quiet
+    "${SUDO[@]}" install -m 0755 "$tmp" "$2"
+    rm -f "$tmp" "$tmp.sha256"
+}
+if ! command -v kubectl >/dev/null 2>&1; then
+    fetch_kubectl "${KUBECTL_VERSIONS[1.32]}" /usr/local/bin/kubectl
+fi
+for minor in 1.29 1.33; do
+    if ! command -v "kubectl.$minor" >/dev/null 2>&1 &&
+        { [ -z "$kubectl_dir" ] || [ ! -x "$kubectl_dir/kubectl.$minor" ]; } &&
+        [ ! -x "/usr/bin/kubectl.$minor" ] && [ ! -x "/usr/local/bin/kubectl.$minor" ]; then
+        fetch_kubectl "${KUBECTL_VERSIONS[$minor]}" "/usr/local/bin/kubectl.$minor"
+    fi
+done
+
+# Rust components.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    say "installing rustfmt and clippy (rustup)"
+    rustup component add rustfmt clippy
+fi
+
+# --- the checks -----------------------------------------------------------------------------
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "cargo build -p kgate-gateway --bin kgate"
+cargo build -p kgate-gateway --bin kgate
+
+say "cargo test --workspace"
+# The end-to-end tests use target/debug/kgate, built just above.
+cargo test --workspace
+
+say "all tests passed"
