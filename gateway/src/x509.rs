@@ -15,14 +15,24 @@
 //! - Revocation is not checked: kube-apiserver does not check it either; short-lived client
 //!   certificates are the remedy.
 //! - Refusals carry kube's wording, never certificate contents.
+//! - A chain that verified is remembered, byte for byte, with the window in which every
+//!   certificate of it is valid: the same connection (or client) presents the same chain on
+//!   every request, and a signature check costs more than the rest of the pipeline together.
+//!   A remembered chain is still refused outside its window; a changed CA means a new
+//!   authenticator and an empty cache.
 
 use kgate_core::authn::{Authenticator, AuthnError, AuthnFuture, AuthnResponse, Credentials};
 use kgate_core::UserInfo;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use webpki::{EndEntityCert, KeyUsage, ALL_VERIFICATION_ALGS};
 
 const NAME: &str = "x509";
+
+/// How many verified chains are remembered; past this the cache starts afresh.
+const VERIFIED_CHAINS: usize = 4096;
 
 /// Why the client CA could not be used.
 #[derive(Debug, Error)]
@@ -45,6 +55,16 @@ pub enum X509Error {
 #[derive(Debug, Clone)]
 pub struct X509Authenticator {
     anchors: Vec<TrustAnchor<'static>>,
+    verified: Arc<Mutex<HashMap<Vec<Vec<u8>>, Verified>>>,
+}
+
+/// A chain that verified: its user, and when all of its certificates are valid (Unix seconds,
+/// inclusive, as webpki checks them).
+#[derive(Debug, Clone)]
+struct Verified {
+    user: UserInfo,
+    not_before: u64,
+    not_after: u64,
 }
 
 impl X509Authenticator {
@@ -62,11 +82,44 @@ impl X509Authenticator {
                     .map_err(|source| X509Error::InvalidCa { index, source })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { anchors })
+        Ok(Self {
+            anchors,
+            verified: Arc::default(),
+        })
     }
 
     /// Verifies `chain` (leaf first) at `now` and returns the user it names.
     pub fn verify(&self, chain: &[Vec<u8>], now: UnixTime) -> Result<UserInfo, AuthnError> {
+        let seconds = now.as_secs();
+        if let Some(known) = self.lock().get(chain) {
+            if (known.not_before..=known.not_after).contains(&seconds) {
+                return Ok(known.user.clone());
+            }
+        }
+        let user = self.verify_uncached(chain, now)?;
+        if let Some((not_before, not_after)) = validity_window(chain) {
+            let mut verified = self.lock();
+            if verified.len() >= VERIFIED_CHAINS {
+                verified.clear();
+            }
+            let entry = Verified {
+                user: user.clone(),
+                not_before,
+                not_after,
+            };
+            verified.insert(chain.to_vec(), entry);
+        }
+        Ok(user)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<Vec<u8>>, Verified>> {
+        // The map holds only finished entries; one left by a panicking thread is still sound.
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn verify_uncached(&self, chain: &[Vec<u8>], now: UnixTime) -> Result<UserInfo, AuthnError> {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(invalid("no certificate was presented"));
         };
@@ -99,7 +152,10 @@ fn reason(error: &webpki::Error) -> String {
         webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
             "certificate has expired or is not yet valid".to_owned()
         }
-        webpki::Error::UnknownIssuer => "certificate signed by unknown authority".to_owned(),
+        // A forged signature under a trusted CA's name is, to Go, an unknown authority too.
+        webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
+            "certificate signed by unknown authority".to_owned()
+        }
         webpki::Error::RequiredEkuNotFoundContext(_) => {
             "certificate specifies an incompatible key usage".to_owned()
         }
@@ -116,6 +172,19 @@ fn invalid(reason: impl Into<String>) -> AuthnError {
         authenticator: NAME,
         reason: reason.into(),
     }
+}
+
+/// The window (Unix seconds, inclusive) in which every certificate of `chain` is valid.
+fn validity_window(chain: &[Vec<u8>]) -> Option<(u64, u64)> {
+    let mut window = (0u64, u64::MAX);
+    for der in chain {
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+        let validity = certificate.validity();
+        let not_before = u64::try_from(validity.not_before.timestamp()).unwrap_or(0);
+        let not_after = u64::try_from(validity.not_after.timestamp()).ok()?;
+        window = (window.0.max(not_before), window.1.min(not_after));
+    }
+    Some(window)
 }
 
 /// The user of a verified leaf: CN the name, every O a group, in order.

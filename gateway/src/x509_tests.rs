@@ -241,3 +241,53 @@ fn the_ca_list_is_checked() {
         Err(X509Error::InvalidCa { index: 0, .. })
     ));
 }
+
+#[test]
+fn a_remembered_chain_is_refused_once_it_expires() -> TestResult {
+    let ca = ca("kgate-ca")?;
+    let x509 = X509Authenticator::new(vec![ca.der.clone()])?;
+    let now = OffsetDateTime::now_utc();
+    let (der, _, _) = issue(
+        Leaf {
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::hours(1),
+            ..Leaf::default()
+        },
+        &ca,
+    )?;
+    let at = |t: OffsetDateTime| {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            t.unix_timestamp().unsigned_abs(),
+        ))
+    };
+    let chain = vec![der];
+    // Verified (and remembered), then asked again inside and outside the window.
+    assert!(x509.verify(&chain, at(now)).is_ok());
+    assert!(x509.verify(&chain, at(now + Duration::minutes(30))).is_ok());
+    for outside in [now + Duration::hours(2), now - Duration::hours(2)] {
+        let refused = x509.verify(&chain, at(outside)).map_err(|e| e.to_string());
+        assert_eq!(
+            refused,
+            Err("x509: certificate has expired or is not yet valid".to_owned())
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_remembered_chain_is_bound_to_its_exact_bytes() -> TestResult {
+    let trusted = ca("kgate-ca")?;
+    // Another CA with the same name: its certificates claim the trusted issuer.
+    let other = ca("kgate-ca")?;
+    let x509 = X509Authenticator::new(vec![trusted.der.clone()])?;
+    let (good, _, _) = issue(Leaf::default(), &trusted)?;
+    assert!(verify(&x509, vec![good.clone()]).is_ok());
+    // Same subject, another signer: not the remembered chain, so verified and refused.
+    let (forged, _, _) = issue(Leaf::default(), &other)?;
+    assert_eq!(
+        verify(&x509, vec![forged]),
+        Err("x509: certificate signed by unknown authority".to_owned())
+    );
+    assert!(verify(&x509, vec![good]).is_ok());
+    Ok(())
+}
