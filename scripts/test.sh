@@ -21,8 +21,11 @@ fi
 
 # --- what the suite needs -------------------------------------------------------------------
 
-# Debian packages (curl: the raw HTTPS requests of the bad-input tests and the kubectl download).
-APT_PACKAGES=(curl ca-certificates)
+# Debian packages: curl (the raw HTTPS requests of the end-to-end tests, the kubectl download),
+# etcd-server (the etcd backend's tests start a real etcd), protobuf-compiler and libprotobuf-dev
+# (the etcd client's gRPC code is generated at build time; its protos import Google's
+# descriptor.proto, which libprotobuf-dev ships).
+APT_PACKAGES=(curl ca-certificates etcd-server protobuf-compiler libprotobuf-dev)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -73,6 +73,38 @@ pub struct GatewayArgs {
 pub struct UpOptions {
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where the control plane keeps objects: the embedded store in the data directory (the
+/// default), or etcd v3. The flags are kube-apiserver's.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// etcd v3 servers to store objects in, comma separated (e.g. http://127.0.0.1:2379),
+    /// instead of the embedded store in the data directory.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// The etcd key prefix every object is stored under.
+    #[arg(long, default_value = "/registry/")]
+    pub etcd_prefix: String,
+    /// The CA that signs the etcd servers' certificates (for https:// servers).
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// A client certificate to present to etcd (with --etcd-keyfile).
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// The key of --etcd-certfile.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// How often etcd's history is compacted (to the revision seen one interval before); 0
+    /// turns it off. A number with s, m, h or d.
+    #[arg(long, default_value = "5m")]
+    pub etcd_compaction_interval: String,
+    /// Revisions of history the embedded store keeps for watches and reads at older
+    /// revisions; older ones are compacted automatically. 0 keeps everything.
+    #[arg(long, default_value_t = 10_000)]
+    pub history_revisions: u64,
 }
 
 /// `kgate gateway`.
@@ -95,6 +127,8 @@ pub struct ControlplaneOptions {
     /// Address to serve mutual TLS on.
     #[arg(long, default_value = "127.0.0.1:6444")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 /// `kgate kubeconfig`.
@@ -160,6 +194,95 @@ impl GatewayArgs {
 #[derive(Debug, Clone)]
 pub struct UpConfig {
     pub(crate) gateway: GatewaySettings,
+    pub(crate) storage: StorageConfig,
+}
+
+/// The store after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// `DATA_DIR/store/kgate.redb`, keeping this many revisions of history (0: all).
+    Embedded {
+        history_revisions: u64,
+    },
+    Etcd(EtcdSettings),
+}
+
+/// etcd settings after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    pub(crate) servers: Vec<String>,
+    pub(crate) prefix: String,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
+    /// `None`: no compaction by kgate.
+    pub(crate) compaction_interval: Option<std::time::Duration>,
+}
+
+impl StorageArgs {
+    pub fn validate(self) -> Result<StorageConfig, ConfigError> {
+        if self.etcd_servers.is_empty() {
+            return Ok(StorageConfig::Embedded {
+                history_revisions: self.history_revisions,
+            });
+        }
+        let mut servers = Vec::with_capacity(self.etcd_servers.len());
+        for server in &self.etcd_servers {
+            let uri: Uri = server
+                .parse()
+                .map_err(|_| invalid("etcd-servers", format!("{server:?} is not a URL")))?;
+            let scheme = uri.scheme_str().unwrap_or_default();
+            if scheme != "http" && scheme != "https" {
+                return Err(invalid(
+                    "etcd-servers",
+                    format!("{server:?} must be an http:// or https:// URL"),
+                ));
+            }
+            if uri.host().is_none_or(str::is_empty) {
+                return Err(invalid("etcd-servers", format!("{server:?} has no host")));
+            }
+            if scheme == "https" && self.etcd_cafile.is_none() {
+                return Err(invalid(
+                    "etcd-cafile",
+                    "is required for https:// etcd servers",
+                ));
+            }
+            servers.push(server.trim_end_matches('/').to_owned());
+        }
+        let client_cert = match (self.etcd_certfile, self.etcd_keyfile) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("etcd-keyfile", "is required with --etcd-certfile"))
+            }
+            (None, Some(_)) => {
+                return Err(invalid("etcd-certfile", "is required with --etcd-keyfile"))
+            }
+        };
+        if !self.etcd_prefix.starts_with('/') {
+            return Err(invalid("etcd-prefix", "must start with /"));
+        }
+        let mut prefix = self.etcd_prefix;
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let compaction_interval = match self.etcd_compaction_interval.trim() {
+            "0" => None,
+            text => {
+                let interval = parse_duration(text)
+                    .map_err(|reason| invalid("etcd-compaction-interval", reason))?;
+                let interval = std::time::Duration::try_from(interval)
+                    .map_err(|_| invalid("etcd-compaction-interval", "must not be negative"))?;
+                Some(interval)
+            }
+        };
+        Ok(StorageConfig::Etcd(EtcdSettings {
+            servers,
+            prefix,
+            ca_file: self.etcd_cafile,
+            client_cert,
+            compaction_interval,
+        }))
+    }
 }
 
 impl UpConfig {
@@ -172,6 +295,7 @@ impl UpOptions {
     pub fn validate(self) -> Result<UpConfig, ConfigError> {
         Ok(UpConfig {
             gateway: self.gateway.validate()?,
+            storage: self.storage.validate()?,
         })
     }
 }
@@ -203,6 +327,7 @@ impl GatewayOptions {
 pub struct ControlplaneConfig {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: SocketAddr,
+    pub(crate) storage: StorageConfig,
 }
 
 impl ControlplaneOptions {
@@ -210,6 +335,7 @@ impl ControlplaneOptions {
         Ok(ControlplaneConfig {
             data_dir: self.data_dir,
             listen: self.listen,
+            storage: self.storage.validate()?,
         })
     }
 }
@@ -331,6 +457,102 @@ mod tests {
         assert_eq!(config.gateway.listen.to_string(), "127.0.0.1:6443");
         assert_eq!(config.gateway.max_request_bytes, 3 * 1024 * 1024);
         assert!(!config.gateway.anonymous_auth);
+    }
+
+    fn storage(args: &[&str]) -> Result<StorageConfig, ConfigError> {
+        let mut argv = vec!["kgate", "up"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        let Command::Up(options) = cli.command else {
+            panic!("not up");
+        };
+        options.validate().map(|c| c.storage)
+    }
+
+    #[test]
+    fn storage_is_embedded_unless_etcd_servers_are_given() {
+        assert_eq!(
+            storage(&[]),
+            Ok(StorageConfig::Embedded {
+                history_revisions: 10_000
+            })
+        );
+        let etcd = storage(&[
+            "--etcd-servers",
+            "http://127.0.0.1:2379,http://127.0.0.1:2380/",
+            "--etcd-prefix",
+            "/kgate",
+        ]);
+        assert_eq!(
+            etcd,
+            Ok(StorageConfig::Etcd(EtcdSettings {
+                servers: vec![
+                    "http://127.0.0.1:2379".into(),
+                    "http://127.0.0.1:2380".into()
+                ],
+                prefix: "/kgate/".into(),
+                ca_file: None,
+                client_cert: None,
+                compaction_interval: Some(std::time::Duration::from_secs(300)),
+            }))
+        );
+        let off = storage(&[
+            "--etcd-servers",
+            "http://e:2379",
+            "--etcd-compaction-interval",
+            "0",
+        ]);
+        assert!(matches!(
+            off,
+            Ok(StorageConfig::Etcd(EtcdSettings {
+                compaction_interval: None,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn bad_etcd_flags_name_the_flag() {
+        let flag_of = |args: &[&str]| match storage(args) {
+            Err(ConfigError::Invalid { flag, .. }) => flag,
+            other => panic!("{args:?} accepted: {other:?}"),
+        };
+        assert_eq!(
+            flag_of(&["--etcd-servers", "127.0.0.1:2379"]),
+            "etcd-servers"
+        );
+        assert_eq!(flag_of(&["--etcd-servers", "ftp://e:1"]), "etcd-servers");
+        assert_eq!(
+            flag_of(&["--etcd-servers", "https://e:2379"]),
+            "etcd-cafile"
+        );
+        assert_eq!(
+            flag_of(&[
+                "--etcd-servers",
+                "http://e:2379",
+                "--etcd-certfile",
+                "c.pem"
+            ]),
+            "etcd-keyfile"
+        );
+        assert_eq!(
+            flag_of(&[
+                "--etcd-servers",
+                "http://e:2379",
+                "--etcd-prefix",
+                "registry"
+            ]),
+            "etcd-prefix"
+        );
+        assert_eq!(
+            flag_of(&[
+                "--etcd-servers",
+                "http://e:2379",
+                "--etcd-compaction-interval",
+                "soon"
+            ]),
+            "etcd-compaction-interval"
+        );
     }
 
     #[test]

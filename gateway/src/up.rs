@@ -30,13 +30,13 @@ use tokio::task::JoinHandle;
 #[non_exhaustive]
 pub enum RunError {
     /// The PKI could not be loaded or created.
-    #[error("PKI")]
+    #[error("the PKI in the data directory")]
     Pki(#[from] PkiError),
     /// The kubeconfig could not be written.
-    #[error("kubeconfig")]
+    #[error("the kubeconfig")]
     Kubeconfig(#[from] KubeconfigError),
     /// A TLS configuration could not be built.
-    #[error("TLS")]
+    #[error("the TLS configuration")]
     Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
@@ -45,8 +45,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// A part of the pipeline or control plane could not be built.
-    #[error("startup")]
+    /// A part of the pipeline or control plane could not be built (the error names it).
+    #[error(transparent)]
     Wiring(#[from] WiringError),
 }
 
@@ -121,7 +121,7 @@ impl Running {
 pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
     let settings = config.gateway;
     let pki = Pki::load_or_create(&settings.data_dir)?;
-    let control_plane = wiring::open_control_plane(&settings.data_dir).await?;
+    let control_plane = wiring::open_control_plane(&settings.data_dir, &config.storage).await?;
     let upstream = Upstream::InProcess(control_plane.router);
     start_gateway_part(settings, pki, upstream, Some(control_plane.closer)).await
 }
@@ -191,7 +191,7 @@ async fn start_gateway_part(
 /// `kgate controlplane`.
 pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, RunError> {
     let pki = Pki::load_or_create(&config.data_dir)?;
-    let control_plane = wiring::open_control_plane(&config.data_dir).await?;
+    let control_plane = wiring::open_control_plane(&config.data_dir, &config.storage).await?;
     let tls = crate::tls::controlplane_server_config(&pki.serving, pki.ca.cert_der())?;
     let listener = bind(config.listen).await?;
     let addr = local_addr(&listener, config.listen)?;

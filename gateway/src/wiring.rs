@@ -3,13 +3,17 @@
 //! Kept apart so the run functions read as "what runs", and so a constructor that changes
 //! shape is fixed here only.
 
+use crate::cli::{EtcdSettings, StorageConfig};
 use crate::proxy::Proxy;
 use crate::rbac_sync::RbacSink;
 use crate::readiness::Readiness;
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_controlplane::apiserver::ApiServer;
+use kgate_controlplane::store::compactor;
+use kgate_controlplane::store::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
+use kgate_controlplane::store::Store;
 use kgate_core::authn::AuthenticatorUnion;
 use kgate_core::authz::AuthorizerChain;
 use std::convert::Infallible;
@@ -33,6 +37,13 @@ pub enum WiringError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// etcd could not be reached or refused the connection.
+    #[error("cannot use etcd at {servers}")]
+    Etcd {
+        servers: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The API server could not start.
     #[error("cannot start the API server")]
     ApiServer(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -51,7 +62,15 @@ pub(crate) struct ControlPlane {
 /// the file is released and the next start on the same data dir opens it.
 pub(crate) struct ControlPlaneCloser {
     api: ApiServer,
-    store: Arc<RedbStore>,
+    store: OpenedStore,
+    /// etcd's compactor (the embedded store compacts itself).
+    compactor: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The backend, kept typed for closing.
+enum OpenedStore {
+    Embedded(Arc<RedbStore>),
+    Etcd(Arc<EtcdStore>),
 }
 
 impl ControlPlaneCloser {
@@ -59,8 +78,20 @@ impl ControlPlaneCloser {
     const RELEASE_WAIT: Duration = Duration::from_secs(3);
 
     pub(crate) async fn close(self) {
-        let ControlPlaneCloser { api, mut store } = self;
+        let ControlPlaneCloser {
+            api,
+            store,
+            compactor,
+        } = self;
+        if let Some(compactor) = compactor {
+            compactor.abort();
+        }
         drop(api);
+        let mut store = match store {
+            OpenedStore::Embedded(store) => store,
+            // etcd keeps the data; dropping the client closes its connections.
+            OpenedStore::Etcd(store) => return drop(store),
+        };
         let deadline = tokio::time::Instant::now() + Self::RELEASE_WAIT;
         loop {
             match Arc::try_unwrap(store) {
@@ -76,7 +107,9 @@ impl ControlPlaneCloser {
                 }
                 Err(_) => {
                     // Every acknowledged write is already durable; only the file lock lingers.
-                    tracing::warn!("the store is still in use at shutdown; it closes when the last reader ends");
+                    tracing::warn!(
+                        "the store is still in use at shutdown; it closes when the last reader ends"
+                    );
                     return;
                 }
             }
@@ -84,26 +117,73 @@ impl ControlPlaneCloser {
     }
 }
 
-/// Opens `DATA_DIR/store/kgate.redb` and starts the API server over it.
-pub(crate) async fn open_control_plane(data_dir: &Path) -> Result<ControlPlane, WiringError> {
+/// Opens the store `storage` names (by default `DATA_DIR/store/kgate.redb`) and starts the API
+/// server over it.
+pub(crate) async fn open_control_plane(
+    data_dir: &Path,
+    storage: &StorageConfig,
+) -> Result<ControlPlane, WiringError> {
+    let (store, dyn_store, compactor): (OpenedStore, Arc<dyn Store>, _) = match storage {
+        StorageConfig::Embedded { history_revisions } => {
+            let store = Arc::new(open_embedded(data_dir, *history_revisions)?);
+            (OpenedStore::Embedded(store.clone()), store, None)
+        }
+        StorageConfig::Etcd(settings) => {
+            let store = Arc::new(connect_etcd(settings).await?);
+            let compactor = settings
+                .compaction_interval
+                .map(|every| compactor::spawn(store.clone(), every));
+            (OpenedStore::Etcd(store.clone()), store, compactor)
+        }
+    };
+    let api = ApiServer::start(dyn_store)
+        .await
+        .map_err(|e| WiringError::ApiServer(Box::new(e)))?;
+    Ok(ControlPlane {
+        router: api.router(),
+        closer: ControlPlaneCloser {
+            api,
+            store,
+            compactor,
+        },
+    })
+}
+
+fn open_embedded(data_dir: &Path, history_revisions: u64) -> Result<RedbStore, WiringError> {
     let dir = data_dir.join("store");
     let path = dir.join("kgate.redb");
     crate::pki::create_private_dir(&dir).map_err(|e| WiringError::Store {
         path: path.clone(),
         source: Box::new(e),
     })?;
-    let store = RedbStore::open(&path, RedbOptions::default()).map_err(|e| WiringError::Store {
-        path: path.clone(),
+    let options = RedbOptions {
+        compaction_window: history_revisions,
+        ..RedbOptions::default()
+    };
+    RedbStore::open(&path, options).map_err(|e| WiringError::Store {
+        path,
         source: Box::new(e),
-    })?;
-    let store = Arc::new(store);
-    let api = ApiServer::start(store.clone())
-        .await
-        .map_err(|e| WiringError::ApiServer(Box::new(e)))?;
-    Ok(ControlPlane {
-        router: api.router(),
-        closer: ControlPlaneCloser { api, store },
     })
+}
+
+async fn connect_etcd(settings: &EtcdSettings) -> Result<EtcdStore, WiringError> {
+    let tls = settings.ca_file.as_ref().map(|ca_file| EtcdTls {
+        ca_file: ca_file.clone(),
+        cert_file: settings.client_cert.as_ref().map(|(cert, _)| cert.clone()),
+        key_file: settings.client_cert.as_ref().map(|(_, key)| key.clone()),
+    });
+    let options = EtcdOptions {
+        endpoints: settings.servers.clone(),
+        prefix: settings.prefix.clone(),
+        tls,
+        ..EtcdOptions::default()
+    };
+    EtcdStore::connect(options)
+        .await
+        .map_err(|e| WiringError::Etcd {
+            servers: settings.servers.join(","),
+            source: Box::new(e),
+        })
 }
 
 /// X.509 against the CA, plus anonymous only where enabled.

@@ -13,16 +13,18 @@
 //! (utime+stime of the server processes from /proc, so the load generator's own CPU is excluded).
 //! It is a command, not a test: nothing here asserts a timing.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use kgate_loadtest::{
+    children, client_tls, cpu_seconds, free_port, percentile, spawn, wait_for_port,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_rustls::TlsConnector;
@@ -47,16 +49,6 @@ struct Args {
     path: String,
 }
 
-/// One process we started; killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// How a client reaches one front door.
 struct Target {
     name: &'static str,
@@ -76,55 +68,17 @@ struct Measurement {
     cpu_seconds: f64,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn spawn(cmd: &mut Command, log: &Path) -> Result<Proc> {
-    let out = std::fs::File::create(log)?;
-    let err = out.try_clone()?;
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .with_context(|| format!("starting {cmd:?}"))?;
-    Ok(Proc(child))
-}
-
-async fn wait_for_port(port: u16) -> Result<()> {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("nothing listens on port {port} after 10 s")
-}
-
 fn tls_config(target: &Target) -> Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&target.ca)? {
-        roots.add(cert?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
-    let mut config = match &target.client_cert {
-        Some((cert, key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
-            let key = PrivateKeyDer::from_pem_file(key)?;
-            builder.with_client_auth_cert(certs, key)?
-        }
-        None => builder.with_no_client_auth(),
+    let roots = CertificateDer::pem_file_iter(&target.ca)?.collect::<Result<Vec<_>, _>>()?;
+    let client = match &target.client_cert {
+        Some((cert, key)) => Some((
+            CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?,
+            PrivateKeyDer::from_pem_file(key)?,
+        )),
+        None => None,
     };
-    // HTTP/1.1 keep-alive everywhere, so the three front doors are compared on one protocol.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    // HTTP/1.1 keep-alive everywhere, so the front doors are compared on one protocol.
+    client_tls(roots, client)
 }
 
 /// One keep-alive connection issuing requests back to back until `deadline`.
@@ -163,44 +117,6 @@ async fn worker(
     Ok((ok, errors, latencies))
 }
 
-/// utime + stime of a process in seconds, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // The command name may hold spaces: fields are counted after its closing parenthesis.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    // Linux reports in USER_HZ, which is 100 on every architecture it runs on.
-    ticks / 100.0
-}
-
-/// The pids of the children of `parent` (nginx workers).
-fn children(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.rsplit_once(')')?.1.to_owned();
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
-}
-
 async fn measure(
     target: Arc<Target>,
     path: &str,
@@ -236,14 +152,6 @@ async fn measure(
     m.cpu_seconds = target.pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
     m.latencies_us.sort_unstable();
     Ok(m)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 fn nginx_config(dir: &Path, port: u16, upstream: u16, pki: &Path) -> String {
@@ -355,8 +263,8 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let nginx_pids = {
-        let mut pids = vec![nginx.0.id(), cp.0.id()];
-        pids.extend(children(nginx.0.id()));
+        let mut pids = vec![nginx.id(), cp.id()];
+        pids.extend(children(nginx.id()));
         pids
     };
     let admin = |dir: &Path| Some((dir.join("pki/admin.crt"), dir.join("pki/admin.key")));
@@ -373,7 +281,7 @@ async fn main() -> Result<()> {
                 ("x-remote-user", "kubernetes-admin"),
                 ("x-remote-group", "system:masters"),
             ],
-            pids: vec![cp.0.id()],
+            pids: vec![cp.id()],
         },
         Target {
             name: "kgate",
@@ -381,7 +289,7 @@ async fn main() -> Result<()> {
             ca: pki.join("ca.crt"),
             client_cert: admin(&split_dir),
             headers: vec![],
-            pids: vec![gw.0.id(), cp.0.id()],
+            pids: vec![gw.id(), cp.id()],
         },
         Target {
             name: "nginx",
@@ -397,7 +305,7 @@ async fn main() -> Result<()> {
             ca: up_dir.join("pki/ca.crt"),
             client_cert: admin(&up_dir),
             headers: vec![],
-            pids: vec![up.0.id()],
+            pids: vec![up.id()],
         },
     ];
 

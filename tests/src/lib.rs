@@ -8,6 +8,7 @@
 //!
 //! Every wait is a bounded poll that fails with what the processes printed. Nothing is mocked.
 
+pub mod etcd;
 pub mod flows;
 
 use base64::Engine as _;
@@ -229,6 +230,8 @@ pub struct Options {
     pub max_request_bytes: Option<u64>,
     /// `--max-header-bytes`.
     pub max_header_bytes: Option<usize>,
+    /// `--etcd-servers` (for `up`, or the split mode's control plane).
+    pub etcd_servers: Option<String>,
 }
 
 impl Options {
@@ -244,6 +247,13 @@ impl Options {
         }
         args
     }
+
+    fn storage_args(&self) -> Vec<String> {
+        match &self.etcd_servers {
+            Some(servers) => vec!["--etcd-servers".to_owned(), servers.clone()],
+            None => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +267,8 @@ enum Mode {
 struct Proc {
     name: String,
     child: Child,
-    lines: Receiver<String>,
+    /// In a mutex only so that a `Kgate` can be shared with a client thread.
+    lines: Mutex<Receiver<String>>,
     stdout_log: Arc<Mutex<Vec<String>>>,
     stderr_path: PathBuf,
 }
@@ -296,7 +307,7 @@ impl Proc {
         Proc {
             name: name.to_owned(),
             child,
-            lines,
+            lines: Mutex::new(lines),
             stdout_log,
             stderr_path,
         }
@@ -334,10 +345,11 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self
+            let lines = self
                 .lines
-                .recv_timeout(left.min(Duration::from_millis(200)))
-            {
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match lines.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix(prefix) {
                         return rest.trim().to_owned();
@@ -458,7 +470,12 @@ impl Kgate {
 
     /// `kgate controlplane` then `kgate gateway --upstream` in front of it, on free ports.
     pub fn split() -> Kgate {
-        Kgate::start(Mode::Split, Options::default())
+        Kgate::split_with(Options::default())
+    }
+
+    /// The split mode with options (storage options go to `kgate controlplane`).
+    pub fn split_with(options: Options) -> Kgate {
+        Kgate::start(Mode::Split, options)
     }
 
     fn start(mode: Mode, options: Options) -> Kgate {
@@ -497,19 +514,21 @@ impl Kgate {
             Mode::Up => {
                 let mut args = vec!["up".to_owned()];
                 args.extend(gateway_args);
+                args.extend(self.options.storage_args());
                 let mut proc = Proc::spawn("kgate-up", &args, &logs);
                 let url = proc.wait_line("kgate is ready on ", START_TIMEOUT);
                 self.addr = parse_url_addr(&url, &proc);
                 self.procs.push(proc);
             }
             Mode::Split => {
-                let args = [
+                let mut args = vec![
                     "controlplane".to_owned(),
                     "--data-dir".to_owned(),
                     data_dir,
                     "--listen".to_owned(),
                     "127.0.0.1:0".to_owned(),
                 ];
+                args.extend(self.options.storage_args());
                 let mut cp = Proc::spawn("kgate-controlplane", &args, &logs);
                 let url = cp.wait_line("kgate control plane is ready on ", START_TIMEOUT);
                 let cp_addr = parse_url_addr(&url, &cp);
@@ -563,6 +582,26 @@ impl Kgate {
                 status.success(),
                 "{name} did not shut down cleanly on SIGTERM: {status}\n{output}"
             );
+        }
+        self.launch();
+    }
+
+    /// Kills every process with SIGKILL: no shutdown at all, as a crash would leave it. Needs
+    /// only `&self`, so a test can crash kgate while another thread is sending requests.
+    pub fn kill_hard(&self) {
+        for pid in self.pids() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// After [`Kgate::kill_hard`]: reaps the dead processes and starts again on the same data
+    /// directory.
+    pub fn start_after_crash(&mut self) {
+        for mut proc in std::mem::take(&mut self.procs).into_iter().rev() {
+            let _ = proc.child.kill();
+            let _ = proc.child.wait();
         }
         self.launch();
     }

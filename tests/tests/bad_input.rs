@@ -115,6 +115,7 @@ fn headers_and_bodies_over_the_limits_are_refused() {
     let mut kg = Kgate::up_with(Options {
         max_request_bytes: Some(64 * 1024),
         max_header_bytes: Some(8 * 1024),
+        ..Options::default()
     });
 
     // Headers over --max-header-bytes: 431, over HTTP/2 (curl's default) and HTTP/1.1.

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod discovery;
 pub mod selectors;
 pub mod watch;
+pub mod watch_cache;
 
 mod bootstrap;
 mod defaults;
@@ -75,6 +76,8 @@ pub enum ApiServerError {
 /// State shared by every request.
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
+    /// One store watch per watched resource, shared by every watch request.
+    pub watch_cache: Arc<watch_cache::WatchCache>,
     /// Serializes Service creation so that two Services never get the same ClusterIP.
     pub service_ips: tokio::sync::Mutex<()>,
 }
@@ -97,6 +100,10 @@ impl ApiServer {
     /// Terminating by a previous run, and returns the server.
     pub async fn start(store: Arc<dyn Store>) -> Result<ApiServer, ApiServerError> {
         let shared = Arc::new(Shared {
+            watch_cache: Arc::new(watch_cache::WatchCache::new(
+                store.clone(),
+                watch_cache::WatchCacheConfig::default(),
+            )),
             store,
             service_ips: tokio::sync::Mutex::new(()),
         });
@@ -219,6 +226,7 @@ async fn serve_watch(
     };
     let ctx = watch::WatchContext {
         store: shared.store.clone(),
+        cache: shared.watch_cache.clone(),
         def,
         namespace,
         name: Some(info.name.clone()).filter(|n| !n.is_empty()),

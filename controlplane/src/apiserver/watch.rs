@@ -1,5 +1,5 @@
 //! `?watch=true`: a chunked stream of newline-delimited JSON watch events with kube-apiserver's
-//! semantics, served from the [`Store`]'s watch of a key prefix.
+//! semantics, served from the [`WatchCache`] (one store watch per resource, shared).
 //!
 //! - `resourceVersion` unset or "0": synthetic ADDED events for every matching object of a range
 //!   read at revision R, then the changes after R; `resourceVersion=N`: the changes after N; N
@@ -8,14 +8,17 @@
 //! - Selectors filter as kube's watch cache does: an update that makes an object match is ADDED,
 //!   one that makes it stop matching is DELETED (carrying the old object at the new revision).
 //! - `allowWatchBookmarks`: a BOOKMARK every [`BOOKMARK_EVERY`] with the last revision this
-//!   watch has seen, and, with `sendInitialEvents=true`, one at the end of the initial events
-//!   annotated `k8s.io/initial-events-end: "true"`.
+//!   watch has covered (the cache's progress on the whole resource, so it advances even when
+//!   nothing matches this watch), and, with `sendInitialEvents=true`, one at the end of the
+//!   initial events annotated `k8s.io/initial-events-end: "true"`.
+//! - A watch that does not read its events fast enough is closed without an ERROR event, as
+//!   kube's cacher closes it: the client watches again from the last revision it saw.
 //! - Table mode: each object becomes a one-row `meta.k8s.io/v1` Table; only the first carries
 //!   column definitions, as kube sends them.
 //!
-//! No task is spawned: the response body is the watch itself, so when the client goes away hyper
-//! drops the body and with it the store's watch stream. `timeoutSeconds` (or kube's default of
-//! 30 to 60 minutes) ends the body cleanly.
+//! No task is spawned per watch: the response body is the watch itself, so when the client goes
+//! away hyper drops the body and with it the cache subscription. `timeoutSeconds` (or kube's
+//! default of 30 to 60 minutes) ends the body cleanly.
 
 // `Status` is the error type of the HTTP edge by contract (the handlers send it as the body);
 // boxing it here would only move the allocation into every caller.
@@ -37,11 +40,11 @@ use tokio::time::{Instant, Interval, Sleep};
 
 use super::codec::{decode_object, set_resource_version, Negotiated, JSON};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::storage::collection_prefix;
+use super::watch_cache::{Update, Updates, WatchCache, WatchCacheError};
 use crate::resources::ResourceDef;
 use crate::schema::{self, IncludeObject};
-use crate::store::{
-    EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent, WatchStream,
-};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent};
 
 /// How often a watch with bookmarks sends one.
 pub const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
@@ -52,6 +55,8 @@ pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Everything a watch request asked for, already parsed and validated by the REST handler.
 pub struct WatchContext {
     pub store: Arc<dyn Store>,
+    /// Where the events come from; over the same store.
+    pub cache: Arc<WatchCache>,
     pub def: &'static ResourceDef,
     /// The namespace of a namespaced request; `None` for all namespaces.
     pub namespace: Option<String>,
@@ -108,11 +113,7 @@ pub async fn serve_watch_with(
         Some(send) => send,
         None => rv.is_none(),
     };
-    let mut prefix = ctx.def.key_prefix();
-    if let (true, Some(ns)) = (ctx.def.namespaced, &ctx.namespace) {
-        prefix.push_str(ns);
-        prefix.push('/');
-    }
+    let prefix = collection_prefix(ctx.def, ctx.namespace.as_deref());
     let (items, after) = if initial {
         let list = ctx
             .store
@@ -131,7 +132,11 @@ pub async fn serve_watch_with(
         (Vec::new(), after)
     };
     let mut queued = VecDeque::new();
-    let events = match ctx.store.watch(&prefix, after).await {
+    let events = match ctx
+        .cache
+        .watch(ctx.def, ctx.namespace.as_deref(), after)
+        .await
+    {
         Ok(stream) => Some(stream),
         Err(StoreError::Compacted {
             requested,
@@ -242,8 +247,8 @@ struct Watcher {
     /// The synthetic ADDED events still to send.
     initial: std::vec::IntoIter<KeyValue>,
     initial_end_bookmark: bool,
-    /// `None` once the store's stream cannot continue.
-    events: Option<WatchStream>,
+    /// `None` once the cache's stream cannot continue.
+    events: Option<Updates>,
     queued: VecDeque<Bytes>,
     /// The newest revision this watch has covered: a bookmark never claims more.
     last_revision: Revision,
@@ -292,13 +297,26 @@ impl Watcher {
                 _ = tick(&mut self.ticker) => return Some(self.bookmark(false)),
                 next = events.next() => match next {
                     None => self.done = true,
-                    Some(Ok(event)) => {
-                        self.last_revision = event.revision();
-                        if let Some(bytes) = self.event_line(event) {
+                    Some(Ok(Update::Progress(revision))) => {
+                        self.last_revision = self.last_revision.max(revision);
+                    }
+                    Some(Ok(Update::Event(event))) => {
+                        self.last_revision = self.last_revision.max(event.revision());
+                        if let Some(bytes) = self.event_line(&event) {
                             return Some(bytes);
                         }
                     }
-                    Some(Err(e)) => {
+                    Some(Err(WatchCacheError::Lagged)) => {
+                        // kube closes such a watch without an ERROR event; the client watches
+                        // again from its last revision instead of relisting.
+                        tracing::debug!(
+                            resource = self.def.plural,
+                            "watch closed: the client did not keep up"
+                        );
+                        self.done = true;
+                        self.events = None;
+                    }
+                    Some(Err(WatchCacheError::Store(e))) => {
                         let status = match e {
                             StoreError::Compacted { .. } => store_status(e),
                             other => {
@@ -332,7 +350,7 @@ impl Watcher {
 
     /// The line for a store event after selector filtering, or `None` when the client should not
     /// hear of it.
-    fn event_line(&mut self, event: WatchEvent) -> Option<Bytes> {
+    fn event_line(&mut self, event: &WatchEvent) -> Option<Bytes> {
         let current = match decode_object(&event.kv) {
             Ok(obj) => obj,
             Err(status) => return Some(self.fail(&status)),

@@ -1,19 +1,27 @@
 //! Tests of [`super`].
 
 use super::*;
+use crate::apiserver::watch_cache::WatchCacheConfig;
 use crate::resources::lookup;
 use crate::store::redb::{RedbOptions, RedbStore};
 
 struct Fixture {
     store: Arc<dyn Store>,
+    cache: Arc<WatchCache>,
     _dir: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
+    fixture_with(WatchCacheConfig::default())
+}
+
+fn fixture_with(config: WatchCacheConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(&dir.path().join("db"), RedbOptions::default()).expect("open");
+    let store: Arc<dyn Store> = Arc::new(store);
     Fixture {
-        store: Arc::new(store),
+        cache: Arc::new(WatchCache::new(store.clone(), config)),
+        store,
         _dir: dir,
     }
 }
@@ -37,6 +45,7 @@ fn key(name: &str) -> String {
 fn ctx(f: &Fixture) -> WatchContext {
     WatchContext {
         store: f.store.clone(),
+        cache: f.cache.clone(),
         def: pods(),
         namespace: Some("ns".into()),
         name: None,
@@ -268,4 +277,72 @@ async fn bookmarks_with_initial_events_end() {
     let (t, o) = next(&mut ev).await;
     assert_eq!(t, "BOOKMARK");
     assert!(o["metadata"].get("annotations").is_none());
+}
+
+#[tokio::test]
+async fn bookmarks_carry_the_progress_of_other_namespaces() {
+    let f = fixture();
+    let mut c = ctx(&f);
+    c.bookmarks = true;
+    c.timeout = Some(Duration::from_secs(3600));
+    let options = WatchOptions::default().bookmark_every(Duration::from_millis(50));
+    let mut ev = events(serve_watch_with(c, options).await.expect("watch"));
+    // Only another namespace changes: this watch has no event to send, but its bookmarks move.
+    let other = f
+        .store
+        .create("/registry/pods/other/c", pod("c", "x"))
+        .await
+        .expect("c");
+    let want = other.mod_revision.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no bookmark at {want}");
+        let (t, o) = next(&mut ev).await;
+        assert_eq!(t, "BOOKMARK");
+        let rv = o["metadata"]["resourceVersion"].as_str().expect("rv");
+        assert!(rv.parse::<Revision>().expect("number") <= other.mod_revision);
+        if rv == want {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_closed_without_an_error() {
+    let capacity = 2;
+    let f = fixture_with(WatchCacheConfig {
+        subscriber_capacity: capacity,
+        dispatch_budget: Duration::from_millis(10),
+        ..WatchCacheConfig::default()
+    });
+    let now = f.store.current_revision().await.expect("rev");
+    let mut c = ctx(&f);
+    c.resource_version = Some(now.to_string());
+    // Subscribed now; its events queue up while nobody reads the body.
+    let mut ev = events(serve_watch(c).await.expect("watch"));
+    let mut reader = f
+        .cache
+        .watch(pods(), Some("ns"), now)
+        .await
+        .expect("reader");
+    for i in 0..2 * capacity {
+        f.store
+            .create(&key(&format!("p{i}")), pod(&format!("p{i}"), "x"))
+            .await
+            .expect("create");
+    }
+    // Once another subscriber has the last event, the feed has dispatched them all.
+    let mut seen = 0;
+    while seen < 2 * capacity {
+        match tokio::time::timeout(Duration::from_secs(10), reader.next()).await {
+            Ok(Some(Ok(Update::Event(_)))) => seen += 1,
+            Ok(Some(Ok(Update::Progress(_)))) => {}
+            other => panic!("the reader got {other:?}"),
+        }
+    }
+    for i in 0..capacity {
+        let (t, o) = next(&mut ev).await;
+        assert_eq!((t.as_str(), name_rv(&o).0), ("ADDED", format!("p{i}")));
+    }
+    assert!(ended(&mut ev).await, "closed, with no ERROR event");
 }

@@ -10,8 +10,10 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use thiserror::Error;
 
+pub mod compactor;
 #[cfg(test)]
 pub mod conformance;
+pub mod etcd;
 pub mod redb;
 
 /// A store revision: increases by one with every write, across all keys.
@@ -122,8 +124,21 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// The storage contract. Implementations: [`redb::RedbStore`] (embedded, the default) and, later,
-/// etcd v3. One conformance suite holds both to it.
+impl StoreError {
+    /// Refuses a value over a backend's size limit before it is sent anywhere.
+    pub(crate) fn check_size(value: &[u8], limit: usize) -> Result<(), StoreError> {
+        if value.len() > limit {
+            return Err(StoreError::TooLarge {
+                size: value.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The storage contract. Implementations: [`redb::RedbStore`] (embedded, the default) and
+/// [`etcd::EtcdStore`] (etcd v3, as kube-apiserver). One conformance suite holds both to it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The latest value of `key`.

@@ -160,16 +160,6 @@ impl RedbStore {
         Ok(())
     }
 
-    fn check_size(&self, value: &[u8]) -> Result<(), StoreError> {
-        if value.len() > self.max_value_bytes {
-            return Err(StoreError::TooLarge {
-                size: value.len(),
-                limit: self.max_value_bytes,
-            });
-        }
-        Ok(())
-    }
-
     /// Queues a write and waits for its durable answer.
     async fn submit<T>(
         &self,
@@ -262,7 +252,7 @@ impl Store for RedbStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        self.check_size(&value)?;
+        StoreError::check_size(&value, self.max_value_bytes)?;
         let key = key.to_owned();
         self.submit(|reply| Op::Create { key, value, reply }).await
     }
@@ -273,7 +263,7 @@ impl Store for RedbStore {
         value: Vec<u8>,
         expected: Revision,
     ) -> Result<KeyValue, StoreError> {
-        self.check_size(&value)?;
+        StoreError::check_size(&value, self.max_value_bytes)?;
         let key = key.to_owned();
         self.submit(|reply| Op::Update {
             key,

@@ -1,0 +1,439 @@
+//! A feed: the one store watch of a resource, its ring buffer and its subscribers' channels,
+//! and the task that dispatches the store's events to them (see [`super`] for the guarantees).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Update, Updates, WatchCacheConfig, WatchCacheError};
+use crate::store::{Revision, StoreError, WatchEvent, WatchStream};
+
+/// The shared watch of one resource.
+pub(super) struct Feed {
+    /// The resource's collection prefix (for logs).
+    resource: String,
+    state: Mutex<FeedState>,
+    /// Wakes the feed task when its last subscriber leaves, to start the idle countdown.
+    left: Notify,
+}
+
+struct FeedState {
+    /// False once the store watch ended or the feed went idle: join a new feed instead.
+    running: bool,
+    /// The buffer holds every event with a revision in `(floor, progress]`.
+    floor: Revision,
+    /// The last revision dispatched (or the start revision).
+    progress: Revision,
+    buffer: VecDeque<Arc<WatchEvent>>,
+    subscribers: Vec<Subscriber>,
+    next_id: u64,
+    /// Since when the feed has had no subscriber.
+    empty_since: Option<Instant>,
+}
+
+struct Subscriber {
+    id: u64,
+    prefix: String,
+    /// Events at or below this revision are not for this subscriber (it joined past `progress`).
+    after: Revision,
+    tx: mpsc::Sender<Update>,
+    /// Why its stream ends; set before `tx` is dropped.
+    end: Arc<OnceLock<WatchCacheError>>,
+    /// Events it did not match were dispatched since its last item: it is owed a `Progress`.
+    progress_due: bool,
+}
+
+pub(super) enum Join {
+    Joined(Updates),
+    TooOld,
+    Stopped,
+}
+
+/// A subscriber whose channel was full when an event was offered.
+struct Blocked {
+    id: u64,
+    tx: mpsc::Sender<Update>,
+}
+
+impl Feed {
+    /// A feed of `stream` (the store watch of `resource` after `start`), its task, and its first
+    /// subscriber.
+    pub(super) fn start(
+        resource: String,
+        start: Revision,
+        stream: WatchStream,
+        prefix: &str,
+        after: Revision,
+        config: &WatchCacheConfig,
+    ) -> (Arc<Feed>, Updates) {
+        let feed = Arc::new(Feed::new(resource, start));
+        let first = {
+            let mut state = feed.lock();
+            feed.register(&mut state, prefix, after, config.subscriber_capacity)
+        };
+        tokio::spawn(run(feed.clone(), stream, config.clone()));
+        (feed, first.into_stream())
+    }
+
+    fn new(resource: String, start: Revision) -> Feed {
+        Feed {
+            resource,
+            state: Mutex::new(FeedState {
+                running: true,
+                floor: start,
+                progress: start,
+                buffer: VecDeque::new(),
+                subscribers: Vec::new(),
+                next_id: 0,
+                empty_since: None,
+            }),
+            left: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        // The state stays consistent at every unlock, so a panic elsewhere does not spoil it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Subscribes to a running feed, if `after` is not older than its buffer.
+    pub(super) fn join(self: &Arc<Self>, prefix: &str, after: Revision, capacity: usize) -> Join {
+        let mut state = self.lock();
+        if !state.running {
+            Join::Stopped
+        } else if after < state.floor {
+            Join::TooOld
+        } else {
+            Join::Joined(
+                self.register(&mut state, prefix, after, capacity)
+                    .into_stream(),
+            )
+        }
+    }
+
+    /// Adds a subscriber: the buffered events after `after` first, then live ones. Both happen
+    /// under the state lock that dispatch takes, so none is missed or sent twice.
+    fn register(
+        self: &Arc<Self>,
+        state: &mut FeedState,
+        prefix: &str,
+        after: Revision,
+        capacity: usize,
+    ) -> Subscription {
+        let first = state.buffer.partition_point(|e| e.revision() <= after);
+        let backlog = state
+            .buffer
+            .range(first..)
+            .filter(|e| e.kv.key.starts_with(prefix))
+            .cloned()
+            .collect();
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let end = Arc::new(OnceLock::new());
+        let id = state.next_id;
+        state.next_id += 1;
+        state.subscribers.push(Subscriber {
+            id,
+            prefix: prefix.to_owned(),
+            after,
+            tx,
+            end: end.clone(),
+            progress_due: false,
+        });
+        state.empty_since = None;
+        Subscription {
+            feed: self.clone(),
+            id,
+            backlog,
+            progress: (state.progress > after).then_some(state.progress),
+            rx,
+            end,
+            done: false,
+        }
+    }
+
+    fn leave(&self, id: u64) {
+        let mut state = self.lock();
+        state.subscribers.retain(|s| s.id != id);
+        if state.subscribers.is_empty() && state.empty_since.is_none() {
+            state.empty_since = Some(Instant::now());
+            self.left.notify_one();
+        }
+    }
+
+    /// Buffers `event` and queues it for every matching subscriber with room; returns those
+    /// without room.
+    fn offer(&self, event: &Arc<WatchEvent>, buffer: usize) -> Vec<Blocked> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let revision = event.revision();
+        state.progress = revision;
+        state.buffer.push_back(event.clone());
+        while state.buffer.len() > buffer {
+            if let Some(old) = state.buffer.pop_front() {
+                state.floor = old.revision();
+            }
+        }
+        let mut blocked = Vec::new();
+        state.subscribers.retain_mut(|sub| {
+            if revision <= sub.after {
+                return true;
+            }
+            if !event.kv.key.starts_with(&sub.prefix) {
+                sub.progress_due = true;
+                return true;
+            }
+            match sub.tx.try_send(Update::Event(event.clone())) {
+                Ok(()) => {
+                    sub.progress_due = false;
+                    true
+                }
+                Err(TrySendError::Full(_)) => {
+                    sub.progress_due = false;
+                    blocked.push(Blocked {
+                        id: sub.id,
+                        tx: sub.tx.clone(),
+                    });
+                    true
+                }
+                Err(TrySendError::Closed(_)) => false,
+            }
+        });
+        blocked
+    }
+
+    /// Sends `event` to each subscriber `offer` found full, waiting at most what the budget
+    /// allows; cuts off those still full. The feed dispatches nothing else meanwhile, so order
+    /// holds for everyone.
+    async fn dispatch(&self, event: Arc<WatchEvent>, buffer: usize, budget: &mut TimeBudget) {
+        let blocked = self.offer(&event, buffer);
+        if blocked.is_empty() {
+            return;
+        }
+        let allowed = budget.take();
+        let started = Instant::now();
+        let sends = blocked.iter().map(|b| {
+            let update = Update::Event(event.clone());
+            tokio::time::timeout(allowed, b.tx.send(update))
+        });
+        let results = futures::future::join_all(sends).await;
+        budget.give_back(allowed.saturating_sub(started.elapsed()));
+        let slow: Vec<u64> = blocked
+            .iter()
+            .zip(results)
+            .filter(|(_, sent)| sent.is_err())
+            .map(|(b, _)| b.id)
+            .collect();
+        if slow.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        state.subscribers.retain(|sub| {
+            if !slow.contains(&sub.id) {
+                return true;
+            }
+            // Set before the sender drops: the stream reads it after the queued events.
+            let _ = sub.end.set(WatchCacheError::Lagged);
+            false
+        });
+        tracing::info!(
+            resource = %self.resource,
+            count = slow.len(),
+            "watch cache: closed watchers that did not keep up"
+        );
+    }
+
+    /// Sends `Progress` to the subscribers owed one and with room; a full one has events queued,
+    /// and the next flush after them carries the progress.
+    fn flush_progress(&self) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let progress = state.progress;
+        state.subscribers.retain_mut(|sub| {
+            if !sub.progress_due {
+                return true;
+            }
+            match sub.tx.try_send(Update::Progress(progress)) {
+                Ok(()) => {
+                    sub.progress_due = false;
+                    true
+                }
+                Err(TrySendError::Full(_)) => true,
+                Err(TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Resolves when the feed has had no subscriber for `idle` (maybe spuriously: check with
+    /// [`Feed::stop_if_idle`]).
+    async fn idle_elapsed(&self, idle: Duration) {
+        loop {
+            let since = self.lock().empty_since;
+            match since {
+                Some(since) => return tokio::time::sleep_until(since + idle).await,
+                // `notify_one` keeps a permit, so a leave between the check and here is not lost.
+                None => self.left.notified().await,
+            }
+        }
+    }
+
+    fn stop_if_idle(&self, idle: Duration) -> bool {
+        let mut state = self.lock();
+        let idle = state.subscribers.is_empty()
+            && state
+                .empty_since
+                .is_some_and(|since| since + idle <= Instant::now());
+        if idle {
+            state.running = false;
+            state.buffer = VecDeque::new();
+        }
+        idle
+    }
+
+    /// Ends every subscriber with `reason` (each after its queued events) and the feed.
+    fn shutdown(&self, reason: WatchCacheError) {
+        let mut state = self.lock();
+        if !state.running {
+            return;
+        }
+        state.running = false;
+        state.buffer = VecDeque::new();
+        for sub in state.subscribers.drain(..) {
+            let _ = sub.end.set(reason.clone());
+        }
+    }
+}
+
+/// The feed task: dispatches the store's events until the store watch ends or the feed idles.
+async fn run(feed: Arc<Feed>, mut stream: WatchStream, config: WatchCacheConfig) {
+    // Should this task end any other way (a panic, the runtime shutting down), the subscribers
+    // still see their streams end rather than hang.
+    let _guard = ShutdownOnDrop(feed.clone());
+    let mut budget = TimeBudget::new(config.dispatch_budget);
+    let error = loop {
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                // A burst is over: tell the subscribers it did not concern how far it went.
+                feed.flush_progress();
+                tokio::select! {
+                    next = stream.next() => next,
+                    () = feed.idle_elapsed(config.idle) => {
+                        if feed.stop_if_idle(config.idle) {
+                            tracing::debug!(
+                                resource = %feed.resource,
+                                "watch cache: idle feed stopped"
+                            );
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        match next {
+            Some(Ok(event)) => {
+                feed.dispatch(Arc::new(event), config.buffer, &mut budget)
+                    .await
+            }
+            Some(Err(error)) => break error,
+            None => break StoreError::Unavailable("the store's watch stream ended".into()),
+        }
+    };
+    tracing::warn!(
+        resource = %feed.resource,
+        error = %error,
+        "watch cache: the store watch ended; closing its watchers"
+    );
+    feed.shutdown(WatchCacheError::Store(error));
+}
+
+struct ShutdownOnDrop(Arc<Feed>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        let stopped = StoreError::Unavailable("the watch cache stopped".into());
+        self.0.shutdown(WatchCacheError::Store(stopped));
+    }
+}
+
+/// kube's `timeBudget`: how long dispatch may wait for full subscribers. It refills at a tenth of
+/// the time passed, up to its maximum, so one slow watcher cannot slow the feed down for long.
+struct TimeBudget {
+    available: Duration,
+    max: Duration,
+    refilled: Instant,
+}
+
+impl TimeBudget {
+    fn new(max: Duration) -> TimeBudget {
+        TimeBudget {
+            available: max,
+            max,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> Duration {
+        let now = Instant::now();
+        self.available = (self.available + (now - self.refilled) / 10).min(self.max);
+        self.refilled = now;
+        std::mem::take(&mut self.available)
+    }
+
+    fn give_back(&mut self, unused: Duration) {
+        self.available = (self.available + unused).min(self.max);
+    }
+}
+
+/// One subscriber's end: the buffered backlog, then its channel, then why it ended.
+struct Subscription {
+    feed: Arc<Feed>,
+    id: u64,
+    backlog: VecDeque<Arc<WatchEvent>>,
+    /// The feed's progress when it joined, if past its revision.
+    progress: Option<Revision>,
+    rx: mpsc::Receiver<Update>,
+    end: Arc<OnceLock<WatchCacheError>>,
+    done: bool,
+}
+
+impl Subscription {
+    fn into_stream(self) -> Updates {
+        futures::stream::unfold(self, |mut sub| async move {
+            let item = sub.next().await?;
+            Some((item, sub))
+        })
+        .boxed()
+    }
+
+    async fn next(&mut self) -> Option<Result<Update, WatchCacheError>> {
+        if self.done {
+            return None;
+        }
+        if let Some(event) = self.backlog.pop_front() {
+            return Some(Ok(Update::Event(event)));
+        }
+        if let Some(progress) = self.progress.take() {
+            return Some(Ok(Update::Progress(progress)));
+        }
+        if let Some(update) = self.rx.recv().await {
+            return Some(Ok(update));
+        }
+        self.done = true;
+        let error = self.end.get().cloned().unwrap_or_else(|| {
+            WatchCacheError::Store(StoreError::Unavailable("the watch cache stopped".into()))
+        });
+        Some(Err(error))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.feed.leave(self.id);
+    }
+}

@@ -1,0 +1,410 @@
+//! Tests of [`super`], over a RedbStore wrapped to count (and break) its watches.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::*;
+use crate::resources::lookup;
+use crate::store::redb::{RedbOptions, RedbStore};
+use crate::store::{KeyValue, RangeRequest, RangeResponse, WatchStream};
+
+/// Delegates to a RedbStore; counts `watch` calls and the store watches still open, and can end
+/// every open watch with an error.
+struct Counting {
+    inner: RedbStore,
+    watches: AtomicUsize,
+    open: Arc<AtomicUsize>,
+    breaker: broadcast::Sender<StoreError>,
+}
+
+impl Counting {
+    fn watches(&self) -> usize {
+        self.watches.load(Ordering::SeqCst)
+    }
+
+    fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Ends every store watch open now with `error`; later ones are unaffected.
+    fn break_watches(&self, error: StoreError) {
+        let _ = self.breaker.send(error);
+    }
+}
+
+/// Counts one open store watch while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Counting {
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
+        self.inner.range(request).await
+    }
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+        self.inner.create(key, value).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<KeyValue, StoreError> {
+        self.inner.update(key, value, expected).await
+    }
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        let inner = self.inner.watch(prefix, after).await?;
+        self.open.fetch_add(1, Ordering::SeqCst);
+        let state = (
+            inner,
+            self.breaker.subscribe(),
+            Open(self.open.clone()),
+            false,
+        );
+        Ok(
+            futures::stream::unfold(state, |(mut inner, mut broken, open, done)| async move {
+                if done {
+                    return None;
+                }
+                tokio::select! {
+                    biased;
+                    Ok(error) = broken.recv() => Some((Err(error), (inner, broken, open, true))),
+                    item = inner.next() => item.map(|item| (item, (inner, broken, open, false))),
+                }
+            })
+            .boxed(),
+        )
+    }
+    async fn current_revision(&self) -> Result<Revision, StoreError> {
+        self.inner.current_revision().await
+    }
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
+        self.inner.compact(revision).await
+    }
+}
+
+struct Fixture {
+    store: Arc<Counting>,
+    cache: WatchCache,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(config: WatchCacheConfig) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = RedbStore::open(&dir.path().join("db"), RedbOptions::default()).expect("open");
+    let store = Arc::new(Counting {
+        inner,
+        watches: AtomicUsize::new(0),
+        open: Arc::new(AtomicUsize::new(0)),
+        breaker: broadcast::channel(4).0,
+    });
+    Fixture {
+        cache: WatchCache::new(store.clone(), config),
+        store,
+        _dir: dir,
+    }
+}
+
+fn pods() -> &'static ResourceDef {
+    lookup("", "v1", "pods").expect("pods")
+}
+
+impl Fixture {
+    async fn now(&self) -> Revision {
+        self.store.current_revision().await.expect("revision")
+    }
+
+    async fn watch(&self, namespace: Option<&str>, after: Revision) -> Updates {
+        self.cache
+            .watch(pods(), namespace, after)
+            .await
+            .expect("watch")
+    }
+
+    /// Writes a new pod; returns its key and revision.
+    async fn pod(&self, namespace: &str, name: &str) -> (String, Revision) {
+        let key = format!("/registry/pods/{namespace}/{name}");
+        let kv = self
+            .store
+            .create(&key, b"{}".to_vec())
+            .await
+            .expect("create");
+        (key, kv.mod_revision)
+    }
+
+    /// `n` pods named p0..pn in `namespace`.
+    async fn pods(&self, namespace: &str, n: usize) -> Vec<(String, Revision)> {
+        let mut written = Vec::new();
+        for i in 0..n {
+            written.push(self.pod(namespace, &format!("p{i}")).await);
+        }
+        written
+    }
+}
+
+async fn next(updates: &mut Updates) -> Option<Result<Update, WatchCacheError>> {
+    tokio::time::timeout(Duration::from_secs(10), updates.next())
+        .await
+        .expect("an update in time")
+}
+
+/// The next `n` events (progress skipped), as key and revision.
+async fn events(updates: &mut Updates, n: usize) -> Vec<(String, Revision)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match next(updates).await {
+            Some(Ok(Update::Event(e))) => got.push((e.kv.key.clone(), e.revision())),
+            Some(Ok(Update::Progress(_))) => {}
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    got
+}
+
+/// Every event until the stream ends, and the error it ended with.
+async fn until_end(updates: &mut Updates) -> (Vec<Revision>, WatchCacheError) {
+    let mut got = Vec::new();
+    loop {
+        match next(updates).await {
+            Some(Ok(Update::Event(e))) => got.push(e.revision()),
+            Some(Ok(Update::Progress(_))) => {}
+            Some(Err(error)) => {
+                assert!(
+                    next(updates).await.is_none(),
+                    "the stream ends after its error"
+                );
+                return (got, error);
+            }
+            None => panic!("the stream ended without an error"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn many_subscribers_share_one_store_watch_and_see_every_event_in_order() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    // Concurrently, so that the first watches race to start the feed.
+    let mut subs = futures::future::join_all((0..200).map(|_| f.watch(None, start))).await;
+    let mut written = f.pods("a", 5).await;
+    written.extend(f.pods("b", 5).await);
+    for sub in &mut subs {
+        assert_eq!(events(sub, 10).await, written);
+    }
+    assert_eq!(f.store.watches(), 1);
+    assert_eq!(f.store.open(), 1);
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_only_its_namespace() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let mut a = f.watch(Some("a"), start).await;
+    let mut b = f.watch(Some("b"), start).await;
+    let ax = f.pod("a", "x").await;
+    let by = f.pod("b", "y").await;
+    let az = f.pod("a", "z").await;
+    assert_eq!(events(&mut a, 2).await, vec![ax, az]);
+    assert_eq!(events(&mut b, 1).await, vec![by]);
+    assert_eq!(f.store.watches(), 1);
+}
+
+#[tokio::test]
+async fn resume_inside_the_buffer_needs_no_store_watch() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let mut live = f.watch(None, start).await;
+    let written = f.pods("a", 10).await;
+    assert_eq!(events(&mut live, 10).await, written);
+
+    let mut resumed = f.watch(None, written[4].1).await;
+    let more = f.pod("a", "more").await;
+    let mut want = written[5..].to_vec();
+    want.push(more.clone());
+    assert_eq!(events(&mut resumed, 6).await, want);
+    assert_eq!(events(&mut live, 1).await, vec![more]);
+    assert_eq!(f.store.watches(), 1);
+}
+
+#[tokio::test]
+async fn resume_older_than_the_buffer_watches_the_store_without_a_gap() {
+    let f = fixture(WatchCacheConfig {
+        buffer: 3,
+        ..WatchCacheConfig::default()
+    });
+    let start = f.now().await;
+    let mut live = f.watch(None, start).await;
+    let written = f.pods("a", 10).await;
+    assert_eq!(events(&mut live, 10).await, written);
+
+    // The buffer holds the last 3 events: from the 7th's revision it serves all that follow.
+    let mut edge = f.watch(None, written[6].1).await;
+    assert_eq!(f.store.watches(), 1, "served from the buffer");
+    // One before that is older than the buffer: a store watch of its own.
+    let mut old = f.watch(None, written[5].1).await;
+    assert_eq!(f.store.watches(), 2, "a direct store watch");
+
+    let more = f.pod("a", "more").await;
+    let mut want = written[6..].to_vec();
+    want.push(more.clone());
+    assert_eq!(events(&mut old, 5).await, want);
+    assert_eq!(events(&mut edge, 4).await, want[1..]);
+}
+
+#[tokio::test]
+async fn a_compacted_revision_fails_the_watch() {
+    let f = fixture(WatchCacheConfig {
+        buffer: 3,
+        ..WatchCacheConfig::default()
+    });
+    let written = f.pods("a", 10).await;
+    f.store.compact(written[5].1).await.expect("compact");
+    // The first watch, which would start the feed there.
+    let first = f.cache.watch(pods(), None, written[1].1).await;
+    assert!(
+        matches!(first, Err(StoreError::Compacted { .. })),
+        "{:?}",
+        first.err()
+    );
+    // With a feed running: older than its buffer, and compacted in the store.
+    let _live = f.watch(None, written[9].1).await;
+    let old = f.cache.watch(pods(), None, written[2].1).await;
+    assert!(
+        matches!(old, Err(StoreError::Compacted { .. })),
+        "{:?}",
+        old.err()
+    );
+}
+
+#[tokio::test]
+async fn a_revision_past_the_feeds_progress_joins_the_feed() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let mut first = f.watch(None, start).await;
+    let before = f.pod("a", "before").await;
+    // Another resource moves the store's revision but not the pods feed's progress.
+    f.store
+        .create("/registry/configmaps/a/c", b"{}".to_vec())
+        .await
+        .expect("configmap");
+    let listed = f.now().await;
+    let mut second = f.watch(None, listed).await;
+    assert_eq!(f.store.watches(), 1);
+    let after = f.pod("a", "after").await;
+    assert_eq!(events(&mut first, 2).await, vec![before, after.clone()]);
+    assert_eq!(events(&mut second, 1).await, vec![after]);
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_cut_off_without_blocking_a_fast_one() {
+    let capacity = 4;
+    let f = fixture(WatchCacheConfig {
+        subscriber_capacity: capacity,
+        dispatch_budget: Duration::from_millis(50),
+        ..WatchCacheConfig::default()
+    });
+    let start = f.now().await;
+    let mut slow = f.watch(None, start).await;
+    let mut fast = f.watch(None, start).await;
+    let mut written = Vec::new();
+    for i in 0..3 * capacity {
+        let event = f.pod("a", &format!("p{i}")).await;
+        // A blocked feed would leave the fast one without this event: `next` would time out.
+        assert_eq!(events(&mut fast, 1).await, vec![event.clone()]);
+        written.push(event.1);
+    }
+    // The slow one gets what its channel held, in order and from the start, then the error.
+    let (got, error) = until_end(&mut slow).await;
+    assert_eq!(error, WatchCacheError::Lagged);
+    assert_eq!(got, written[..capacity]);
+    // The fast one is still served.
+    let more = f.pod("a", "more").await;
+    assert_eq!(events(&mut fast, 1).await, vec![more]);
+}
+
+#[tokio::test]
+async fn progress_advances_on_events_of_other_namespaces() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let mut a = f.watch(Some("a"), start).await;
+    let (_, b1) = f.pod("b", "x").await;
+    assert_eq!(next(&mut a).await, Some(Ok(Update::Progress(b1))));
+    let (_, a1) = f.pod("a", "y").await;
+    match next(&mut a).await {
+        Some(Ok(Update::Event(e))) => assert_eq!(e.revision(), a1),
+        other => panic!("expected the event, got {other:?}"),
+    }
+    let (_, b2) = f.pod("b", "z").await;
+    assert_eq!(next(&mut a).await, Some(Ok(Update::Progress(b2))));
+}
+
+#[tokio::test]
+async fn a_failed_store_watch_ends_every_subscriber_and_restarts_on_the_next() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let mut subs = [
+        f.watch(None, start).await,
+        f.watch(Some("a"), start).await,
+        f.watch(Some("b"), start).await,
+    ];
+    let (_, first) = f.pod("a", "x").await;
+    let broken = StoreError::Unavailable("injected".into());
+    // Once the feed has dispatched the event, so that it is not lost to the break.
+    assert_eq!(events(&mut subs[1], 1).await[0].1, first);
+    f.store.break_watches(broken.clone());
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let (got, error) = until_end(sub).await;
+        assert_eq!(error, WatchCacheError::Store(broken.clone()));
+        // Those that had not read it still get the event before the error.
+        let want = if i == 0 { vec![first] } else { vec![] };
+        assert_eq!(got, want, "subscriber {i}");
+    }
+
+    let mut again = f.watch(None, f.now().await).await;
+    assert_eq!(f.store.watches(), 2, "a new store watch");
+    let later = f.pod("a", "later").await;
+    assert_eq!(events(&mut again, 1).await, vec![later]);
+}
+
+#[tokio::test]
+async fn the_store_watch_stops_when_the_last_subscriber_has_been_gone_a_while() {
+    let idle = Duration::from_millis(100);
+    let f = fixture(WatchCacheConfig {
+        idle,
+        ..WatchCacheConfig::default()
+    });
+    let start = f.now().await;
+    let mut kept = f.watch(None, start).await;
+    let gone = f.watch(None, start).await;
+    drop(gone);
+    tokio::time::sleep(idle * 3).await;
+    assert_eq!(f.store.open(), 1, "one subscriber left keeps it");
+    let event = f.pod("a", "x").await;
+    assert_eq!(events(&mut kept, 1).await, vec![event]);
+
+    drop(kept);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.store.open() > 0 {
+        assert!(Instant::now() < deadline, "the store watch is still open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut again = f.watch(None, f.now().await).await;
+    assert_eq!((f.store.watches(), f.store.open()), (2, 1));
+    let event = f.pod("a", "y").await;
+    assert_eq!(events(&mut again, 1).await, vec![event]);
+}

@@ -1,0 +1,198 @@
+//! Starting the systems under test: `kgate up` on its embedded store, and `kgate up
+//! --etcd-servers` against an etcd this harness starts itself. Each lives in its own temporary
+//! directory (data and logs) and is stopped when its [`Backend`] is dropped.
+
+use crate::api::Api;
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use kgate_loadtest::{free_port, spawn, Proc};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Which store `kgate up` keeps its objects in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// The embedded redb store (the default of `kgate up`).
+    Embedded,
+    /// etcd v3 (`--etcd-servers`), one local member started by the harness.
+    Etcd,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Embedded => "embedded",
+            Kind::Etcd => "etcd",
+        }
+    }
+}
+
+/// A running `kgate up` (and its etcd, for [`Kind::Etcd`]).
+pub struct Backend {
+    pub api: Api,
+    pub kgate_pid: u32,
+    pub etcd_pid: Option<u32>,
+    /// kgate first, so it stops before its etcd.
+    _procs: Vec<Proc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Backend {
+    /// Every server process of this backend (for CPU accounting).
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.kgate_pid)
+            .chain(self.etcd_pid)
+            .collect()
+    }
+}
+
+/// Starts the backend of `kind` in a new directory under `work_dir` (the system temporary
+/// directory if `None`).
+pub async fn start(
+    kind: Kind,
+    kgate: &Path,
+    etcd: &Path,
+    work_dir: Option<&Path>,
+) -> Result<Backend> {
+    let dir = match work_dir {
+        Some(parent) => tempfile::Builder::new()
+            .prefix("storebench-")
+            .tempdir_in(parent),
+        None => tempfile::Builder::new().prefix("storebench-").tempdir(),
+    }
+    .context("creating a work directory")?;
+    let data_dir = dir.path().join("kgate");
+    let mut procs = Vec::new();
+    let mut etcd_pid = None;
+    let mut cmd = Command::new(kgate);
+    cmd.arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0");
+    if kind == Kind::Etcd {
+        let (proc, url) = start_etcd(etcd, dir.path()).await?;
+        etcd_pid = Some(proc.id());
+        cmd.arg("--etcd-servers").arg(url);
+        procs.push(proc);
+    }
+    let log = dir.path().join("kgate.log");
+    let mut proc = spawn(&mut cmd, &log)?;
+    let addr = wait_ready(&mut proc, &log).await?;
+    let kgate_pid = proc.id();
+    procs.insert(0, proc);
+    let api = Api::from_kubeconfig(addr, &data_dir.join("admin.kubeconfig"))?;
+    Ok(Backend {
+        api,
+        kgate_pid,
+        etcd_pid,
+        _procs: procs,
+        _dir: dir,
+    })
+}
+
+/// Whether this kgate binary knows `--etcd-servers` (from `kgate up --help`).
+pub fn kgate_has_etcd(kgate: &Path) -> Result<bool> {
+    let out = Command::new(kgate)
+        .args(["up", "--help"])
+        .output()
+        .with_context(|| format!("running {} up --help", kgate.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains("--etcd-servers"))
+}
+
+/// Waits (60 s at most) for the `kgate is ready on https://ADDR` line of `kgate up`.
+async fn wait_ready(proc: &mut Proc, log: &Path) -> Result<SocketAddr> {
+    const READY: &str = "kgate is ready on https://";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix(READY)) {
+            return line
+                .trim()
+                .parse()
+                .with_context(|| format!("parsing the address in {READY}{line}"));
+        }
+        if let Some(status) = proc.0.try_wait()? {
+            bail!(
+                "kgate up exited with {status} before it was ready:\n{}",
+                tail(log)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("kgate up not ready after 60 s:\n{}", tail(log));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts a one-member etcd with its data under `dir`; returns it and its client URL once its
+/// `/health` says so.
+async fn start_etcd(etcd: &Path, dir: &Path) -> Result<(Proc, String)> {
+    let (client_port, peer_port) = (free_port()?, free_port()?);
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let log = dir.join("etcd.log");
+    let mut proc = spawn(
+        Command::new(etcd)
+            .arg("--name")
+            .arg("b")
+            .arg("--data-dir")
+            .arg(dir.join("etcd"))
+            .arg("--listen-client-urls")
+            .arg(&client)
+            .arg("--advertise-client-urls")
+            .arg(&client)
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("b={peer}")),
+        &log,
+    )
+    .context("starting etcd (apt-get install etcd-server)")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if etcd_healthy(client_port).await {
+            return Ok((proc, client));
+        }
+        if let Some(status) = proc.0.try_wait()? {
+            bail!("etcd exited with {status}:\n{}", tail(&log));
+        }
+        if Instant::now() > deadline {
+            bail!("etcd not healthy after 30 s:\n{}", tail(&log));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /health` on etcd's client port answers `"health":"true"`.
+async fn etcd_healthy(port: u16) -> bool {
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        let req = http::Request::get("/health")
+            .header("host", "127.0.0.1")
+            .body(Empty::<Bytes>::new())?;
+        let body = sender
+            .send_request(req)
+            .await?
+            .into_body()
+            .collect()
+            .await?;
+        anyhow::Ok(String::from_utf8_lossy(&body.to_bytes()).contains(r#""health":"true""#))
+    };
+    attempt.await.unwrap_or(false)
+}
+
+/// The last lines of a log, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
