@@ -12,7 +12,7 @@ use crate::index::{Compiled, State};
 use crate::objects::{RbacKind, RbacObject};
 use kgate_core::authz::Authorizer;
 use kgate_core::user::SYSTEM_PRIVILEGED_GROUP;
-use kgate_core::{Attributes, Decision};
+use kgate_core::{Attributes, Decision, UserInfo};
 use serde_json::Value;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -34,6 +34,11 @@ impl PrivilegedGroups {
             groups: groups.into_iter().map(Into::into).collect(),
         }
     }
+
+    /// Whether `user` is in one of the privileged groups, and so may do anything.
+    pub fn includes(&self, user: &UserInfo) -> bool {
+        self.groups.iter().any(|g| user.in_group(g))
+    }
 }
 
 impl Default for PrivilegedGroups {
@@ -49,7 +54,7 @@ impl Authorizer for PrivilegedGroups {
     }
 
     fn authorize(&self, attributes: &Attributes) -> Decision {
-        if self.groups.iter().any(|g| attributes.user.in_group(g)) {
+        if self.includes(&attributes.user) {
             // Kubernetes gives no reason here either.
             Decision::allow("")
         } else {
@@ -70,12 +75,25 @@ impl RbacAuthorizer {
         Self::default()
     }
 
-    /// Adds or replaces one object; its kind is read from its `kind` field. A refused object
-    /// changes nothing.
+    /// Adds or replaces one object; its kind is read from its `kind` field.
+    ///
+    /// A refused object is not taken in, and the previous version of the object it names (same
+    /// kind, namespace and name), if any, is dropped: the control plane no longer holds that
+    /// version, and going on evaluating it could keep granting what the cluster has taken back.
+    /// RBAC fails closed, as `replace_kind` does for the objects it skips.
     pub fn upsert(&self, object: &Value) -> Result<(), RbacError> {
-        let parsed = RbacObject::from_value(object)?;
-        self.upsert_object(&parsed);
-        Ok(())
+        match RbacObject::from_value(object) {
+            Ok(parsed) => {
+                self.upsert_object(&parsed);
+                Ok(())
+            }
+            Err(error) => {
+                if let Some((kind, namespace, name)) = identity(object) {
+                    self.write().remove(kind, namespace, name);
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Adds or replaces one parsed object.
@@ -135,13 +153,27 @@ impl RbacAuthorizer {
 
     // A panic while holding the lock cannot leave the maps half-updated in a way that breaks
     // later decisions (each insert/remove is a few map operations), so a poisoned lock is used.
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The kind, namespace and name an object claims, read without parsing the rest; `None` when
+/// it names no RBAC kind or no name.
+fn identity(object: &Value) -> Option<(RbacKind, &str, &str)> {
+    let kind = RbacKind::from_kind(object.get("kind")?.as_str()?)?;
+    let metadata = object.get("metadata")?;
+    let name = metadata.get("name")?.as_str().filter(|n| !n.is_empty())?;
+    let namespace = if kind.is_namespaced() {
+        metadata.get("namespace")?.as_str()?
+    } else {
+        ""
+    };
+    Some((kind, namespace, name))
 }
 
 impl Authorizer for RbacAuthorizer {

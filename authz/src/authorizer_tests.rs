@@ -463,15 +463,47 @@ fn updates_and_removals_take_effect_immediately() {
     assert!(nodes("dana|dev").is_allow());
     rbac.remove("ClusterRoleBinding", "ignored", "dev-read-nodes");
     assert!(!nodes("dana|dev").is_allow());
-    // A refused update keeps the previous object.
+    // A refused update drops the previous version: the cluster no longer holds it, and RBAC
+    // fails closed. Objects it cannot name are refused without touching anything.
+    let logs = || {
+        rbac.authorize(&request(who("bob"), "get core pods/log team p"))
+            .is_allow()
+    };
+    assert!(logs());
+    assert!(rbac
+        .upsert(
+            &json!({"kind": "RoleBinding", "metadata": {"name": "bob-logs", "namespace": "other"}})
+        )
+        .is_err());
+    assert!(logs());
+    assert!(rbac
+        .upsert(
+            &json!({"kind": "Role", "metadata": {"name": "pod-logs", "namespace": "team"},
+                        "rules": "not a list"})
+        )
+        .is_err());
+    assert_eq!(
+        rbac.authorize(&request(who("bob"), "get core pods/log team p"))
+            .reason(),
+        r#"RBAC: role.rbac.authorization.k8s.io "pod-logs" not found"#
+    );
+    rbac.upsert(&role(
+        "team",
+        "pod-logs",
+        json!([{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]),
+    ))
+    .unwrap();
+    assert!(logs());
     assert!(rbac
         .upsert(
             &json!({"kind": "RoleBinding", "metadata": {"name": "bob-logs", "namespace": "team"}})
         )
         .is_err());
+    assert!(!logs());
+    assert!(rbac.upsert(&json!({"metadata": {"name": "x"}})).is_err());
     assert!(rbac
-        .authorize(&request(who("bob"), "get core pods/log team p"))
-        .is_allow());
+        .upsert(&json!({"kind": "ClusterRoleBinding", "metadata": {"name": 7}}))
+        .is_err());
 }
 
 #[test]
@@ -526,6 +558,12 @@ fn replace_kind_drops_vanished_objects_and_skips_bad_ones() {
     assert!(!rbac
         .authorize(&request(who("eve|ops"), "get core pods x p"))
         .is_allow());
+    // Emptying every kind leaves no role slot behind.
+    for kind in RbacKind::ALL {
+        rbac.replace_kind(kind.as_str(), &[]).unwrap();
+        assert_eq!(rbac.object_count(kind), 0);
+    }
+    assert_eq!(rbac.read().role_slots_in_use(), 0);
 }
 
 #[test]

@@ -1,166 +1,103 @@
-//! The bootstrap ClusterRoles and ClusterRoleBindings every cluster starts with, as JSON objects
-//! ready to store: cluster-admin, admin, edit, view, system:discovery, system:basic-user and
-//! system:public-info-viewer with the rules Kubernetes gives them, the system:aggregate-to-*
-//! roles admin/edit/view are aggregated from, and the bindings of the first four system roles.
+//! The bootstrap RBAC policy every cluster starts with, as kube-apiserver creates it
+//! (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy`): the ClusterRoles (cluster-admin, admin,
+//! edit, view, the system:aggregate-to-* roles, system:basic-user, system:discovery,
+//! system:public-info-viewer, system:node*, system:kube-*, ...), the controller roles
+//! (system:controller:*), their ClusterRoleBindings, and the Roles and RoleBindings of
+//! kube-system and kube-public. [`reconcile`] holds how a stored object is brought back in line
+//! with them at every start.
 //!
-//! The data is Kubernetes' own (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/testdata/`),
-//! kept as YAML beside this file. admin, edit and view carry their `aggregationRule` and, already
-//! flattened, the rules the aggregation controller gives them, so they grant from the first start.
+//! The data is Kubernetes' own, the testdata Kubernetes checks its policy against, kept as YAML
+//! beside this file (each file says which commit it comes from). Two things are computed here
+//! rather than shipped: admin, edit and view carry their aggregated rules (Kubernetes creates them
+//! empty and its aggregation controller fills them; filling them at load makes the policy grant
+//! from the first request), and the controller roles' bindings (Kubernetes binds every
+//! system:controller:<name> role to the ServiceAccount kube-system/<name>, `addControllerRole`).
 
-use serde_json::Value;
+pub mod reconcile;
+
+use serde_json::{json, Value};
+
+use crate::aggregation;
 
 const CLUSTER_ROLES: &str = include_str!("bootstrap/cluster-roles.yaml");
 const CLUSTER_ROLE_BINDINGS: &str = include_str!("bootstrap/cluster-role-bindings.yaml");
+const CONTROLLER_ROLES: &str = include_str!("bootstrap/controller-roles.yaml");
+const NAMESPACE_ROLES: &str = include_str!("bootstrap/namespace-roles.yaml");
+const NAMESPACE_ROLE_BINDINGS: &str = include_str!("bootstrap/namespace-role-bindings.yaml");
 
-/// The bootstrap ClusterRoles.
+/// The prefix of the controller roles' names; the rest names the controller's ServiceAccount.
+const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
+
+/// The annotation that lets an admin opt an object out of reconciliation (value "false").
+pub const AUTOUPDATE_ANNOTATION: &str = "rbac.authorization.kubernetes.io/autoupdate";
+
+/// The bootstrap ClusterRoles, the controller roles included, with admin, edit and view holding
+/// their aggregated rules.
 pub fn cluster_roles() -> Vec<Value> {
-    parse_embedded(CLUSTER_ROLES)
+    let mut roles = parse_embedded(CLUSTER_ROLES);
+    roles.extend(parse_embedded(CONTROLLER_ROLES));
+    for change in aggregation::aggregate_settled(&roles).changed {
+        if let Some(role) = roles
+            .iter_mut()
+            .find(|r| r["metadata"]["name"] == change.name.as_str())
+        {
+            role["rules"] = Value::Array(change.rules);
+        }
+    }
+    roles
 }
 
-/// The bootstrap ClusterRoleBindings.
+/// The bootstrap ClusterRoleBindings, the controller roles' bindings included.
 pub fn cluster_role_bindings() -> Vec<Value> {
-    parse_embedded(CLUSTER_ROLE_BINDINGS)
+    let mut bindings = parse_embedded(CLUSTER_ROLE_BINDINGS);
+    bindings.extend(controller_role_bindings());
+    bindings
 }
 
+/// The bootstrap Roles (in kube-system and kube-public).
+pub fn roles() -> Vec<Value> {
+    parse_embedded(NAMESPACE_ROLES)
+}
+
+/// The bootstrap RoleBindings (in kube-system and kube-public).
+pub fn role_bindings() -> Vec<Value> {
+    parse_embedded(NAMESPACE_ROLE_BINDINGS)
+}
+
+/// One binding per controller role, to its controller's ServiceAccount in kube-system, shaped as
+/// Kubernetes' controller-role-bindings.yaml.
+fn controller_role_bindings() -> Vec<Value> {
+    parse_embedded(CONTROLLER_ROLES)
+        .iter()
+        .filter_map(|role| {
+            let name = role["metadata"]["name"].as_str()?;
+            let account = name.strip_prefix(CONTROLLER_ROLE_PREFIX)?;
+            Some(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {
+                    "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+                    "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+                    "name": name,
+                },
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "kube-system"}],
+            }))
+        })
+        .collect()
+}
+
+/// The `items` of one embedded `kind: List` file.
 fn parse_embedded(yaml: &str) -> Vec<Value> {
     // The YAML is compiled in and parsed by this crate's tests, so this cannot fail at run time.
     #[allow(clippy::expect_used)]
-    serde_yaml::from_str(yaml).expect("embedded bootstrap policy is valid YAML")
+    let list: Value = serde_yaml::from_str(yaml).expect("embedded bootstrap policy is valid YAML");
+    match list.get("items") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::objects::{PolicyRule, RbacObject};
-    use serde_json::json;
-
-    fn by_name(objects: &[Value], name: &str) -> Value {
-        objects
-            .iter()
-            .find(|o| o["metadata"]["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {name}"))
-    }
-
-    fn rules(object: &Value) -> Vec<PolicyRule> {
-        match RbacObject::from_value(object).unwrap() {
-            RbacObject::ClusterRole(r) => r.rules,
-            other => panic!("not a ClusterRole: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn every_object_parses_and_carries_the_bootstrap_markers() {
-        let roles = cluster_roles();
-        let bindings = cluster_role_bindings();
-        assert_eq!(roles.len(), 10);
-        assert_eq!(bindings.len(), 4);
-        for o in roles.iter().chain(&bindings) {
-            RbacObject::from_value(o).unwrap();
-            assert_eq!(o["apiVersion"], "rbac.authorization.k8s.io/v1");
-            assert_eq!(
-                o["metadata"]["labels"]["kubernetes.io/bootstrapping"],
-                "rbac-defaults"
-            );
-            assert_eq!(
-                o["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"],
-                "true"
-            );
-        }
-        for name in [
-            "cluster-admin",
-            "admin",
-            "edit",
-            "view",
-            "system:discovery",
-            "system:basic-user",
-            "system:public-info-viewer",
-        ] {
-            by_name(&roles, name);
-        }
-    }
-
-    #[test]
-    fn aggregation_labels_and_rules_as_kubernetes_ships_them() {
-        let roles = cluster_roles();
-        let label = |n: &str, l: &str| by_name(&roles, n)["metadata"]["labels"][l].clone();
-        assert_eq!(
-            label("edit", "rbac.authorization.k8s.io/aggregate-to-admin"),
-            "true"
-        );
-        assert_eq!(
-            label("view", "rbac.authorization.k8s.io/aggregate-to-edit"),
-            "true"
-        );
-        assert_eq!(
-            by_name(&roles, "view")["aggregationRule"],
-            json!({"clusterRoleSelectors": [{"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]})
-        );
-    }
-
-    /// Recomputes what Kubernetes' ClusterRole aggregation controller gives admin, edit and view
-    /// (roles matching a selector, sorted by name, rules appended unless present) and checks the
-    /// flattened rules in the YAML agree.
-    #[test]
-    fn aggregated_roles_are_flattened() {
-        let roles = cluster_roles();
-        let mut sorted = roles.clone();
-        sorted.sort_by(|a, b| {
-            a["metadata"]["name"]
-                .as_str()
-                .cmp(&b["metadata"]["name"].as_str())
-        });
-        for role in roles.iter().filter(|r| r.get("aggregationRule").is_some()) {
-            let mut want: Vec<PolicyRule> = Vec::new();
-            for selector in role["aggregationRule"]["clusterRoleSelectors"]
-                .as_array()
-                .unwrap()
-            {
-                let labels = selector["matchLabels"].as_object().unwrap();
-                for other in &sorted {
-                    let matches = labels
-                        .iter()
-                        .all(|(k, v)| &other["metadata"]["labels"][k] == v);
-                    if !matches || other["metadata"]["name"] == role["metadata"]["name"] {
-                        continue;
-                    }
-                    for rule in rules(other) {
-                        if !want.contains(&rule) {
-                            want.push(rule);
-                        }
-                    }
-                }
-            }
-            assert_eq!(rules(role), want, "{}", role["metadata"]["name"]);
-        }
-    }
-
-    #[test]
-    fn bindings_name_the_kubernetes_subjects() {
-        let bindings = cluster_role_bindings();
-        let groups = |n: &str| -> Vec<String> {
-            by_name(&bindings, n)["subjects"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}:{}",
-                        s["kind"].as_str().unwrap(),
-                        s["name"].as_str().unwrap()
-                    )
-                })
-                .collect()
-        };
-        assert_eq!(groups("cluster-admin"), ["Group:system:masters"]);
-        assert_eq!(groups("system:discovery"), ["Group:system:authenticated"]);
-        assert_eq!(groups("system:basic-user"), ["Group:system:authenticated"]);
-        assert_eq!(
-            groups("system:public-info-viewer"),
-            ["Group:system:authenticated", "Group:system:unauthenticated"]
-        );
-        for b in &bindings {
-            assert_eq!(b["roleRef"]["name"], b["metadata"]["name"]);
-        }
-    }
-}
+#[path = "bootstrap/tests.rs"]
+mod tests;

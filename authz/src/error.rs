@@ -3,8 +3,9 @@
 use crate::objects::RbacKind;
 use thiserror::Error;
 
-/// An RBAC object that could not be taken in. The authorizer keeps its previous state for that
-/// object; nothing else changes.
+/// An RBAC object that could not be taken in. The authorizer drops its previous version of that
+/// object, if it can tell which object it was (kind, namespace, name), and fails closed: the
+/// control plane no longer holds that version. Nothing else changes.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RbacError {

@@ -1,6 +1,7 @@
 //! kgate-controlplane: a compact Kubernetes-compatible API server over a [`store::Store`].
 
 pub mod apiserver;
+pub mod controllers;
 pub mod resources;
 pub mod schema;
 pub mod store;

@@ -40,6 +40,12 @@ impl ResourceDef {
         }
     }
 
+    /// A review API (SubjectAccessReview, SelfSubjectReview, ...): answered by the gateway, which
+    /// holds the authenticator and the authorizer; never stored.
+    pub fn is_review(&self) -> bool {
+        matches!(self.group, AUTHORIZATION | AUTHENTICATION)
+    }
+
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.contains(&sub)
     }
@@ -90,6 +96,10 @@ const fn def(
 }
 
 const RBAC: &str = "rbac.authorization.k8s.io";
+const AUTHORIZATION: &str = "authorization.k8s.io";
+const AUTHENTICATION: &str = "authentication.k8s.io";
+/// Reviews are questions, not objects: they can only be created, and nothing is stored.
+const REVIEW_VERBS: &[&str] = &["create"];
 
 /// Every resource served, in discovery order.
 #[rustfmt::skip]
@@ -110,6 +120,11 @@ pub static RESOURCES: &[ResourceDef] = &[
     def(RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], &[], ALL_VERBS, &[]),
     def(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], &[], ALL_VERBS, &[]),
     def("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], ALL_VERBS, &[]),
+    def(AUTHENTICATION, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], &[], REVIEW_VERBS, &[]),
+    def(AUTHORIZATION, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], &[], REVIEW_VERBS, &[]),
+    def(AUTHORIZATION, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, &[], &[], REVIEW_VERBS, &[]),
+    def(AUTHORIZATION, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", false, &[], &[], REVIEW_VERBS, &[]),
+    def(AUTHORIZATION, "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", false, &[], &[], REVIEW_VERBS, &[]),
 ];
 
 /// The resource served at `group/version/plural`.

@@ -30,6 +30,8 @@ pub enum Command {
     Controlplane(ControlplaneOptions),
     /// Start the gateway alone, in front of a separate `kgate controlplane`.
     Gateway(GatewayOptions),
+    /// Ask RBAC offline: who may make a request, or why a user may or may not.
+    Rbac(RbacOptions),
 }
 
 /// Why the options are not acceptable.
@@ -66,6 +68,11 @@ pub struct GatewayArgs {
     /// Let requests without any credential through as system:anonymous (off by default).
     #[arg(long)]
     pub anonymous_auth: bool,
+    /// An AuthorizationPolicy file (a casbin model and policy lines): its deny lines are
+    /// checked before system:masters and RBAC, its allow lines after RBAC. Reloaded when it
+    /// changes; a bad file stops kgate at start and is ignored (with a warning) on reload.
+    #[arg(long)]
+    pub authorization_policy_file: Option<PathBuf>,
 }
 
 /// `kgate up`.
@@ -151,6 +158,95 @@ pub struct KubeconfigOptions {
     pub expiration: String,
 }
 
+/// `kgate rbac`: questions to RBAC, answered from a cluster's objects or from files (the
+/// answers are computed in [`crate::rbac_cli`], which also validates these options).
+#[derive(Debug, Clone, Args)]
+pub struct RbacOptions {
+    #[command(subcommand)]
+    pub command: RbacCommand,
+}
+
+/// The `kgate rbac` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RbacCommand {
+    /// List the subjects RBAC allows a request, each with the binding and role that allow it.
+    WhoCan(RbacWhoCanArgs),
+    /// Explain RBAC's decision on one user's request: allowed (exit 0) or denied (exit 1), and
+    /// every binding and rule that took part. Errors exit 2.
+    Explain(RbacExplainArgs),
+}
+
+/// `kgate rbac who-can`.
+#[derive(Debug, Clone, Args)]
+pub struct RbacWhoCanArgs {
+    #[command(flatten)]
+    pub request: RbacRequestArgs,
+    #[command(flatten)]
+    pub source: RbacSourceArgs,
+}
+
+/// `kgate rbac explain`.
+#[derive(Debug, Clone, Args)]
+pub struct RbacExplainArgs {
+    /// The user making the request.
+    #[arg(long = "as", value_name = "USER")]
+    pub user: String,
+    /// A group of the user; repeat for several.
+    #[arg(long = "as-group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Do not add system:authenticated (system:unauthenticated for system:anonymous), nor a
+    /// ServiceAccount's groups, to the user's groups as kube-apiserver does.
+    #[arg(long)]
+    pub no_authenticated_group: bool,
+    #[command(flatten)]
+    pub request: RbacRequestArgs,
+    #[command(flatten)]
+    pub source: RbacSourceArgs,
+}
+
+/// The request asked about, in `kubectl auth can-i`'s form.
+#[derive(Debug, Clone, Args)]
+pub struct RbacRequestArgs {
+    /// The verb: get, list, watch, create, update, patch, delete, deletecollection, or another
+    /// one RBAC knows (impersonate, bind, escalate, use, ...).
+    pub verb: String,
+    /// resource[.group][/subresource] as RBAC writes it, plural, no short names: `pods`,
+    /// `pods/log`, `deployments.apps`, `deployments.apps/scale`; or a non-resource URL starting
+    /// with `/` (e.g. `/healthz`).
+    pub resource: String,
+    /// The object's name (same as --name).
+    pub name: Option<String>,
+    /// The namespace; without it the request is at the cluster scope.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// The object's name.
+    #[arg(long = "name", value_name = "NAME", conflicts_with = "name")]
+    pub object_name: Option<String>,
+    /// The subresource (or write it as RESOURCE/SUBRESOURCE).
+    #[arg(long)]
+    pub subresource: Option<String>,
+}
+
+/// Where the RBAC objects come from: a cluster (the default) or files.
+#[derive(Debug, Clone, Args)]
+pub struct RbacSourceArgs {
+    /// List the RBAC objects from the cluster of this kubeconfig's current context (default:
+    /// $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, conflicts_with = "from")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use instead of its current-context.
+    #[arg(long, conflicts_with = "from")]
+    pub context: Option<String>,
+    /// Read the RBAC objects from files instead: a YAML or JSON file, or a folder searched
+    /// recursively for *.yaml, *.yml and *.json (multi-document YAML and Lists are read).
+    #[arg(long, value_name = "DIR_OR_FILE")]
+    pub from: Option<PathBuf>,
+    /// With --from: add Kubernetes' bootstrap policy (cluster-admin, admin, edit, view, the
+    /// system: roles and their bindings) to the files' objects.
+    #[arg(long, requires = "from")]
+    pub with_bootstrap: bool,
+}
+
 /// Gateway settings after validation.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
@@ -159,6 +255,7 @@ pub struct GatewaySettings {
     pub(crate) max_request_bytes: u64,
     pub(crate) max_header_bytes: usize,
     pub(crate) anonymous_auth: bool,
+    pub(crate) authorization_policy_file: Option<PathBuf>,
 }
 
 impl GatewaySettings {
@@ -186,6 +283,7 @@ impl GatewayArgs {
             max_request_bytes: self.max_request_bytes,
             max_header_bytes: self.max_header_bytes,
             anonymous_auth: self.anonymous_auth,
+            authorization_policy_file: self.authorization_policy_file,
         })
     }
 }
@@ -564,6 +662,7 @@ mod tests {
                 max_request_bytes: 1024,
                 max_header_bytes: 8192,
                 anonymous_auth: false,
+                authorization_policy_file: None,
             },
             upstream: upstream.to_owned(),
         };

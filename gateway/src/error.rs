@@ -31,6 +31,10 @@ pub enum GatewayError {
     /// A malformed request the client can fix (400).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A body the gateway itself reads (a review) cannot be decoded: 400, or 415 for a media
+    /// type it does not read; the Status says which.
+    #[error("undecodable body: {}", .0.message)]
+    Undecodable(Box<kgate_core::Status>),
     /// The upstream could not be reached (503).
     #[error("upstream unavailable")]
     UpstreamUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Parser as _;
 use kgate_gateway::cli::{Cli, Command};
+use kgate_gateway::rbac_cli;
 use kgate_gateway::up::{self, Running};
 use std::time::Duration;
 
@@ -51,6 +52,20 @@ async fn main() -> anyhow::Result<()> {
             let text = up::issue_kubeconfig(&config).context("cannot issue the kubeconfig")?;
             print!("{text}");
             Ok(())
+        }
+        Command::Rbac(options) => {
+            // Exit codes as `kubectl auth can-i`: 0 allowed (or listed), 1 denied, 2 an error.
+            let code = match rbac_cli::run(options, &mut std::io::stdout(), &mut std::io::stderr())
+                .await
+            {
+                Ok(outcome) => outcome.exit_code(),
+                Err(error) => {
+                    eprintln!("error: {:#}", anyhow::Error::from(error));
+                    2
+                }
+            };
+            std::io::Write::flush(&mut std::io::stdout()).ok();
+            std::process::exit(code)
         }
     }
 }

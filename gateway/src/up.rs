@@ -19,6 +19,7 @@ use crate::upstream::RemoteUpstream;
 use crate::wiring::{self, PipelineLimits, WiringError};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -48,6 +49,9 @@ pub enum RunError {
     /// A part of the pipeline or control plane could not be built (the error names it).
     #[error(transparent)]
     Wiring(#[from] WiringError),
+    /// The authorization policy file cannot be read or is invalid (the error names it).
+    #[error(transparent)]
+    Policy(#[from] crate::policy_reload::PolicyFileError),
 }
 
 /// A started kgate process part.
@@ -143,14 +147,26 @@ async fn start_gateway_part(
 ) -> Result<Running, RunError> {
     let readiness = Readiness::default();
     let authenticator = wiring::authenticator(pki.ca.cert_der(), settings.anonymous_auth)?;
-    let (authorizer, rbac_sink) = wiring::authorizer()?;
+    // A bad policy file stops kgate here, before anything listens.
+    let policy = match &settings.authorization_policy_file {
+        Some(path) => Some(crate::policy_reload::load(path)?),
+        None => None,
+    };
+    let authorizers = wiring::authorizer(policy.as_ref().map(|p| p.handle.clone()))?;
+    if let Some(control_plane) = &control_plane {
+        // The embedded control plane judges RBAC writes by what the gateway's RBAC knows: the
+        // same objects, fed by the same sync.
+        control_plane
+            .api()
+            .enable_escalation_checks(authorizers.rbac.clone());
+    }
     let limits = PipelineLimits {
         max_body_bytes: settings.max_request_bytes,
         max_header_bytes: settings.max_header_bytes,
     };
     let service = wiring::pipeline(
         authenticator,
-        authorizer,
+        &authorizers,
         limits,
         readiness.clone(),
         Proxy::new(upstream.clone()),
@@ -169,7 +185,11 @@ async fn start_gateway_part(
     admin.write_private(&kubeconfig_path)?;
 
     // Registered before serving, so /readyz is 503 until the first full sync.
-    let background = crate::rbac_sync::spawn(upstream, rbac_sink, readiness.clone());
+    let mut background =
+        crate::rbac_sync::spawn(upstream, authorizers.sink.clone(), readiness.clone());
+    if let Some(policy) = policy {
+        background.push(crate::policy_reload::spawn(policy));
+    }
     let (shutdown, server) = spawn_server(
         listener,
         tls,
@@ -195,6 +215,19 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
     let tls = crate::tls::controlplane_server_config(&pki.serving, pki.ca.cert_der())?;
     let listener = bind(config.listen).await?;
     let addr = local_addr(&listener, config.listen)?;
+    // RBAC writes are checked for escalation against this server's own RBAC objects, kept by
+    // the same list+watch the gateway uses, over the in-process router.
+    let readiness = Readiness::default();
+    let rbac = Arc::new(kgate_authz::RbacAuthorizer::new());
+    control_plane
+        .closer
+        .api()
+        .enable_escalation_checks(rbac.clone());
+    let background = crate::rbac_sync::spawn(
+        Upstream::InProcess(control_plane.router.clone()),
+        wiring::rbac_sink(rbac),
+        readiness.clone(),
+    );
     let service = FrontProxyGuard::new(control_plane.router);
     // The guard answers the health endpoints itself; serving is being ready.
     let (shutdown, server) = spawn_server(listener, tls, service, ServeOptions::new(64 * 1024));
@@ -202,10 +235,10 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
     Ok(Running {
         addr,
         kubeconfig: None,
-        readiness: Readiness::default(),
+        readiness,
         shutdown,
         server,
-        background: Vec::new(),
+        background,
         control_plane: Some(control_plane.closer),
     })
 }

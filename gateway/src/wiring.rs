@@ -7,6 +7,7 @@ use crate::cli::{EtcdSettings, StorageConfig};
 use crate::proxy::Proxy;
 use crate::rbac_sync::RbacSink;
 use crate::readiness::Readiness;
+use crate::reviews::{ReviewContext, Reviews};
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_controlplane::apiserver::ApiServer;
@@ -65,6 +66,13 @@ pub(crate) struct ControlPlaneCloser {
     store: OpenedStore,
     /// etcd's compactor (the embedded store compacts itself).
     compactor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ControlPlaneCloser {
+    /// The API server, for settings made after it started.
+    pub(crate) fn api(&self) -> &ApiServer {
+        &self.api
+    }
 }
 
 /// The backend, kept typed for closing.
@@ -196,14 +204,53 @@ pub(crate) fn authenticator(
     Ok(AuthenticatorUnion::new(vec![Arc::new(x509)]).with_anonymous(anonymous))
 }
 
-/// `[system:masters, RBAC]`, and the sink that keeps RBAC in step with the control plane.
-pub(crate) fn authorizer() -> Result<(AuthorizerChain, Arc<dyn RbacSink>), WiringError> {
+/// The authorizers of the pipeline and what keeps them current.
+pub(crate) struct Authorizers {
+    /// `[policy deny lines, system:masters, RBAC, policy allow lines]`, in decision order.
+    pub chain: AuthorizerChain,
+    /// RBAC itself, for the rules lists of SelfSubjectRulesReview.
+    pub rbac: Arc<kgate_authz::RbacAuthorizer>,
+    /// Keeps RBAC in step with the control plane.
+    pub sink: Arc<dyn RbacSink>,
+    /// The chain has the policy layers, so RBAC alone does not tell every decision.
+    pub has_policy: bool,
+}
+
+/// The authorization chain in decision order (the first Allow or Deny wins), and the sink that
+/// keeps RBAC in step with the control plane. Without a policy file the policy layers are left
+/// out.
+pub(crate) fn authorizer(
+    policy: Option<kgate_authz::PolicyHandle>,
+) -> Result<Authorizers, WiringError> {
     let rbac = Arc::new(kgate_authz::RbacAuthorizer::new());
-    let chain = AuthorizerChain::new(vec![
-        Arc::new(kgate_authz::PrivilegedGroups::default()),
-        rbac.clone(),
-    ]);
-    Ok((chain, Arc::new(RbacAuthorizerSink(rbac))))
+    let has_policy = policy.is_some();
+    let mut authorizers: Vec<Arc<dyn kgate_core::authz::Authorizer>> = Vec::new();
+    // Policy deny lines first: an operator's deny beats even system:masters and cluster-admin.
+    if let Some(policy) = &policy {
+        authorizers.push(Arc::new(kgate_authz::PolicyAuthorizer::deny(
+            policy.clone(),
+        )));
+    }
+    // system:masters may do everything else, as in kube-apiserver.
+    authorizers.push(Arc::new(kgate_authz::PrivilegedGroups::default()));
+    // RBAC only allows or has no opinion.
+    authorizers.push(rbac.clone());
+    // Policy allow lines last: asked only for what RBAC did not allow.
+    if let Some(policy) = policy {
+        authorizers.push(Arc::new(kgate_authz::PolicyAuthorizer::allow(policy)));
+    }
+    let chain = AuthorizerChain::new(authorizers);
+    Ok(Authorizers {
+        chain,
+        sink: rbac_sink(rbac.clone()),
+        rbac,
+        has_policy,
+    })
+}
+
+/// The sink that keeps `rbac` in step with a control plane's list and watch.
+pub(crate) fn rbac_sink(rbac: Arc<kgate_authz::RbacAuthorizer>) -> Arc<dyn RbacSink> {
+    Arc::new(RbacAuthorizerSink(rbac))
 }
 
 /// Feeds the sync's list and watch events to the RBAC authorizer.
@@ -234,14 +281,20 @@ pub(crate) struct PipelineLimits {
 /// The request pipeline (`chain::build`) around `handler`.
 pub(crate) fn pipeline(
     authenticator: AuthenticatorUnion,
-    authorizer: AuthorizerChain,
+    authorizers: &Authorizers,
     limits: PipelineLimits,
     readiness: Readiness,
     handler: Proxy,
 ) -> Result<PipelineService, WiringError> {
+    let reviews = ReviewContext {
+        authorizer: authorizers.chain.clone(),
+        rbac: authorizers.rbac.clone(),
+        other_authorizers: authorizers.has_policy,
+    };
+    let handler = Reviews::new(reviews, handler);
     let config = crate::chain::ChainConfig {
         authenticator,
-        authorizer,
+        authorizer: authorizers.chain.clone(),
         max_body_bytes: limits.max_body_bytes,
         max_header_bytes: limits.max_header_bytes,
         readiness,

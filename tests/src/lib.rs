@@ -232,6 +232,8 @@ pub struct Options {
     pub max_header_bytes: Option<usize>,
     /// `--etcd-servers` (for `up`, or the split mode's control plane).
     pub etcd_servers: Option<String>,
+    /// `--authorization-policy-file` (for `up`, or the split mode's gateway).
+    pub authorization_policy_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -244,6 +246,10 @@ impl Options {
         if let Some(n) = self.max_header_bytes {
             args.push("--max-header-bytes".to_owned());
             args.push(n.to_string());
+        }
+        if let Some(path) = &self.authorization_policy_file {
+            args.push("--authorization-policy-file".to_owned());
+            args.push(path.display().to_string());
         }
         args
     }
@@ -658,6 +664,15 @@ impl Kgate {
             .join("\n")
     }
 
+    /// Everything the kgate processes wrote to stderr (their logs) so far, in full.
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(|p| std::fs::read_to_string(&p.stderr_path).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The pids of the running kgate processes.
     pub fn pids(&self) -> Vec<u32> {
         self.procs.iter().map(|p| p.child.id()).collect()
@@ -719,6 +734,23 @@ impl Kgate {
         let run = self.kubectl(args);
         assert!(run.success(), "kubectl failed:\n{run}\n{}", self.output());
         run.stdout
+    }
+
+    /// Retries kubectl with `kubeconfig` until it succeeds, within `flows::RBAC_PROPAGATION_BOUND`
+    /// (an RBAC change reaches every decision within a watch event); its stdout.
+    pub fn kubectl_as_eventually(&self, kubeconfig: &Path, args: &[&str]) -> String {
+        poll(
+            &format!("kubectl {} succeeds", args.join(" ")),
+            flows::RBAC_PROPAGATION_BOUND,
+            || {
+                let run = self.kubectl_as(kubeconfig, args);
+                if run.success() {
+                    Ok(run.stdout.clone())
+                } else {
+                    Err(run.to_string())
+                }
+            },
+        )
     }
 
     /// kubectl (the default one) with `kubeconfig`.

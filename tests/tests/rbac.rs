@@ -25,18 +25,7 @@ fn a_group_binding_applies_to_every_member() {
         "-n",
         "team",
     ]);
-    kgate_e2e::poll(
-        "bob (group qa) can create a configmap in team",
-        flows::RBAC_PROPAGATION_BOUND,
-        || {
-            let run = kg.kubectl_as(&bob, &["create", "configmap", "by-bob", "-n", "team"]);
-            if run.success() {
-                Ok(())
-            } else {
-                Err(run.to_string())
-            }
-        },
-    );
+    kg.kubectl_as_eventually(&bob, &["create", "configmap", "by-bob", "-n", "team"]);
     let who = kg.kubectl_ok(&["get", "cm", "by-bob", "-n", "team", "-o", "name"]);
     assert_eq!(who.trim(), "configmap/by-bob");
     // edit cannot touch RBAC.

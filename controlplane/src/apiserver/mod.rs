@@ -24,6 +24,7 @@ pub mod watch_cache;
 mod bootstrap;
 mod defaults;
 mod delete;
+pub mod escalation;
 mod namespaces;
 mod objects;
 mod protobuf;
@@ -80,6 +81,10 @@ pub(crate) struct Shared {
     pub watch_cache: Arc<watch_cache::WatchCache>,
     /// Serializes Service creation so that two Services never get the same ClusterIP.
     pub service_ips: tokio::sync::Mutex<()>,
+    /// The controllers running beside this server (set once started); they stop with it.
+    pub controllers: std::sync::OnceLock<crate::controllers::Controllers>,
+    /// Privilege-escalation checks on RBAC writes, once enabled.
+    pub escalation: std::sync::OnceLock<escalation::EscalationGuard>,
 }
 
 /// The API server: cheap to clone, one [`Router`] per caller.
@@ -95,9 +100,10 @@ impl std::fmt::Debug for ApiServer {
 }
 
 impl ApiServer {
-    /// Bootstraps the store (idempotently: the system namespaces and the bootstrap RBAC policy
-    /// are created when absent, never overwritten), resumes the deletion of namespaces left
-    /// Terminating by a previous run, and returns the server.
+    /// Bootstraps the store (the system namespaces created when absent, the bootstrap RBAC
+    /// policy reconciled: see `bootstrap`), resumes the deletion of namespaces left Terminating by
+    /// a previous run, starts the controllers (ClusterRole aggregation), which stop when the last
+    /// handle of the server and of its routers is dropped, and returns the server.
     pub async fn start(store: Arc<dyn Store>) -> Result<ApiServer, ApiServerError> {
         let shared = Arc::new(Shared {
             watch_cache: Arc::new(watch_cache::WatchCache::new(
@@ -106,9 +112,14 @@ impl ApiServer {
             )),
             store,
             service_ips: tokio::sync::Mutex::new(()),
+            controllers: std::sync::OnceLock::new(),
+            escalation: std::sync::OnceLock::new(),
         });
         bootstrap::run(&shared).await?;
         namespaces::resume_terminating(&shared).await;
+        let controllers = crate::controllers::Controllers::start(&shared.store).await;
+        // Set once, here; a second value could only be dropped, which stops it.
+        let _ = shared.controllers.set(controllers);
         Ok(ApiServer { shared })
     }
 
@@ -117,6 +128,17 @@ impl ApiServer {
         Router::new()
             .fallback(dispatch)
             .with_state(self.shared.clone())
+    }
+
+    /// Checks every RBAC write against what its writer holds (see [`escalation`]), as
+    /// kube-apiserver does, with `rbac` telling what users hold. Off until called: this server
+    /// has no other notion of users, and a caller that does not feed `rbac` must not enable it.
+    /// A second call changes nothing.
+    pub fn enable_escalation_checks(&self, rbac: Arc<kgate_authz::RbacAuthorizer>) {
+        let _ = self
+            .shared
+            .escalation
+            .set(escalation::EscalationGuard::new(rbac));
     }
 
     /// The store this server writes to.
@@ -173,6 +195,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body
         || (!info.subresource.is_empty() && matches!(verb, "get" | "update" | "patch" | "create"));
     if !allowed {
         return Err(Status::method_not_allowed(gr, verb));
+    }
+    if def.is_review() {
+        // Listed in discovery, answered by the gateway (it holds the authenticator and the
+        // authorizer); a review that reaches the store's API server was routed wrong.
+        return Err(Status::path_not_found());
     }
     let query_params = QueryParams::parse(query.unwrap_or(""));
     if verb == "watch" {

@@ -158,7 +158,40 @@ pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Re
             ),
         ));
     }
+    if matches!(def.kind, "RoleBinding" | "ClusterRoleBinding") {
+        causes.extend(role_ref_change(old, new));
+    }
     finish(def, name, causes)
+}
+
+/// A binding's roleRef is immutable (`rbac/validation.ValidateRoleBindingUpdate`): granting
+/// another role means a new binding. An empty apiGroup is the RBAC group kube defaults it to.
+fn role_ref_change(old: &Value, new: &Value) -> Option<StatusCause> {
+    let role_ref = |obj: &Value| -> [String; 3] {
+        let field = |f: &str| {
+            obj.pointer(&format!("/roleRef/{f}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let group = Some(field("apiGroup"))
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| "rbac.authorization.k8s.io".to_owned());
+        [group, field("kind"), field("name")]
+    };
+    let after = role_ref(new);
+    if role_ref(old) == after {
+        return None;
+    }
+    let [group, kind, name] = after;
+    // Go's `%#v` of the internal rbac.RoleRef, as kube-apiserver prints it.
+    Some(cause(
+        "FieldValueInvalid",
+        "roleRef",
+        format!(
+            "Invalid value: rbac.RoleRef{{APIGroup:{group:?}, Kind:{kind:?}, Name:{name:?}}}: cannot change roleRef"
+        ),
+    ))
 }
 
 fn finish(def: &ResourceDef, name: &str, causes: Vec<StatusCause>) -> Result<(), Status> {
@@ -316,6 +349,25 @@ mod tests {
         let mut ok = obj;
         ok["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
         assert!(validate_create(deploy, &ok).is_ok());
+    }
+
+    #[test]
+    fn role_refs_cannot_change() {
+        let crb = lookup("rbac.authorization.k8s.io", "v1", "clusterrolebindings").expect("crb");
+        let binding = |name: &str, group: &str| {
+            json!({"metadata": {"name": "b"},
+                   "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": name}})
+        };
+        let old = binding("view", "rbac.authorization.k8s.io");
+        let s = validate_update(crb, &old, &binding("edit", "rbac.authorization.k8s.io"))
+            .expect_err("changed roleRef");
+        assert_eq!(s.code, 422);
+        assert_eq!(
+            s.message,
+            r#"ClusterRoleBinding.rbac.authorization.k8s.io "b" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"edit"}: cannot change roleRef"#
+        );
+        // The same roleRef, the group left to its default, is no change.
+        assert!(validate_update(crb, &old, &binding("view", "")).is_ok());
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     for _ in 0..attempts {
         let mut candidate = obj.clone();
         prepare_create(req.def, &mut candidate)?;
+        check_escalation(shared, req, &candidate, None)?;
         let name = meta_str(&candidate, "name").unwrap_or("").to_owned();
         let target = Target {
             def: req.def,
@@ -107,7 +108,11 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         &req.target(),
         precondition,
         dry_run,
-        |current| prepare_update(req.def, current, obj.clone(), StatusFrom::Old),
+        |current| {
+            let next = prepare_update(req.def, current, obj.clone(), StatusFrom::Old)?;
+            check_escalation(shared, req, &next, Some(current))?;
+            Ok(next)
+        },
     )
     .await?;
     Ok(Reply::ok(stored).with_warnings(warnings))
@@ -215,10 +220,28 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
         warnings = check_fields(req.def, &mut patched, mode, false)?;
         check_namespace(req.def, req.namespace.as_deref(), &mut patched)?;
         check_name(&req.name, &mut patched)?;
-        prepare_update(req.def, current, patched, StatusFrom::Old)
+        let next = prepare_update(req.def, current, patched, StatusFrom::Old)?;
+        check_escalation(shared, req, &next, Some(current))?;
+        Ok(next)
     })
     .await?;
     Ok(Reply::ok(stored).with_warnings(warnings))
+}
+
+/// Refuses an RBAC write that grants more than its writer holds, when the checks are enabled.
+fn check_escalation(
+    shared: &Shared,
+    req: &Req,
+    new: &Value,
+    old: Option<&Value>,
+) -> Result<(), Status> {
+    match shared.escalation.get() {
+        Some(guard) if req.def.group == "rbac.authorization.k8s.io" => {
+            let user = super::escalation::front_proxy_user(&req.headers);
+            guard.check(user.as_ref(), req.def, new, old)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The Service ClusterIP range, as kube's default `--service-cluster-ip-range`.

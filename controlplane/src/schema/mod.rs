@@ -110,8 +110,9 @@ mod tests {
                 r.kind
             );
             let list = format!("{}List", r.kind);
-            assert!(
+            assert_eq!(
                 schema_for_kind(r.group, r.version, &list).is_some(),
+                r.verbs.contains(&"list"),
                 "{list}"
             );
         }

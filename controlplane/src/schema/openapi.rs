@@ -111,14 +111,17 @@ fn build_document(group: &str, version: &str) -> Value {
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
-        let (Some(kind), Some(list)) = (
-            definition_name_for_kind(r.group, r.version, r.kind),
-            definition_name_for_kind(r.group, r.version, &format!("{}List", r.kind)),
-        ) else {
+        let Some(kind) = definition_name_for_kind(r.group, r.version, r.kind) else {
             continue;
         };
+        // Reviews are only created: they have no list kind.
+        let list = definition_name_for_kind(r.group, r.version, &format!("{}List", r.kind));
+        if list.is_none() && r.verbs.contains(&"list") {
+            continue;
+        }
         roots.insert(kind.to_owned());
-        roots.insert(list.to_owned());
+        roots.extend(list.map(str::to_owned));
+        let list = list.unwrap_or_default();
         resource_paths(r, &prefix, &tag, kind, list, &mut paths, &mut roots);
     }
     json!({

@@ -1,0 +1,215 @@
+//! Reviews answered inside the pipeline: the answer is about the right user, the upstream never
+//! sees a review, and bad reviews are 400 Status objects.
+
+use super::*;
+use crate::chain::{build, ChainConfig, GatewayService};
+use crate::layers::testing::body_text;
+use crate::readiness::Readiness;
+use kgate_core::authn::{
+    Authenticator, AuthenticatorUnion, AuthnFuture, AuthnResponse, Credentials,
+};
+use kgate_core::authz::Authorizer;
+use kgate_core::{Attributes, Decision};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tower::ServiceExt;
+
+/// The bearer token is the user name; every user is in system:authenticated.
+struct NameTokens;
+impl Authenticator for NameTokens {
+    fn name(&self) -> &'static str {
+        "names"
+    }
+    fn authenticate<'a>(&'a self, credentials: &'a Credentials) -> AuthnFuture<'a> {
+        let user = credentials.bearer_token.as_ref().map(|t| {
+            let mut user = UserInfo::new(t.expose_secret());
+            user.add_authenticated_group();
+            AuthnResponse { user }
+        });
+        Box::pin(async move { Ok(user) })
+    }
+}
+
+/// Everyone may create reviews; alice may get pods in team; nobody else may do anything.
+struct Rules;
+impl Authorizer for Rules {
+    fn name(&self) -> &'static str {
+        "rules"
+    }
+    fn authorize(&self, a: &Attributes) -> Decision {
+        let review = a.verb == "create" && a.resource.ends_with("reviews");
+        let alice = a.user.name == "alice" && a.verb == "get" && a.namespace == "team";
+        if review || alice {
+            Decision::allow(format!("rules allow {}", a.user.name))
+        } else {
+            Decision::no_opinion("")
+        }
+    }
+}
+
+/// Counts what reaches the upstream.
+#[derive(Clone, Default)]
+struct Upstream(Arc<AtomicUsize>);
+impl tower::Service<Request<Body>> for Upstream {
+    type Response = Response<Body>;
+    type Error = GatewayError;
+    type Future = futures::future::Ready<Result<Response<Body>, GatewayError>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        futures::future::ready(Ok(Response::new(Body::from("upstream"))))
+    }
+}
+
+fn service(upstream: Upstream) -> GatewayService {
+    let authorizer = AuthorizerChain::new(vec![Arc::new(Rules)]);
+    let context = ReviewContext {
+        authorizer: authorizer.clone(),
+        rbac: Arc::new(RbacAuthorizer::new()),
+        other_authorizers: false,
+    };
+    let config = ChainConfig {
+        authenticator: AuthenticatorUnion::new(vec![Arc::new(NameTokens)]),
+        authorizer,
+        max_body_bytes: 1 << 20,
+        max_header_bytes: 8192,
+        readiness: Readiness::default(),
+    };
+    build(config, Reviews::new(context, upstream))
+}
+
+async fn post(service: &GatewayService, token: &str, path: &str, body: &Value) -> (u16, Value) {
+    let request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|_| Request::new(Body::empty()));
+    let response = service
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    let code = response.status().as_u16();
+    let text = body_text(response).await;
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+#[tokio::test]
+async fn a_self_review_answers_for_the_caller_and_never_goes_upstream() {
+    let upstream = Upstream::default();
+    let service = service(upstream.clone());
+    let question = json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "team"}}
+    });
+    let (code, alice) = post(&service, "alice", SSAR, &question).await;
+    assert_eq!(code, 201, "{alice}");
+    assert_eq!(
+        alice["status"],
+        json!({"allowed": true, "reason": "rules allow alice"})
+    );
+    let (_, bob) = post(&service, "bob", SSAR, &question).await;
+    assert_eq!(bob["status"]["allowed"], false);
+    let (code, who) = post(
+        &service,
+        "bob",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(
+        who["status"]["userInfo"],
+        json!({"username": "bob", "groups": ["system:authenticated"]})
+    );
+    assert_eq!(upstream.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn other_requests_go_upstream() {
+    let upstream = Upstream::default();
+    let service = service(upstream.clone());
+    // A name in the path: not a review create, so the upstream answers (kube would 405).
+    let (code, body) = post(
+        &service,
+        "alice",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/x",
+        &json!({}),
+    )
+    .await;
+    assert_eq!((code, body), (200, Value::String("upstream".into())));
+    let request = Request::builder()
+        .uri("/api/v1/namespaces/team/pods/web")
+        .header("authorization", "Bearer alice")
+        .body(Body::empty())
+        .unwrap_or_else(|_| Request::new(Body::empty()));
+    let response = service
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    assert_eq!(body_text(response).await, "upstream");
+    assert_eq!(upstream.0.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn bad_reviews_are_400_status_objects() {
+    let service = service(Upstream::default());
+    let (code, status) = post(
+        &service,
+        "alice",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {"user": "x"}}),
+    )
+    .await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "BadRequest");
+    let (code, status) = post(&service, "alice", SSAR, &json!("not an object")).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{status}"
+    );
+}
+
+#[test]
+fn only_creates_of_review_resources_are_reviews() {
+    let parse = |method: &str, path: &str| {
+        RequestInfo::parse(method, path, None).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let ssar = parse("POST", SSAR);
+    assert_eq!(
+        review_kind(&ssar),
+        Some(ReviewKind::SelfSubjectAccessReview)
+    );
+    let lsar = parse(
+        "POST",
+        "/apis/authorization.k8s.io/v1/namespaces/team/localsubjectaccessreviews",
+    );
+    assert_eq!(
+        review_kind(&lsar),
+        Some(ReviewKind::LocalSubjectAccessReview)
+    );
+    assert_eq!(review_kind(&parse("GET", SSAR)), None);
+    assert_eq!(
+        review_kind(&parse(
+            "POST",
+            "/apis/authorization.k8s.io/v1beta1/selfsubjectaccessreviews"
+        )),
+        None
+    );
+    assert_eq!(
+        review_kind(&parse("POST", "/api/v1/namespaces/x/pods")),
+        None
+    );
+}
