@@ -24,8 +24,9 @@ fi
 # Debian packages: curl (the raw HTTPS requests of the end-to-end tests, the kubectl download),
 # etcd-server (the etcd backend's tests start a real etcd), protobuf-compiler and libprotobuf-dev
 # (the etcd client's gRPC code is generated at build time; its protos import Google's
-# descriptor.proto, which libprotobuf-dev ships).
-APT_PACKAGES=(curl ca-certificates etcd-server protobuf-compiler libprotobuf-dev)
+# descriptor.proto, which libprotobuf-dev ships), python3-jwt and python3-cryptography (PyJWT,
+# the independent verifier of ServiceAccount tokens).
+APT_PACKAGES=(curl ca-certificates etcd-server protobuf-compiler libprotobuf-dev python3 python3-jwt python3-cryptography)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -46,6 +46,8 @@ EXTRA = [
     META + "APIVersions",
     "io.k8s.api.autoscaling.v1.Scale",
     "io.k8s.api.core.v1.Binding",
+    # The body of serviceaccounts/token (kubectl create token sends it as protobuf).
+    "io.k8s.api.authentication.v1.TokenRequest",
 ]
 SIMPLE = {
     "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {

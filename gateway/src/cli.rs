@@ -26,6 +26,8 @@ pub enum Command {
     Up(UpOptions),
     /// Issue a client certificate from the data directory's CA and print a kubeconfig for it.
     Kubeconfig(KubeconfigOptions),
+    /// Manage the ServiceAccount token signing keys of a data directory.
+    Keys(KeysOptions),
     /// Start the control plane alone, over mutual TLS, for a separate `kgate gateway`.
     Controlplane(ControlplaneOptions),
     /// Start the gateway alone, in front of a separate `kgate controlplane`.
@@ -82,6 +84,57 @@ pub struct UpOptions {
     pub gateway: GatewayArgs,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub service_accounts: ServiceAccountArgs,
+}
+
+/// How the control plane issues ServiceAccount tokens (TokenRequest and legacy token
+/// Secrets). The flags are kube-apiserver's; the signing keys are kept in
+/// `DATA_DIR/pki/service-account-keys`.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceAccountArgs {
+    /// The `iss` of the ServiceAccount tokens issued, also their default audience.
+    #[arg(long, default_value = "https://kubernetes.default.svc.cluster.local")]
+    pub service_account_issuer: String,
+    /// The longest lifetime a TokenRequest may ask for (longer requests are shortened), between
+    /// 1h and 2^32 seconds. A number with s, m, h or d.
+    #[arg(long, default_value = "48h")]
+    pub service_account_max_token_expiration: String,
+}
+
+/// ServiceAccount token settings after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountSettings {
+    pub(crate) issuer: String,
+    pub(crate) max_token_expiration: std::time::Duration,
+}
+
+impl ServiceAccountArgs {
+    pub fn validate(self) -> Result<ServiceAccountSettings, ConfigError> {
+        let issuer = self.service_account_issuer.trim().to_owned();
+        if issuer.is_empty() {
+            return Err(invalid("service-account-issuer", "must not be empty"));
+        }
+        // As kube-apiserver: an issuer holding a ':' must be a URL.
+        if issuer.contains(':') && issuer.parse::<Uri>().map_or(true, |u| u.scheme().is_none()) {
+            return Err(invalid(
+                "service-account-issuer",
+                format!("{issuer:?} contains a ':' but is not a valid URL"),
+            ));
+        }
+        let flag = "service-account-max-token-expiration";
+        let max = parse_duration(&self.service_account_max_token_expiration)
+            .map_err(|reason| invalid(flag, reason))?;
+        if max < Duration::HOUR || max > Duration::seconds(1 << 32) {
+            return Err(invalid(flag, "must be between 1h and 2^32 seconds"));
+        }
+        let max_token_expiration = std::time::Duration::try_from(max)
+            .map_err(|_| invalid(flag, "must not be negative"))?;
+        Ok(ServiceAccountSettings {
+            issuer,
+            max_token_expiration,
+        })
+    }
 }
 
 /// Where the control plane keeps objects: the embedded store in the data directory (the
@@ -123,6 +176,10 @@ pub struct GatewayOptions {
     /// must come from this data directory's CA).
     #[arg(long)]
     pub upstream: String,
+    /// The issuer the gateway accepts ServiceAccount tokens from: the same as the control
+    /// plane's.
+    #[command(flatten)]
+    pub service_accounts: ServiceAccountArgs,
 }
 
 /// `kgate controlplane`.
@@ -136,6 +193,37 @@ pub struct ControlplaneOptions {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub service_accounts: ServiceAccountArgs,
+}
+
+/// `kgate keys`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysOptions {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// The `kgate keys` subcommands. A running kgate on the same data directory follows the change
+/// within a second, without a restart.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key; the older keys keep verifying the tokens they signed.
+    Rotate {
+        /// The data directory whose keys (pki/service-account-keys) change.
+        #[arg(long, default_value = "./.kgate")]
+        data_dir: PathBuf,
+        /// RS256 (the default, as Kubernetes) or ES256.
+        #[arg(long, default_value = "RS256")]
+        algorithm: String,
+    },
+    /// Remove all but the newest KEEP keys: tokens signed by the removed ones stop working.
+    Prune {
+        #[arg(long, default_value = "./.kgate")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        keep: usize,
+    },
 }
 
 /// `kgate kubeconfig`.
@@ -293,6 +381,7 @@ impl GatewayArgs {
 pub struct UpConfig {
     pub(crate) gateway: GatewaySettings,
     pub(crate) storage: StorageConfig,
+    pub(crate) service_accounts: ServiceAccountSettings,
 }
 
 /// The store after validation.
@@ -394,6 +483,7 @@ impl UpOptions {
         Ok(UpConfig {
             gateway: self.gateway.validate()?,
             storage: self.storage.validate()?,
+            service_accounts: self.service_accounts.validate()?,
         })
     }
 }
@@ -403,6 +493,7 @@ impl UpOptions {
 pub struct GatewayConfig {
     pub(crate) gateway: GatewaySettings,
     pub(crate) upstream: Uri,
+    pub(crate) service_accounts: ServiceAccountSettings,
 }
 
 impl GatewayConfig {
@@ -416,6 +507,7 @@ impl GatewayOptions {
         Ok(GatewayConfig {
             gateway: self.gateway.validate()?,
             upstream: https_origin("upstream", &self.upstream)?,
+            service_accounts: self.service_accounts.validate()?,
         })
     }
 }
@@ -426,6 +518,7 @@ pub struct ControlplaneConfig {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: SocketAddr,
     pub(crate) storage: StorageConfig,
+    pub(crate) service_accounts: ServiceAccountSettings,
 }
 
 impl ControlplaneOptions {
@@ -434,6 +527,7 @@ impl ControlplaneOptions {
             data_dir: self.data_dir,
             listen: self.listen,
             storage: self.storage.validate()?,
+            service_accounts: self.service_accounts.validate()?,
         })
     }
 }
@@ -610,6 +704,43 @@ mod tests {
     }
 
     #[test]
+    fn service_account_flags() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["kgate", "controlplane"];
+            all.extend_from_slice(args);
+            let cli = Cli::try_parse_from(all).expect("parses");
+            let Command::Controlplane(options) = cli.command else {
+                panic!("not controlplane");
+            };
+            options.validate().map(|c| c.service_accounts)
+        };
+        assert_eq!(
+            parse(&[]),
+            Ok(ServiceAccountSettings {
+                issuer: "https://kubernetes.default.svc.cluster.local".into(),
+                max_token_expiration: std::time::Duration::from_secs(48 * 3600),
+            })
+        );
+        let custom = parse(&[
+            "--service-account-issuer",
+            "https://kgate.example.com",
+            "--service-account-max-token-expiration",
+            "2h",
+        ])
+        .expect("valid");
+        assert_eq!(custom.issuer, "https://kgate.example.com");
+        assert_eq!(custom.max_token_expiration.as_secs(), 7200);
+        for bad in [
+            &["--service-account-max-token-expiration", "30m"][..],
+            &["--service-account-max-token-expiration", "50000d"],
+            &["--service-account-issuer", ""],
+            &["--service-account-issuer", "https://bad host:x"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn bad_etcd_flags_name_the_flag() {
         let flag_of = |args: &[&str]| match storage(args) {
             Err(ConfigError::Invalid { flag, .. }) => flag,
@@ -665,6 +796,10 @@ mod tests {
                 authorization_policy_file: None,
             },
             upstream: upstream.to_owned(),
+            service_accounts: ServiceAccountArgs {
+                service_account_issuer: "https://kubernetes.default.svc.cluster.local".into(),
+                service_account_max_token_expiration: "48h".into(),
+            },
         };
         assert!(options("https://127.0.0.1:6444").validate().is_ok());
         assert!(options("http://127.0.0.1:6444").validate().is_err());

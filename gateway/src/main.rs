@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use kgate_gateway::cli::{Cli, Command};
+use kgate_gateway::cli::{Cli, Command, KeysCommand};
 use kgate_gateway::rbac_cli;
 use kgate_gateway::up::{self, Running};
 use std::time::Duration;
@@ -53,6 +53,27 @@ async fn main() -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Keys(options) => match options.command {
+            KeysCommand::Rotate {
+                data_dir,
+                algorithm,
+            } => {
+                let algorithm: kgate_tokens::Algorithm = algorithm
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+                let kid =
+                    up::rotate_keys(&data_dir, algorithm).context("cannot rotate the keys")?;
+                println!("new signing key {kid}");
+                Ok(())
+            }
+            KeysCommand::Prune { data_dir, keep } => {
+                let removed = up::prune_keys(&data_dir, keep).context("cannot prune the keys")?;
+                for kid in removed {
+                    println!("removed key {kid}");
+                }
+                Ok(())
+            }
+        },
         Command::Rbac(options) => {
             // Exit codes as `kubectl auth can-i`: 0 allowed (or listed), 1 denied, 2 an error.
             let code = match rbac_cli::run(options, &mut std::io::stdout(), &mut std::io::stderr())

@@ -1,11 +1,11 @@
-//! Keeps the RBAC authorizer in step with the control plane: for ClusterRoles,
-//! ClusterRoleBindings, Roles and RoleBindings it LISTs, then WATCHes from the list's
-//! resourceVersion (with bookmarks), through the same [`Upstream`] the proxy uses, as the
-//! privileged internal identity `system:kgate-gateway` (group `system:masters`). A list replaces
-//! everything the authorizer holds of that kind; watch events upsert or remove one object. A
-//! watch that ends is resumed from the last resourceVersion seen; a watch error or 410 Gone means
-//! a relist. The readiness check [`READINESS_CHECK`] turns ready after the first full list of all
-//! four kinds.
+//! Keeps in-memory state in step with the control plane: for each kind of a [`SyncSet`] (the
+//! RBAC kinds for the authorizer, [`RBAC`]; others for other consumers) it LISTs, then WATCHes
+//! from the list's resourceVersion (with bookmarks), through the same [`Upstream`] the proxy
+//! uses, as the privileged internal identity `system:kgate-gateway` (group `system:masters`). A
+//! list replaces everything the sink holds of that kind; watch events upsert or remove one object.
+//! A watch that ends is resumed from the last resourceVersion seen; a watch error or 410 Gone
+//! means a relist. The set's readiness check turns ready after the first full list of all its
+//! kinds.
 //!
 //! This is a deliberately small reflector. kube-rs's reflectors would do the same over any tower
 //! `Service`, but kube + k8s-openapi cost minutes of compile time on the build machines for four
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use thiserror::Error;
 
-/// The readiness check this module registers.
+/// The readiness check of the RBAC set.
 pub const READINESS_CHECK: &str = "rbac";
 /// The identity the gateway lists and watches with.
 pub const SYNC_USER: &str = "system:kgate-gateway";
@@ -37,7 +37,7 @@ const WATCH_TIMEOUT_SECONDS: u32 = 300;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// What the sync feeds: the RBAC authorizer (or a test double).
+/// What the sync feeds: the RBAC authorizer, another in-memory index, or a test double.
 pub trait RbacSink: Send + Sync + 'static {
     /// Replaces every object of `kind` with `objects`.
     fn replace_kind(&self, kind: &str, objects: &[Value]) -> Result<(), SinkError>;
@@ -73,44 +73,73 @@ pub enum SyncError {
 
 /// One watched kind.
 #[derive(Debug, Clone, Copy)]
-struct Kind {
-    kind: &'static str,
-    path: &'static str,
+pub struct Kind {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    /// The collection path across all namespaces.
+    pub path: &'static str,
 }
 
-const KINDS: [Kind; 4] = [
-    Kind {
-        kind: "ClusterRole",
-        path: "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    },
-    Kind {
-        kind: "ClusterRoleBinding",
-        path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    },
-    Kind {
-        kind: "Role",
-        path: "/apis/rbac.authorization.k8s.io/v1/roles",
-    },
-    Kind {
-        kind: "RoleBinding",
-        path: "/apis/rbac.authorization.k8s.io/v1/rolebindings",
-    },
-];
-const API_VERSION: &str = "rbac.authorization.k8s.io/v1";
+/// Kinds synced together, with the readiness check that waits for all of them.
+#[derive(Debug)]
+pub struct SyncSet {
+    pub readiness_check: &'static str,
+    pub kinds: &'static [Kind],
+}
 
-/// Registers the readiness check and starts one list+watch task per kind. The tasks run until
-/// the runtime stops or the returned handles are aborted.
+const RBAC_V1: &str = "rbac.authorization.k8s.io/v1";
+
+/// Roles, ClusterRoles and their bindings, for the RBAC authorizer.
+pub static RBAC: SyncSet = SyncSet {
+    readiness_check: READINESS_CHECK,
+    kinds: &[
+        Kind {
+            kind: "ClusterRole",
+            api_version: RBAC_V1,
+            path: "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        },
+        Kind {
+            kind: "ClusterRoleBinding",
+            api_version: RBAC_V1,
+            path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        },
+        Kind {
+            kind: "Role",
+            api_version: RBAC_V1,
+            path: "/apis/rbac.authorization.k8s.io/v1/roles",
+        },
+        Kind {
+            kind: "RoleBinding",
+            api_version: RBAC_V1,
+            path: "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+        },
+    ],
+};
+
+/// Syncs the RBAC kinds into `sink`; see [`spawn_set`].
 pub fn spawn(
     upstream: Upstream,
     sink: Arc<dyn RbacSink>,
     readiness: Readiness,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    readiness.register(READINESS_CHECK);
+    spawn_set(&RBAC, upstream, sink, readiness)
+}
+
+/// Registers the set's readiness check and starts one list+watch task per kind. The tasks run
+/// until the runtime stops or the returned handles are aborted.
+pub fn spawn_set(
+    set: &'static SyncSet,
+    upstream: Upstream,
+    sink: Arc<dyn RbacSink>,
+    readiness: Readiness,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    readiness.register(set.readiness_check);
     let progress = Arc::new(Progress {
+        set,
         synced: Mutex::new(BTreeSet::new()),
         readiness,
     });
-    KINDS
+    set.kinds
         .iter()
         .map(|kind| {
             let reflector = Reflector {
@@ -126,6 +155,7 @@ pub fn spawn(
 
 /// Which kinds have had a full list; sets the readiness check once all have.
 struct Progress {
+    set: &'static SyncSet,
     synced: Mutex<BTreeSet<&'static str>>,
     readiness: Readiness,
 }
@@ -133,9 +163,9 @@ struct Progress {
 impl Progress {
     fn mark(&self, kind: &'static str) {
         let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        if synced.insert(kind) && synced.len() == KINDS.len() {
-            tracing::info!("RBAC objects synced");
-            self.readiness.set(READINESS_CHECK, true);
+        if synced.insert(kind) && synced.len() == self.set.kinds.len() {
+            tracing::info!(set = self.set.readiness_check, "objects synced");
+            self.readiness.set(self.set.readiness_check, true);
         }
     }
 }
@@ -162,7 +192,7 @@ impl Reflector {
             match self.list_and_watch().await {
                 Ok(()) => backoff = MIN_BACKOFF,
                 Err(error) => {
-                    tracing::warn!(kind = self.kind.kind, error = %error, retry_in = ?backoff, "RBAC sync failed; relisting");
+                    tracing::warn!(kind = self.kind.kind, error = %error, retry_in = ?backoff, "sync failed; relisting");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -313,7 +343,7 @@ impl Reflector {
                 let object = self.with_kind(object);
                 if let Err(error) = self.sink.upsert(&object) {
                     // One bad object must not stop the others from syncing.
-                    tracing::warn!(kind = self.kind.kind, %namespace, %name, %error, "RBAC object refused");
+                    tracing::warn!(kind = self.kind.kind, %namespace, %name, %error, "object refused");
                 }
             }
             "DELETED" => self.sink.remove(self.kind.kind, &namespace, &name),
@@ -332,7 +362,7 @@ impl Reflector {
         if let Some(map) = object.as_object_mut() {
             map.entry("kind").or_insert_with(|| self.kind.kind.into());
             map.entry("apiVersion")
-                .or_insert_with(|| API_VERSION.into());
+                .or_insert_with(|| self.kind.api_version.into());
         }
         object
     }

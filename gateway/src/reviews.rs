@@ -1,6 +1,6 @@
 //! The review APIs, answered here rather than upstream: SubjectAccessReview,
-//! LocalSubjectAccessReview, SelfSubjectAccessReview, SelfSubjectRulesReview and
-//! SelfSubjectReview. The gateway holds the authorizer chain (policy layer included) and knows
+//! LocalSubjectAccessReview, SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview
+//! and TokenReview (with every authenticator the gateway has). The gateway holds the authorizer chain (policy layer included) and knows
 //! who is asking, so `kubectl auth can-i` and `kubectl auth whoami` get the answer the gateway
 //! itself would act on, whether the upstream is kgate's control plane or a real cluster.
 //!
@@ -16,8 +16,10 @@ use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
 use kgate_authz::review::{self, ReviewKind};
 use kgate_authz::{RbacAuthorizer, SubjectRules};
+use kgate_core::authn::{AuthenticatorUnion, BearerToken, Credentials};
 use kgate_core::authz::{Authorized, AuthorizerChain};
 use kgate_core::{RequestInfo, UserInfo};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
@@ -28,6 +30,8 @@ const MAX_REVIEW_BYTES: usize = 256 * 1024;
 /// What the review answers are computed from.
 #[derive(Clone, Debug)]
 pub struct ReviewContext {
+    /// Every authenticator, for TokenReview.
+    pub authenticator: AuthenticatorUnion,
     /// The whole chain: a review answers what a request would get.
     pub authorizer: AuthorizerChain,
     /// RBAC, for SelfSubjectRulesReview's rule lists.
@@ -53,7 +57,34 @@ impl<S> Reviews<S> {
     }
 }
 
+/// The reviews answered here: the authorization ones and SelfSubjectReview (from authz), and
+/// TokenReview (authentication, the gateway's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Review {
+    Authz(ReviewKind),
+    Token,
+}
+
 /// The review a request creates, if it is one.
+fn review(info: &RequestInfo) -> Option<Review> {
+    if info.api_group == "authentication.k8s.io" && info.resource == "tokenreviews" {
+        return review_kind_of(info, "tokenreviews").map(|()| Review::Token);
+    }
+    review_kind(info).map(Review::Authz)
+}
+
+/// `Some` when `info` is a create of `resource` in v1.
+fn review_kind_of(info: &RequestInfo, resource: &str) -> Option<()> {
+    (info.is_resource_request
+        && info.verb == "create"
+        && info.api_version == "v1"
+        && info.resource == resource
+        && info.subresource.is_empty()
+        && info.name.is_empty())
+    .then_some(())
+}
+
+/// The authz review a request creates, if it is one.
 fn review_kind(info: &RequestInfo) -> Option<ReviewKind> {
     if !info.is_resource_request
         || info.verb != "create"
@@ -80,32 +111,29 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let kind = request
-            .extensions()
-            .get::<RequestInfo>()
-            .and_then(review_kind);
+        let kind = request.extensions().get::<RequestInfo>().and_then(review);
         let Some(kind) = kind else {
             return Box::pin(self.inner.call(request));
         };
         let context = self.context.clone();
-        Box::pin(async move { answer(&context, kind, request).await })
+        Box::pin(async move {
+            match kind {
+                Review::Authz(kind) => answer(&context, kind, request).await,
+                Review::Token => token_review(&context, request).await,
+            }
+        })
     }
 }
 
-async fn answer(
-    context: &ReviewContext,
-    kind: ReviewKind,
-    request: Request<Body>,
-) -> Result<Response<Body>, GatewayError> {
+/// The decoded body of an authorized review request, and who asked.
+async fn read_review(request: Request<Body>) -> Result<(Authorized, Value), GatewayError> {
     let (parts, body) = request.into_parts();
-    let Some(authorized) = parts.extensions.get::<Authorized>() else {
+    let Some(authorized) = parts.extensions.get::<Authorized>().cloned() else {
         return Err(GatewayError::MissingProof {
             stage: "reviews",
             proof: "Authorized",
         });
     };
-    let requester = &authorized.attributes().user;
-    let namespace = &authorized.attributes().namespace;
     let bytes = axum::body::to_bytes(body, MAX_REVIEW_BYTES)
         .await
         .map_err(|_| {
@@ -117,6 +145,17 @@ async fn answer(
         .and_then(|v| v.to_str().ok());
     let object = kgate_controlplane::apiserver::codec::parse_body(content_type, &bytes)
         .map_err(|status| GatewayError::Undecodable(Box::new(status)))?;
+    Ok((authorized, object))
+}
+
+async fn answer(
+    context: &ReviewContext,
+    kind: ReviewKind,
+    request: Request<Body>,
+) -> Result<Response<Body>, GatewayError> {
+    let (authorized, object) = read_review(request).await?;
+    let requester = &authorized.attributes().user;
+    let namespace = &authorized.attributes().namespace;
     let rules_for = |user: &UserInfo, ns: &str| rules_review(context, user, ns);
     let reply = review::answer(
         kind,
@@ -128,6 +167,71 @@ async fn answer(
     )
     .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
     tracing::debug!(review = kind.as_str(), "review answered");
+    Ok(kgate_controlplane::apiserver::codec::json_response(
+        StatusCode::CREATED,
+        &reply,
+    ))
+}
+
+/// TokenReview: runs every authenticator on `spec.token`, as kube-apiserver does. The token is
+/// not echoed back (the caller has it), and neither it nor why it failed in detail is logged.
+async fn token_review(
+    context: &ReviewContext,
+    request: Request<Body>,
+) -> Result<Response<Body>, GatewayError> {
+    let (_, object) = read_review(request).await?;
+    let kind_ok = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_none_or(|k| k == "TokenReview")
+        && object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_none_or(|v| v == "authentication.k8s.io/v1");
+    if !kind_ok {
+        return Err(GatewayError::BadRequest(
+            "this endpoint takes a TokenReview of authentication.k8s.io/v1".into(),
+        ));
+    }
+    let token = object
+        .pointer("/spec/token")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if token.is_empty() {
+        // kube-apiserver's words.
+        return Err(GatewayError::BadRequest(
+            "token is required for TokenReview in authentication".into(),
+        ));
+    }
+    let credentials = Credentials {
+        bearer_token: Some(BearerToken::new(token)),
+        ..Credentials::default()
+    };
+    let status = match context.authenticator.authenticate(&credentials).await {
+        Ok(authenticated) => {
+            let user = authenticated.user();
+            let mut info = json!({"username": user.name, "groups": user.groups});
+            if !user.uid.is_empty() {
+                info["uid"] = json!(user.uid);
+            }
+            if !user.extra.is_empty() {
+                info["extra"] = json!(user.extra);
+            }
+            json!({"authenticated": true, "user": info})
+        }
+        Err(error) => json!({"authenticated": false, "error": error.to_string()}),
+    };
+    let mut reply = object;
+    if let Some(spec) = reply.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("token");
+    }
+    if let Some(map) = reply.as_object_mut() {
+        map.insert("apiVersion".into(), "authentication.k8s.io/v1".into());
+        map.insert("kind".into(), "TokenReview".into());
+        map.entry("metadata")
+            .or_insert_with(|| json!({"creationTimestamp": null}));
+        map.insert("status".into(), status);
+    }
     Ok(kgate_controlplane::apiserver::codec::json_response(
         StatusCode::CREATED,
         &reply,

@@ -65,13 +65,15 @@ impl tower::Service<Request<Body>> for Upstream {
 
 fn service(upstream: Upstream) -> GatewayService {
     let authorizer = AuthorizerChain::new(vec![Arc::new(Rules)]);
+    let authenticator = AuthenticatorUnion::new(vec![Arc::new(NameTokens)]);
     let context = ReviewContext {
+        authenticator: authenticator.clone(),
         authorizer: authorizer.clone(),
         rbac: Arc::new(RbacAuthorizer::new()),
         other_authorizers: false,
     };
     let config = ChainConfig {
-        authenticator: AuthenticatorUnion::new(vec![Arc::new(NameTokens)]),
+        authenticator,
         authorizer,
         max_body_bytes: 1 << 20,
         max_header_bytes: 8192,
@@ -179,6 +181,28 @@ async fn bad_reviews_are_400_status_objects() {
         (code, status["reason"].as_str()),
         (400, Some("BadRequest")),
         "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_review_runs_the_authenticators_and_does_not_echo_the_token() {
+    let service = service(Upstream::default());
+    let path = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "carol"}});
+    let (code, review) = post(&service, "alice", path, &body).await;
+    assert_eq!(code, 201, "{review}");
+    assert_eq!(review["status"]["authenticated"], true);
+    assert_eq!(review["status"]["user"]["username"], "carol");
+    assert_eq!(
+        review["status"]["user"]["groups"],
+        json!(["system:authenticated"])
+    );
+    assert!(review["spec"].get("token").is_none(), "{review}");
+    let (code, status) = post(&service, "alice", path, &json!({"spec": {}})).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "token is required for TokenReview in authentication"
     );
 }
 

@@ -9,6 +9,7 @@
 
 use crate::cli::{ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig};
 use crate::front_proxy_guard::FrontProxyGuard;
+use crate::issuer_discovery::IssuerDiscovery;
 use crate::kubeconfig::{Kubeconfig, KubeconfigError};
 use crate::pki::{CertificateAuthority, Pki, PkiError, Validity, ADMIN_USER};
 use crate::proxy::{Proxy, Upstream};
@@ -126,8 +127,19 @@ pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
     let settings = config.gateway;
     let pki = Pki::load_or_create(&settings.data_dir)?;
     let control_plane = wiring::open_control_plane(&settings.data_dir, &config.storage).await?;
+    let keys = wiring::enable_service_account_tokens(
+        control_plane.closer.api(),
+        &settings.data_dir,
+        &config.service_accounts,
+        pki.ca.cert_pem(),
+    )
+    .await?;
     let upstream = Upstream::InProcess(control_plane.router);
-    start_gateway_part(settings, pki, upstream, Some(control_plane.closer)).await
+    let tokens = wiring::TokenSettings {
+        keys,
+        settings: config.service_accounts,
+    };
+    start_gateway_part(settings, pki, upstream, tokens, Some(control_plane.closer)).await
 }
 
 /// `kgate gateway`.
@@ -136,17 +148,27 @@ pub async fn start_gateway(config: GatewayConfig) -> Result<Running, RunError> {
     let pki = Pki::load_or_create(&settings.data_dir)?;
     let tls = crate::tls::client_config(pki.ca.cert_der(), &pki.front_proxy)?;
     let upstream = Upstream::Remote(Box::new(RemoteUpstream::new(&config.upstream, tls)));
-    start_gateway_part(settings, pki, upstream, None).await
+    // The control plane signs with the keys of the shared data directory; the gateway verifies
+    // with them (and follows their rotation).
+    let tokens = wiring::TokenSettings {
+        keys: wiring::service_account_keys(&settings.data_dir)?,
+        settings: config.service_accounts,
+    };
+    start_gateway_part(settings, pki, upstream, tokens, None).await
 }
 
 async fn start_gateway_part(
     settings: GatewaySettings,
     pki: Pki,
     upstream: Upstream,
+    tokens: wiring::TokenSettings,
     control_plane: Option<wiring::ControlPlaneCloser>,
 ) -> Result<Running, RunError> {
     let readiness = Readiness::default();
-    let authenticator = wiring::authenticator(pki.ca.cert_der(), settings.anonymous_auth)?;
+    let objects = Arc::new(crate::object_index::ObjectIndex::new());
+    let service_accounts = wiring::service_account_authenticator(&tokens, objects.clone());
+    let authenticator =
+        wiring::authenticator(pki.ca.cert_der(), service_accounts, settings.anonymous_auth)?;
     // A bad policy file stops kgate here, before anything listens.
     let policy = match &settings.authorization_policy_file {
         Some(path) => Some(crate::policy_reload::load(path)?),
@@ -164,16 +186,22 @@ async fn start_gateway_part(
         max_body_bytes: settings.max_request_bytes,
         max_header_bytes: settings.max_header_bytes,
     };
+    let tls = crate::tls::gateway_server_config(&pki.serving)?;
+    // Bound before the pipeline is built: the JWKS URI the discovery document names is ours.
+    let listener = bind(settings.listen).await?;
+    let addr = local_addr(&listener, settings.listen)?;
+    let documents = crate::issuer_discovery::IssuerDocuments {
+        issuer: tokens.settings.issuer.clone(),
+        jwks_uri: format!("{}{}", server_url(addr), crate::issuer_discovery::JWKS_PATH),
+        keys: tokens.keys.clone(),
+    };
     let service = wiring::pipeline(
         authenticator,
         &authorizers,
         limits,
         readiness.clone(),
-        Proxy::new(upstream.clone()),
+        IssuerDiscovery::new(Some(documents), Proxy::new(upstream.clone())),
     )?;
-    let tls = crate::tls::gateway_server_config(&pki.serving)?;
-    let listener = bind(settings.listen).await?;
-    let addr = local_addr(&listener, settings.listen)?;
 
     let kubeconfig_path = settings.data_dir.join("admin.kubeconfig");
     let admin = Kubeconfig::new(
@@ -185,8 +213,19 @@ async fn start_gateway_part(
     admin.write_private(&kubeconfig_path)?;
 
     // Registered before serving, so /readyz is 503 until the first full sync.
-    let mut background =
-        crate::rbac_sync::spawn(upstream, authorizers.sink.clone(), readiness.clone());
+    let mut background = crate::rbac_sync::spawn(
+        upstream.clone(),
+        authorizers.sink.clone(),
+        readiness.clone(),
+    );
+    // ServiceAccounts, Pods, Secrets and Nodes, for token verification and revocation.
+    background.extend(crate::rbac_sync::spawn_set(
+        &crate::object_index::OBJECTS,
+        upstream,
+        objects,
+        readiness.clone(),
+    ));
+    background.push(wiring::spawn_key_reload(&settings.data_dir, tokens.keys));
     if let Some(policy) = policy {
         background.push(crate::policy_reload::spawn(policy));
     }
@@ -212,6 +251,13 @@ async fn start_gateway_part(
 pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, RunError> {
     let pki = Pki::load_or_create(&config.data_dir)?;
     let control_plane = wiring::open_control_plane(&config.data_dir, &config.storage).await?;
+    let keys = wiring::enable_service_account_tokens(
+        control_plane.closer.api(),
+        &config.data_dir,
+        &config.service_accounts,
+        pki.ca.cert_pem(),
+    )
+    .await?;
     let tls = crate::tls::controlplane_server_config(&pki.serving, pki.ca.cert_der())?;
     let listener = bind(config.listen).await?;
     let addr = local_addr(&listener, config.listen)?;
@@ -223,11 +269,13 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
         .closer
         .api()
         .enable_escalation_checks(rbac.clone());
-    let background = crate::rbac_sync::spawn(
+    let mut background = crate::rbac_sync::spawn(
         Upstream::InProcess(control_plane.router.clone()),
         wiring::rbac_sink(rbac),
         readiness.clone(),
     );
+    // `kgate keys rotate` from another process: sign with the new key at once.
+    background.push(wiring::spawn_key_reload(&config.data_dir, keys));
     let service = FrontProxyGuard::new(control_plane.router);
     // The guard answers the health endpoints itself; serving is being ready.
     let (shutdown, server) = spawn_server(listener, tls, service, ServeOptions::new(64 * 1024));
@@ -240,6 +288,31 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
         server,
         background,
         control_plane: Some(control_plane.closer),
+    })
+}
+
+/// `kgate keys rotate`: a new signing key in the data directory; the new kid.
+pub fn rotate_keys(
+    data_dir: &Path,
+    algorithm: kgate_tokens::Algorithm,
+) -> Result<String, RunError> {
+    let dir = wiring::service_account_keys_dir(data_dir);
+    kgate_tokens::KeySet::rotate(&dir, algorithm).map_err(|e| {
+        RunError::Wiring(WiringError::ServiceAccountKeys {
+            dir,
+            source: Box::new(e),
+        })
+    })
+}
+
+/// `kgate keys prune`: keeps the newest `keep` keys; the kids removed.
+pub fn prune_keys(data_dir: &Path, keep: usize) -> Result<Vec<String>, RunError> {
+    let dir = wiring::service_account_keys_dir(data_dir);
+    kgate_tokens::KeySet::prune(&dir, keep).map_err(|e| {
+        RunError::Wiring(WiringError::ServiceAccountKeys {
+            dir,
+            source: Box::new(e),
+        })
     })
 }
 

@@ -3,7 +3,7 @@
 //! Kept apart so the run functions read as "what runs", and so a constructor that changes
 //! shape is fixed here only.
 
-use crate::cli::{EtcdSettings, StorageConfig};
+use crate::cli::{EtcdSettings, ServiceAccountSettings, StorageConfig};
 use crate::proxy::Proxy;
 use crate::rbac_sync::RbacSink;
 use crate::readiness::Readiness;
@@ -51,6 +51,13 @@ pub enum WiringError {
     /// The X.509 authenticator refused the CA.
     #[error("cannot build the X.509 authenticator")]
     X509(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The ServiceAccount signing keys could not be loaded or created.
+    #[error("cannot load the ServiceAccount signing keys in {}", dir.display())]
+    ServiceAccountKeys {
+        dir: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// The embedded control plane: its router, and how to close it.
@@ -157,6 +164,33 @@ pub(crate) async fn open_control_plane(
     })
 }
 
+/// Gives the control plane a ServiceAccount token issuer: TokenRequest
+/// (`serviceaccounts/token`) and the legacy token Secret controller, whose Secrets get
+/// `root_ca_pem` as `ca.crt`. The signing keys live in `DATA_DIR/pki/service-account-keys`
+/// (RS256, as kubeadm's `sa.key`, which every verifier understands), created on first start.
+/// Returns the keys, for a verifier of the tokens issued.
+pub(crate) async fn enable_service_account_tokens(
+    api: &ApiServer,
+    data_dir: &Path,
+    settings: &ServiceAccountSettings,
+    root_ca_pem: &str,
+) -> Result<kgate_tokens::SharedKeys, WiringError> {
+    let keys = service_account_keys(data_dir)?;
+    let issuer = Arc::new(kgate_tokens::TokenIssuer::new(
+        keys.clone(),
+        kgate_tokens::IssuerConfig {
+            issuer: settings.issuer.clone(),
+            // As kube-apiserver, whose --api-audiences default to the issuer.
+            api_audiences: vec![settings.issuer.clone()],
+            max_expiration: settings.max_token_expiration,
+        },
+    ));
+    api.enable_token_requests(issuer.clone());
+    api.enable_token_secrets(issuer, root_ca_pem.to_owned())
+        .await;
+    Ok(keys)
+}
+
 fn open_embedded(data_dir: &Path, history_revisions: u64) -> Result<RedbStore, WiringError> {
     let dir = data_dir.join("store");
     let path = dir.join("kgate.redb");
@@ -194,14 +228,96 @@ async fn connect_etcd(settings: &EtcdSettings) -> Result<EtcdStore, WiringError>
         })
 }
 
-/// X.509 against the CA, plus anonymous only where enabled.
+/// X.509 against the CA, then ServiceAccount tokens, plus anonymous only where enabled.
 pub(crate) fn authenticator(
     ca_der: &[u8],
+    service_accounts: Arc<kgate_tokens::ServiceAccountAuthenticator>,
     anonymous: bool,
 ) -> Result<AuthenticatorUnion, WiringError> {
     let x509 = crate::x509::X509Authenticator::new(vec![ca_der.to_vec()])
         .map_err(|e| WiringError::X509(Box::new(e)))?;
-    Ok(AuthenticatorUnion::new(vec![Arc::new(x509)]).with_anonymous(anonymous))
+    Ok(AuthenticatorUnion::new(vec![Arc::new(x509), service_accounts]).with_anonymous(anonymous))
+}
+
+/// What the gateway verifies ServiceAccount tokens with.
+pub(crate) struct TokenSettings {
+    pub keys: kgate_tokens::SharedKeys,
+    pub settings: ServiceAccountSettings,
+}
+
+/// Where the ServiceAccount signing keys live.
+pub(crate) fn service_account_keys_dir(data_dir: &Path) -> std::path::PathBuf {
+    crate::pki::Pki::dir_of(data_dir).join("service-account-keys")
+}
+
+/// The ServiceAccount keys of a data directory (created when absent, RS256), for a gateway
+/// whose control plane runs apart but shares the data directory.
+pub(crate) fn service_account_keys(
+    data_dir: &Path,
+) -> Result<kgate_tokens::SharedKeys, WiringError> {
+    let dir = service_account_keys_dir(data_dir);
+    let keys = kgate_tokens::KeySet::load_or_create(&dir, kgate_tokens::Algorithm::Rs256).map_err(
+        |e| WiringError::ServiceAccountKeys {
+            dir: dir.clone(),
+            source: Box::new(e),
+        },
+    )?;
+    Ok(kgate_tokens::SharedKeys::new(keys))
+}
+
+/// The ServiceAccount token authenticator over `objects` (fed by the object sync), which drops
+/// cached verifications of deleted objects at once.
+pub(crate) fn service_account_authenticator(
+    tokens: &TokenSettings,
+    objects: Arc<crate::object_index::ObjectIndex>,
+) -> Arc<kgate_tokens::ServiceAccountAuthenticator> {
+    let config = kgate_tokens::IssuerConfig {
+        issuer: tokens.settings.issuer.clone(),
+        api_audiences: vec![tokens.settings.issuer.clone()],
+        max_expiration: tokens.settings.max_token_expiration,
+    };
+    let authenticator = Arc::new(kgate_tokens::ServiceAccountAuthenticator::new(
+        tokens.keys.clone(),
+        config,
+        objects.clone(),
+    ));
+    objects.on_forget(Arc::new(ForgetInAuthenticator(authenticator.clone())));
+    authenticator
+}
+
+/// Relays the object sync's deletions to the token authenticator's cache.
+struct ForgetInAuthenticator(Arc<kgate_tokens::ServiceAccountAuthenticator>);
+
+impl crate::object_index::ForgetObject for ForgetInAuthenticator {
+    fn forget(&self, kind: kgate_tokens::ObjectKind, namespace: &str, name: &str) {
+        self.0.forget(kind, namespace, name);
+    }
+}
+
+/// How often the key directory is checked for a rotation made by another process.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Follows `kgate keys rotate` and `kgate keys prune` made while running: a changed key
+/// directory is reloaded and swapped in (a broken one is logged and the current keys kept).
+pub(crate) fn spawn_key_reload(
+    data_dir: &Path,
+    keys: kgate_tokens::SharedKeys,
+) -> tokio::task::JoinHandle<()> {
+    let dir = service_account_keys_dir(data_dir);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(KEY_RELOAD_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match keys.reload_if_changed(&dir) {
+                Ok(true) => tracing::info!(dir = %dir.display(), "ServiceAccount keys reloaded"),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reload the ServiceAccount keys; keeping the current ones")
+                }
+            }
+        }
+    })
 }
 
 /// The authorizers of the pipeline and what keeps them current.
@@ -284,9 +400,10 @@ pub(crate) fn pipeline(
     authorizers: &Authorizers,
     limits: PipelineLimits,
     readiness: Readiness,
-    handler: Proxy,
+    handler: crate::issuer_discovery::IssuerDiscovery<Proxy>,
 ) -> Result<PipelineService, WiringError> {
     let reviews = ReviewContext {
+        authenticator: authenticator.clone(),
         authorizer: authorizers.chain.clone(),
         rbac: authorizers.rbac.clone(),
         other_authorizers: authorizers.has_policy,

@@ -1,2 +1,37 @@
-//! kgate-tokens: bearer tokens. It owns how a bearer credential is read off a request and, in later
-//! work, the ServiceAccount token issuer and the verifiers for ServiceAccount and OIDC tokens.
+//! kgate-tokens: Kubernetes ServiceAccount tokens, with no HTTP and no store (the cluster is
+//! seen through [`ObjectLookup`]). Depends on `kgate-core` only among kgate's crates.
+//!
+//! - [`keys`]: the signing keys on disk, rotation and pruning, the JWKS, a set shared with a running
+//!   kgate ([`SharedKeys`]).
+//! - [`issuer`]: bound tokens (TokenRequest) and legacy Secret tokens ([`TokenIssuer`]).
+//! - [`verify`] and [`authenticator`]: the rules a token must pass and the
+//!   [`kgate_core::authn::Authenticator`] with its cache of verified tokens
+//!   ([`ServiceAccountAuthenticator`]).
+//! - [`discovery`]: the `/.well-known/openid-configuration` document.
+//!
+//! JWTs are encoded and decoded by `jsonwebtoken`; every signature is made and checked by
+//! `ring` (see `crypto`), the library rustls already uses here. Tokens and private keys never
+//! reach `Debug`, a log line or an error text.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod authenticator;
+mod cache;
+pub mod claims;
+mod crypto;
+pub mod discovery;
+pub mod issuer;
+pub mod keys;
+pub mod verify;
+
+#[cfg(test)]
+mod testutil;
+
+pub use authenticator::{ObjectKind, ObjectLookup, ServiceAccountAuthenticator};
+pub use cache::DEFAULT_CAPACITY as DEFAULT_CACHE_CAPACITY;
+pub use discovery::{discovery_document, discovery_document_for};
+pub use issuer::{
+    BoundKind, BoundObject, IssueError, IssuedToken, IssuerConfig, TokenIssuer, TokenRequestSpec,
+};
+pub use keys::{Algorithm, KeyError, KeySet, SharedKeys};
+pub use verify::{VerifyError, LEEWAY_SECONDS, MAX_TOKEN_BYTES};

@@ -26,12 +26,13 @@ mod defaults;
 mod delete;
 pub mod escalation;
 mod namespaces;
-mod objects;
+pub(crate) mod objects;
 mod protobuf;
 mod read;
 mod request;
 mod storage;
 mod subresources;
+mod token_request;
 mod validation;
 mod write;
 
@@ -85,6 +86,10 @@ pub(crate) struct Shared {
     pub controllers: std::sync::OnceLock<crate::controllers::Controllers>,
     /// Privilege-escalation checks on RBAC writes, once enabled.
     pub escalation: std::sync::OnceLock<escalation::EscalationGuard>,
+    /// The ServiceAccount token issuer behind `serviceaccounts/token`, once enabled.
+    pub token_issuer: std::sync::OnceLock<Arc<kgate_tokens::TokenIssuer>>,
+    /// The legacy token Secret controller, once enabled; it stops with the server.
+    pub token_secrets: std::sync::OnceLock<crate::controllers::Controllers>,
 }
 
 /// The API server: cheap to clone, one [`Router`] per caller.
@@ -102,8 +107,9 @@ impl std::fmt::Debug for ApiServer {
 impl ApiServer {
     /// Bootstraps the store (the system namespaces created when absent, the bootstrap RBAC
     /// policy reconciled: see `bootstrap`), resumes the deletion of namespaces left Terminating by
-    /// a previous run, starts the controllers (ClusterRole aggregation), which stop when the last
-    /// handle of the server and of its routers is dropped, and returns the server.
+    /// a previous run, starts the controllers (ClusterRole aggregation, ServiceAccounts), which
+    /// stop when the last handle of the server and of its routers is dropped, and returns the
+    /// server.
     pub async fn start(store: Arc<dyn Store>) -> Result<ApiServer, ApiServerError> {
         let shared = Arc::new(Shared {
             watch_cache: Arc::new(watch_cache::WatchCache::new(
@@ -114,6 +120,8 @@ impl ApiServer {
             service_ips: tokio::sync::Mutex::new(()),
             controllers: std::sync::OnceLock::new(),
             escalation: std::sync::OnceLock::new(),
+            token_issuer: std::sync::OnceLock::new(),
+            token_secrets: std::sync::OnceLock::new(),
         });
         bootstrap::run(&shared).await?;
         namespaces::resume_terminating(&shared).await;
@@ -139,6 +147,35 @@ impl ApiServer {
             .shared
             .escalation
             .set(escalation::EscalationGuard::new(rbac));
+    }
+
+    /// Serves the TokenRequest subresource (`serviceaccounts/{name}/token`, what
+    /// `kubectl create token` calls) with tokens from `issuer`. Until called it answers 404, as
+    /// a kube-apiserver without a signing key. A second call changes nothing.
+    pub fn enable_token_requests(&self, issuer: Arc<kgate_tokens::TokenIssuer>) {
+        let _ = self.shared.token_issuer.set(issuer);
+    }
+
+    /// Starts the legacy token Secret controller (see [`crate::controllers::token_secrets`]):
+    /// Secrets of type `kubernetes.io/service-account-token` get a token from `issuer` and
+    /// `root_ca_pem` as `ca.crt`. Returns once its first pass is done; it stops with the
+    /// server. A second call changes nothing.
+    pub async fn enable_token_secrets(
+        &self,
+        issuer: Arc<kgate_tokens::TokenIssuer>,
+        root_ca_pem: String,
+    ) {
+        if self.shared.token_secrets.get().is_some() {
+            return;
+        }
+        let config = crate::controllers::token_secrets::TokenSecretsConfig {
+            issuer,
+            root_ca_pem,
+        };
+        let controller =
+            crate::controllers::Controllers::start_token_secrets(&self.shared.store, config).await;
+        // Two racing calls: the loser's controller is dropped here, which stops it.
+        let _ = self.shared.token_secrets.set(controller);
     }
 
     /// The store this server writes to.

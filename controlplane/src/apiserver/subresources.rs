@@ -1,7 +1,8 @@
 //! The subresources: `status` (GET/PUT/PATCH touching only `.status`), `scale` of Deployments and
 //! ReplicaSets (an `autoscaling/v1` Scale whose writes set the parent's `spec.replicas`),
 //! `pods/binding` (POST a Binding: sets `spec.nodeName` once) and `namespaces/finalize` (PUT:
-//! sets `spec.finalizers`).
+//! sets `spec.finalizers`), and `serviceaccounts/token` (POST a TokenRequest: see
+//! [`super::token_request`]).
 
 use std::sync::Arc;
 
@@ -34,6 +35,9 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Resul
         ("scale", "update" | "patch") => scale_write(shared, req, verb == "patch").await,
         ("binding", "create") if req.def.kind == "Pod" => bind(shared, req).await,
         ("finalize", "update") if req.def.kind == "Namespace" => finalize(shared, req).await,
+        ("token", "create") if req.def.kind == "ServiceAccount" => {
+            super::token_request::create(shared, req).await
+        }
         _ => Err(method_not_allowed()),
     }
 }

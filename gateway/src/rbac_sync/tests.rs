@@ -26,7 +26,7 @@ impl RbacSink for RecordingSink {
     fn replace_kind(&self, kind: &str, objects: &[Value]) -> Result<(), SinkError> {
         assert!(objects
             .iter()
-            .all(|o| o["kind"] == kind && o["apiVersion"] == API_VERSION));
+            .all(|o| o["kind"] == kind && o["apiVersion"] == RBAC_V1));
         self.push(format!("replace {kind} {}", objects.len()));
         Ok(())
     }
@@ -84,7 +84,7 @@ fn fake_control_plane() -> axum::Router {
     };
     use futures::StreamExt as _;
     let mut router = axum::Router::new();
-    for kind in KINDS {
+    for kind in RBAC.kinds {
         router = router.route(kind.path, get(handler(kind.kind == "ClusterRole")));
     }
     router

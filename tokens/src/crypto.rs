@@ -1,0 +1,270 @@
+//! The cryptography behind `jsonwebtoken`: a [`CryptoProvider`] backed by `ring`, the library
+//! rustls already uses in kgate, so one audited, constant-time implementation signs and verifies
+//! everything and no second crypto stack (RustCrypto's `rsa` signer, aws-lc) is linked for it.
+//!
+//! Only the two algorithms kgate signs with exist here: RS256 (RSASSA-PKCS1-v1_5 with SHA-256,
+//! keys of 2048 to 8192 bits) and ES256 (ECDSA P-256 with SHA-256, fixed-size signatures). Every
+//! other algorithm, HMAC included, is refused by construction, so no header can select one.
+//!
+//! Key formats follow `jsonwebtoken`'s conventions: an RSA [`EncodingKey`] holds PKCS#1 DER, an
+//! EC one PKCS#8 DER; an RSA [`DecodingKey`] holds the modulus and exponent, an EC one the
+//! uncompressed point.
+//!
+//! `jsonwebtoken` takes its provider from a process-wide slot; [`install`] fills it once. Every
+//! path into `jsonwebtoken` goes through a [`crate::KeySet`], whose constructors call [`install`].
+
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::{Error, ErrorKind};
+use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
+use jsonwebtoken::signature::{self, Signer, Verifier};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use ring::rand::SystemRandom;
+use ring::signature as sig;
+use ring::signature::KeyPair as _;
+use std::sync::Once;
+
+/// The provider; see the module documentation.
+pub(crate) static RING_PROVIDER: CryptoProvider = CryptoProvider {
+    signer_factory: new_signer,
+    verifier_factory: new_verifier,
+    key_utils: KeyUtils {
+        rsa_pub_components_from_private_key: rsa_components_from_private_key,
+        rsa_pub_components_from_public_key: |_| {
+            Err(ErrorKind::Provider("RSA public key parsing is not provided".into()).into())
+        },
+        ec_pub_components_from_private_key: ec_components_from_private_key,
+        ed_pub_components_from_private_key: |_, _| Err(ErrorKind::UnsupportedAlgorithm.into()),
+        compute_digest,
+    },
+};
+
+/// Makes [`RING_PROVIDER`] `jsonwebtoken`'s provider for this process. Idempotent. If another
+/// provider was installed first (another crate's choice), that one stays: any complete provider
+/// verifies and signs RS256/ES256 with the same key formats.
+pub(crate) fn install() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        if RING_PROVIDER.install_default().is_err() {
+            tracing::debug!("a jsonwebtoken crypto provider was already installed; keeping it");
+        }
+    });
+}
+
+fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
+    match algorithm {
+        Algorithm::RS256 if key.family() == AlgorithmFamily::Rsa => {
+            // Parsed here to fail at construction rather than at signing.
+            let pair = sig::RsaKeyPair::from_der(key.as_bytes())
+                .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
+            Ok(Box::new(Rs256Signer(pair)))
+        }
+        Algorithm::ES256 if key.family() == AlgorithmFamily::Ec => {
+            let rng = SystemRandom::new();
+            let pair = sig::EcdsaKeyPair::from_pkcs8(
+                &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                key.as_bytes(),
+                &rng,
+            )
+            .map_err(|_| ErrorKind::InvalidEcdsaKey)?;
+            Ok(Box::new(Es256Signer { pair, rng }))
+        }
+        Algorithm::RS256 | Algorithm::ES256 => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => Err(ErrorKind::UnsupportedAlgorithm.into()),
+    }
+}
+
+fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
+    match (algorithm, key.kind()) {
+        (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+            Ok(Box::new(Rs256Verifier {
+                n: n.clone(),
+                e: e.clone(),
+            }))
+        }
+        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(point))
+            if key.family() == AlgorithmFamily::Ec =>
+        {
+            Ok(Box::new(Es256Verifier(point.clone())))
+        }
+        (Algorithm::RS256 | Algorithm::ES256, _) => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => Err(ErrorKind::UnsupportedAlgorithm.into()),
+    }
+}
+
+struct Rs256Signer(sig::RsaKeyPair);
+
+impl Signer<Vec<u8>> for Rs256Signer {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        let mut out = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(&sig::RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut out)
+            .map_err(|_| signature::Error::new())?;
+        Ok(out)
+    }
+}
+
+impl JwtSigner for Rs256Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
+}
+
+struct Es256Signer {
+    pair: sig::EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl Signer<Vec<u8>> for Es256Signer {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        let signature = self
+            .pair
+            .sign(&self.rng, msg)
+            .map_err(|_| signature::Error::new())?;
+        Ok(signature.as_ref().to_vec())
+    }
+}
+
+impl JwtSigner for Es256Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::ES256
+    }
+}
+
+struct Rs256Verifier {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl Verifier<Vec<u8>> for Rs256Verifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        sig::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        }
+        .verify(&sig::RSA_PKCS1_2048_8192_SHA256, msg, signature)
+        .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Rs256Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
+}
+
+struct Es256Verifier(Vec<u8>);
+
+impl Verifier<Vec<u8>> for Es256Verifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, &self.0)
+            .verify(msg, signature)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Es256Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::ES256
+    }
+}
+
+fn rsa_components_from_private_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let pair =
+        sig::RsaKeyPair::from_der(der).map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
+    let components = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+    Ok((components.n, components.e))
+}
+
+fn ec_components_from_private_key(
+    der: &[u8],
+    algorithm: Algorithm,
+) -> Result<(EllipticCurve, Vec<u8>, Vec<u8>), Error> {
+    if algorithm != Algorithm::ES256 {
+        return Err(ErrorKind::UnsupportedAlgorithm.into());
+    }
+    let pair = sig::EcdsaKeyPair::from_pkcs8(
+        &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+        der,
+        &SystemRandom::new(),
+    )
+    .map_err(|_| ErrorKind::InvalidEcdsaKey)?;
+    // An uncompressed point: 0x04, x (32 bytes), y (32 bytes).
+    match pair.public_key().as_ref() {
+        [4, rest @ ..] if rest.len() == 64 => {
+            let (x, y) = rest.split_at(32);
+            Ok((EllipticCurve::P256, x.to_vec(), y.to_vec()))
+        }
+        _ => Err(ErrorKind::InvalidEcdsaKey.into()),
+    }
+}
+
+fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>, Error> {
+    let algorithm = match hash {
+        ThumbprintHash::SHA256 => &ring::digest::SHA256,
+        ThumbprintHash::SHA384 => &ring::digest::SHA384,
+        ThumbprintHash::SHA512 => &ring::digest::SHA512,
+        _ => return Err(ErrorKind::UnsupportedAlgorithm.into()),
+    };
+    Ok(ring::digest::digest(algorithm, data).as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rs256_and_es256_exist() {
+        let secret = EncodingKey::from_secret(b"public key bytes");
+        let verify_secret = DecodingKey::from_secret(b"public key bytes");
+        for algorithm in [
+            Algorithm::HS256,
+            Algorithm::HS384,
+            Algorithm::PS256,
+            Algorithm::RS384,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ] {
+            assert!(new_signer(&algorithm, &secret).is_err(), "{algorithm:?}");
+            assert!(
+                new_verifier(&algorithm, &verify_secret).is_err(),
+                "{algorithm:?}"
+            );
+        }
+        // An HMAC secret is no RSA or EC key either.
+        assert!(new_signer(&Algorithm::RS256, &secret).is_err());
+        assert!(new_verifier(&Algorithm::RS256, &verify_secret).is_err());
+        assert!(new_verifier(&Algorithm::ES256, &verify_secret).is_err());
+    }
+
+    #[test]
+    fn es256_signs_and_verifies_through_jsonwebtoken() {
+        install();
+        let rng = SystemRandom::new();
+        let pkcs8 =
+            sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = sig::EcdsaKeyPair::from_pkcs8(
+            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let signature = jsonwebtoken::crypto::sign(
+            b"message",
+            &EncodingKey::from_ec_der(pkcs8.as_ref()),
+            Algorithm::ES256,
+        )
+        .unwrap();
+        let public = DecodingKey::from_ec_der(pair.public_key().as_ref());
+        assert!(
+            jsonwebtoken::crypto::verify(&signature, b"message", &public, Algorithm::ES256)
+                .unwrap()
+        );
+        assert!(
+            !jsonwebtoken::crypto::verify(&signature, b"massage", &public, Algorithm::ES256)
+                .unwrap()
+        );
+        let (curve, x, y) =
+            ec_components_from_private_key(pkcs8.as_ref(), Algorithm::ES256).unwrap();
+        assert_eq!((curve, x.len(), y.len()), (EllipticCurve::P256, 32, 32));
+    }
+}
