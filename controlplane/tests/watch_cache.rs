@@ -15,17 +15,15 @@ use common::{configmap, JSON};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use http::{Method, Request};
+use kgate_controlplane::store::intercept::{Intercept, Intercepted};
 use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
-use kgate_controlplane::store::{
-    KeyValue, RangeRequest, RangeResponse, Revision, Store, StoreError, WatchStream,
-};
+use kgate_controlplane::store::{Revision, Store, StoreError, WatchStream};
 use kgate_controlplane::ApiServer;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-/// A RedbStore that records the prefix of every `watch` call.
+/// Records the prefix of every `watch` call.
 struct Counting {
-    inner: RedbStore,
     watches: Mutex<Vec<String>>,
 }
 
@@ -37,36 +35,15 @@ impl Counting {
 }
 
 #[async_trait]
-impl Store for Counting {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
-        self.inner.range(request).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        self.inner.create(key, value).await
-    }
-    async fn update(
+impl Intercept for Counting {
+    async fn watch(
         &self,
-        key: &str,
-        value: Vec<u8>,
-        expected: Revision,
-    ) -> Result<KeyValue, StoreError> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        _inner: &dyn Store,
+        prefix: &str,
+        _after: Revision,
+    ) -> Option<Result<WatchStream, StoreError>> {
         self.watches.lock().unwrap().push(prefix.to_owned());
-        self.inner.watch(prefix, after).await
-    }
-    async fn current_revision(&self) -> Result<Revision, StoreError> {
-        self.inner.current_revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.inner.compact(revision).await
+        None
     }
 }
 
@@ -144,10 +121,11 @@ async fn create(router: &Router, namespace: &str, name: &str) -> String {
 #[tokio::test]
 async fn many_http_watches_cost_one_store_watch() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Counting {
-        inner: RedbStore::open(&dir.path().join("store.redb"), RedbOptions::default()).unwrap(),
+    let inner = RedbStore::open(&dir.path().join("store.redb"), RedbOptions::default()).unwrap();
+    let counting = Counting {
         watches: Mutex::new(Vec::new()),
-    });
+    };
+    let store = Arc::new(Intercepted::new(Arc::new(inner), counting));
     let server = ApiServer::start(store.clone()).await.unwrap();
     let router = server.router();
     let first = create(&router, "default", "first").await;
@@ -182,7 +160,7 @@ async fn many_http_watches_cost_one_store_watch() {
     )
     .await;
     assert_eq!(
-        store.watches_of("/registry/configmaps/"),
+        store.intercept.watches_of("/registry/configmaps/"),
         1,
         "one store watch"
     );
@@ -203,5 +181,9 @@ async fn many_http_watches_cost_one_store_watch() {
     for want in ["a", "b"] {
         assert_eq!(all.next_added().await, want);
     }
-    assert_eq!(store.watches_of("/registry/configmaps/"), 1, "still one");
+    assert_eq!(
+        store.intercept.watches_of("/registry/configmaps/"),
+        1,
+        "still one"
+    );
 }

@@ -1,4 +1,4 @@
-//! Tests of [`super`], over a RedbStore wrapped to count (and break) its watches.
+//! Tests of [`super`], over a RedbStore intercepted to count (and break) its watches.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -8,13 +8,13 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::resources::lookup;
+use crate::store::intercept::{Intercept, Intercepted};
 use crate::store::redb::{RedbOptions, RedbStore};
-use crate::store::{KeyValue, RangeRequest, RangeResponse, WatchStream};
+use crate::store::WatchStream;
 
-/// Delegates to a RedbStore; counts `watch` calls and the store watches still open, and can end
-/// every open watch with an error.
+/// Counts `watch` calls and the store watches still open, and can end every open watch with an
+/// error.
 struct Counting {
-    inner: RedbStore,
     watches: AtomicUsize,
     open: Arc<AtomicUsize>,
     breaker: broadcast::Sender<StoreError>,
@@ -45,30 +45,18 @@ impl Drop for Open {
 }
 
 #[async_trait]
-impl Store for Counting {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
-        self.inner.range(request).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        self.inner.create(key, value).await
-    }
-    async fn update(
+impl Intercept for Counting {
+    async fn watch(
         &self,
-        key: &str,
-        value: Vec<u8>,
-        expected: Revision,
-    ) -> Result<KeyValue, StoreError> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
+        inner: &dyn Store,
+        prefix: &str,
+        after: Revision,
+    ) -> Option<Result<WatchStream, StoreError>> {
         self.watches.fetch_add(1, Ordering::SeqCst);
-        let inner = self.inner.watch(prefix, after).await?;
+        let inner = match inner.watch(prefix, after).await {
+            Ok(inner) => inner,
+            Err(error) => return Some(Err(error)),
+        };
         self.open.fetch_add(1, Ordering::SeqCst);
         let state = (
             inner,
@@ -76,8 +64,9 @@ impl Store for Counting {
             Open(self.open.clone()),
             false,
         );
-        Ok(
-            futures::stream::unfold(state, |(mut inner, mut broken, open, done)| async move {
+        Some(Ok(futures::stream::unfold(
+            state,
+            |(mut inner, mut broken, open, done)| async move {
                 if done {
                     return None;
                 }
@@ -86,20 +75,14 @@ impl Store for Counting {
                     Ok(error) = broken.recv() => Some((Err(error), (inner, broken, open, true))),
                     item = inner.next() => item.map(|item| (item, (inner, broken, open, false))),
                 }
-            })
-            .boxed(),
+            },
         )
-    }
-    async fn current_revision(&self) -> Result<Revision, StoreError> {
-        self.inner.current_revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.inner.compact(revision).await
+        .boxed()))
     }
 }
 
 struct Fixture {
-    store: Arc<Counting>,
+    store: Arc<Intercepted<Counting>>,
     cache: WatchCache,
     _dir: tempfile::TempDir,
 }
@@ -107,12 +90,12 @@ struct Fixture {
 fn fixture(config: WatchCacheConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let inner = RedbStore::open(&dir.path().join("db"), RedbOptions::default()).expect("open");
-    let store = Arc::new(Counting {
-        inner,
+    let counting = Counting {
         watches: AtomicUsize::new(0),
         open: Arc::new(AtomicUsize::new(0)),
         breaker: broadcast::channel(4).0,
-    });
+    };
+    let store = Arc::new(Intercepted::new(Arc::new(inner), counting));
     Fixture {
         cache: WatchCache::new(store.clone(), config),
         store,
@@ -206,8 +189,8 @@ async fn many_subscribers_share_one_store_watch_and_see_every_event_in_order() {
     for sub in &mut subs {
         assert_eq!(events(sub, 10).await, written);
     }
-    assert_eq!(f.store.watches(), 1);
-    assert_eq!(f.store.open(), 1);
+    assert_eq!(f.store.intercept.watches(), 1);
+    assert_eq!(f.store.intercept.open(), 1);
 }
 
 #[tokio::test]
@@ -221,7 +204,7 @@ async fn a_subscriber_sees_only_its_namespace() {
     let az = f.pod("a", "z").await;
     assert_eq!(events(&mut a, 2).await, vec![ax, az]);
     assert_eq!(events(&mut b, 1).await, vec![by]);
-    assert_eq!(f.store.watches(), 1);
+    assert_eq!(f.store.intercept.watches(), 1);
 }
 
 #[tokio::test]
@@ -238,7 +221,7 @@ async fn resume_inside_the_buffer_needs_no_store_watch() {
     want.push(more.clone());
     assert_eq!(events(&mut resumed, 6).await, want);
     assert_eq!(events(&mut live, 1).await, vec![more]);
-    assert_eq!(f.store.watches(), 1);
+    assert_eq!(f.store.intercept.watches(), 1);
 }
 
 #[tokio::test]
@@ -254,10 +237,10 @@ async fn resume_older_than_the_buffer_watches_the_store_without_a_gap() {
 
     // The buffer holds the last 3 events: from the 7th's revision it serves all that follow.
     let mut edge = f.watch(None, written[6].1).await;
-    assert_eq!(f.store.watches(), 1, "served from the buffer");
+    assert_eq!(f.store.intercept.watches(), 1, "served from the buffer");
     // One before that is older than the buffer: a store watch of its own.
     let mut old = f.watch(None, written[5].1).await;
-    assert_eq!(f.store.watches(), 2, "a direct store watch");
+    assert_eq!(f.store.intercept.watches(), 2, "a direct store watch");
 
     let more = f.pod("a", "more").await;
     let mut want = written[6..].to_vec();
@@ -304,7 +287,7 @@ async fn a_revision_past_the_feeds_progress_joins_the_feed() {
         .expect("configmap");
     let listed = f.now().await;
     let mut second = f.watch(None, listed).await;
-    assert_eq!(f.store.watches(), 1);
+    assert_eq!(f.store.intercept.watches(), 1);
     let after = f.pod("a", "after").await;
     assert_eq!(events(&mut first, 2).await, vec![before, after.clone()]);
     assert_eq!(events(&mut second, 1).await, vec![after]);
@@ -366,7 +349,7 @@ async fn a_failed_store_watch_ends_every_subscriber_and_restarts_on_the_next() {
     let broken = StoreError::Unavailable("injected".into());
     // Once the feed has dispatched the event, so that it is not lost to the break.
     assert_eq!(events(&mut subs[1], 1).await[0].1, first);
-    f.store.break_watches(broken.clone());
+    f.store.intercept.break_watches(broken.clone());
     for (i, sub) in subs.iter_mut().enumerate() {
         let (got, error) = until_end(sub).await;
         assert_eq!(error, WatchCacheError::Store(broken.clone()));
@@ -376,7 +359,7 @@ async fn a_failed_store_watch_ends_every_subscriber_and_restarts_on_the_next() {
     }
 
     let mut again = f.watch(None, f.now().await).await;
-    assert_eq!(f.store.watches(), 2, "a new store watch");
+    assert_eq!(f.store.intercept.watches(), 2, "a new store watch");
     let later = f.pod("a", "later").await;
     assert_eq!(events(&mut again, 1).await, vec![later]);
 }
@@ -393,18 +376,21 @@ async fn the_store_watch_stops_when_the_last_subscriber_has_been_gone_a_while() 
     let gone = f.watch(None, start).await;
     drop(gone);
     tokio::time::sleep(idle * 3).await;
-    assert_eq!(f.store.open(), 1, "one subscriber left keeps it");
+    assert_eq!(f.store.intercept.open(), 1, "one subscriber left keeps it");
     let event = f.pod("a", "x").await;
     assert_eq!(events(&mut kept, 1).await, vec![event]);
 
     drop(kept);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while f.store.open() > 0 {
+    while f.store.intercept.open() > 0 {
         assert!(Instant::now() < deadline, "the store watch is still open");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut again = f.watch(None, f.now().await).await;
-    assert_eq!((f.store.watches(), f.store.open()), (2, 1));
+    assert_eq!(
+        (f.store.intercept.watches(), f.store.intercept.open()),
+        (2, 1)
+    );
     let event = f.pod("a", "y").await;
     assert_eq!(events(&mut again, 1).await, vec![event]);
 }

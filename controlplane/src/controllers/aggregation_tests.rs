@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
+use crate::store::intercept::{Intercept, Intercepted};
 use crate::store::redb::{RedbOptions, RedbStore};
-use crate::store::{KeyValue, RangeResponse, WatchStream};
+use crate::store::KeyValue;
 
 /// How the wrapped store treats the controller's first ClusterRole updates.
 #[derive(Clone, Copy)]
@@ -20,55 +21,37 @@ enum Trouble {
 }
 
 struct Troubled {
-    inner: RedbStore,
     trouble: Trouble,
     updates: AtomicUsize,
 }
 
 #[async_trait]
-impl Store for Troubled {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
-        self.inner.range(request).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
-        self.inner.create(key, value).await
-    }
+impl Intercept for Troubled {
     async fn update(
         &self,
+        inner: &dyn Store,
         key: &str,
-        value: Vec<u8>,
+        value: &[u8],
         expected: Revision,
-    ) -> Result<KeyValue, StoreError> {
+    ) -> Option<Result<KeyValue, StoreError>> {
         let n = self.updates.fetch_add(1, Ordering::SeqCst);
         match self.trouble {
             Trouble::Unavailable if n < 2 => {
-                return Err(StoreError::Unavailable("injected".into()));
+                return Some(Err(StoreError::Unavailable("injected".into())));
             }
             Trouble::Race if n == 0 => {
-                let mut other: Value = serde_json::from_slice(&value).unwrap();
+                let mut other: Value = serde_json::from_slice(value).unwrap();
                 other["metadata"]["labels"] = json!({"touched": "yes"});
                 other["rules"] = json!([]);
                 let bytes = serde_json::to_vec(&other).unwrap();
-                self.inner.update(key, bytes, expected).await?;
+                // The other writer wins; the controller's write then goes on and conflicts.
+                if let Err(error) = inner.update(key, bytes, expected).await {
+                    return Some(Err(error));
+                }
             }
             _ => {}
         }
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        self.inner.watch(prefix, after).await
-    }
-    async fn current_revision(&self) -> Result<Revision, StoreError> {
-        self.inner.current_revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.inner.compact(revision).await
+        None
     }
 }
 
@@ -78,11 +61,12 @@ fn rule() -> Value {
 
 async fn aggregates_despite(trouble: Trouble) -> usize {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Troubled {
-        inner: RedbStore::open(&dir.path().join("s.redb"), RedbOptions::default()).unwrap(),
+    let inner = RedbStore::open(&dir.path().join("s.redb"), RedbOptions::default()).unwrap();
+    let troubled = Troubled {
         trouble,
         updates: AtomicUsize::new(0),
-    });
+    };
+    let store = Arc::new(Intercepted::new(Arc::new(inner), troubled));
     let def = cluster_roles().unwrap();
     let put = |name: &str, obj: Value| {
         let store = store.clone();
@@ -121,7 +105,7 @@ async fn aggregates_despite(trouble: Trouble) -> usize {
     }
     task.abort();
     assert!(done, "the target was never aggregated");
-    store.updates.load(Ordering::SeqCst)
+    store.intercept.updates.load(Ordering::SeqCst)
 }
 
 #[tokio::test]

@@ -7,62 +7,41 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
+use crate::store::intercept::{Intercept, Intercepted};
 use crate::store::redb::{RedbOptions, RedbStore};
-use crate::store::{KeyValue, RangeResponse, WatchStream};
+use crate::store::KeyValue;
 
-/// A store whose first `failures` creates fail as if it were down.
+/// Fails the first `failures` creates of serviceaccounts as if the store were down.
 struct Flaky {
-    inner: RedbStore,
     failures: usize,
     creates: AtomicUsize,
 }
 
 #[async_trait]
-impl Store for Flaky {
-    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
-        self.inner.range(request).await
-    }
-    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue, StoreError> {
+impl Intercept for Flaky {
+    async fn create(
+        &self,
+        _inner: &dyn Store,
+        key: &str,
+        _value: &[u8],
+    ) -> Option<Result<KeyValue, StoreError>> {
         if key.starts_with("/registry/serviceaccounts/")
             && self.creates.fetch_add(1, Ordering::SeqCst) < self.failures
         {
-            return Err(StoreError::Unavailable("injected".into()));
+            return Some(Err(StoreError::Unavailable("injected".into())));
         }
-        self.inner.create(key, value).await
-    }
-    async fn update(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        expected: Revision,
-    ) -> Result<KeyValue, StoreError> {
-        self.inner.update(key, value, expected).await
-    }
-    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream, StoreError> {
-        self.inner.watch(prefix, after).await
-    }
-    async fn current_revision(&self) -> Result<Revision, StoreError> {
-        self.inner.current_revision().await
-    }
-    async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
-        self.inner.compact(revision).await
+        None
     }
 }
 
-fn flaky(failures: usize) -> (tempfile::TempDir, Arc<Flaky>) {
+fn flaky(failures: usize) -> (tempfile::TempDir, Arc<Intercepted<Flaky>>) {
     let dir = tempfile::tempdir().unwrap();
     let inner = RedbStore::open(&dir.path().join("s.redb"), RedbOptions::default()).unwrap();
-    let store = Arc::new(Flaky {
-        inner,
+    let flaky = Flaky {
         failures,
         creates: AtomicUsize::new(0),
-    });
+    };
+    let store = Arc::new(Intercepted::new(Arc::new(inner), flaky));
     (dir, store)
 }
 
@@ -140,7 +119,7 @@ async fn a_failed_create_is_retried() {
     let dyn_store: Arc<dyn Store> = store.clone();
     let task = spawn(Arc::downgrade(&dyn_store)).await;
     assert!(wait_default(store.as_ref(), "team").await.is_some());
-    assert_eq!(store.creates.load(Ordering::SeqCst), 3);
+    assert_eq!(store.intercept.creates.load(Ordering::SeqCst), 3);
     task.abort();
 }
 

@@ -14,6 +14,7 @@ pub mod compactor;
 #[cfg(test)]
 pub mod conformance;
 pub mod etcd;
+pub mod intercept;
 pub mod redb;
 
 /// A store revision: increases by one with every write, across all keys.

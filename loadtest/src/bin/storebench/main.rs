@@ -10,7 +10,8 @@
 //! 2. **creates/s**: `POST` of a small one-container Pod into `default` from `--concurrency`
 //!    connections for `--seconds` (or `--creates` or `--pods` pods, if fewer), with the median
 //!    and p99 latency and the server CPU per create (kgate plus etcd, from /proc);
-//! 3. **gets/s**: `GET` of those pods by name, spread over all of them, the same way;
+//! 3. **gets/s**: `GET` of those pods by name, spread over all of them, the same way; then
+//!    **TokenRequests/s**: `POST .../serviceaccounts/bench/token` the same way;
 //! 4. **list**: `--list-objects` configmaps are created in `bench-list`, then the collection is
 //!    listed whole and in pages of `--page-size` (`limit` + `continue`), `--list-repeats` times
 //!    each on one connection; the median time to the last byte is reported;
@@ -33,6 +34,7 @@ mod figures;
 
 use anyhow::{bail, Context, Result};
 use backend::{Backend, Kind};
+use bytes::Bytes;
 use clap::Parser;
 use figures::{Load, MakeRequest};
 use http::Method;
@@ -101,6 +103,8 @@ struct Figures {
     idle_rss_kib: u64,
     creates: Load,
     gets: Load,
+    /// TokenRequests for one ServiceAccount (RS256 signing dominates).
+    tokens: Load,
     list: figures::ListTimes,
     watch: figures::WatchTimes,
     /// Creating the pods up to `--pods` after the other steps.
@@ -178,6 +182,35 @@ async fn run_backend(kind: Kind, args: &Args) -> Result<Figures> {
     .await
     .context("getting pods")?;
 
+    eprintln!("[{name}] token requests: {} s", args.seconds);
+    let mut conn = api.connect().await?;
+    let account = r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"bench"}}"#;
+    conn.expect(
+        Method::POST,
+        "/api/v1/namespaces/default/serviceaccounts",
+        Some(Bytes::from_static(account.as_bytes())),
+    )
+    .await
+    .context("creating the ServiceAccount")?;
+    let make: MakeRequest = Arc::new(|_| {
+        let body = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{}}"#;
+        (
+            Method::POST,
+            "/api/v1/namespaces/default/serviceaccounts/bench/token".to_owned(),
+            Some(Bytes::from_static(body.as_bytes())),
+        )
+    });
+    let tokens = figures::drive(
+        api,
+        &pids,
+        args.concurrency,
+        0..u64::MAX,
+        Some(args.seconds),
+        make,
+    )
+    .await
+    .context("requesting tokens")?;
+
     eprintln!("[{name}] list: creating {} configmaps", args.list_objects);
     figures::create_namespace(api, "bench-list").await?;
     figures::create_configmaps(api, args.concurrency, "bench-list", args.list_objects).await?;
@@ -231,6 +264,7 @@ async fn run_backend(kind: Kind, args: &Args) -> Result<Figures> {
         etcd_hwm_kib: etcd("VmHWM")?,
         creates,
         gets,
+        tokens,
         list,
         watch,
         fill,
@@ -344,6 +378,18 @@ fn rows(args: &Args, f: &Figures) -> Vec<Row> {
         row(
             "server CPU per create (µs, kgate+etcd)".into(),
             Some(f.creates.cpu_us_per_request()),
+            Lower,
+            0,
+        ),
+        row(
+            format!("TokenRequests/s (POST serviceaccounts/token, c={c})"),
+            Some(f.tokens.per_second()),
+            Higher,
+            0,
+        ),
+        row(
+            "server CPU per TokenRequest (µs, kgate+etcd)".into(),
+            Some(f.tokens.cpu_us_per_request()),
             Lower,
             0,
         ),
