@@ -74,6 +74,26 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     rustup component add rustfmt clippy
 fi
 
+# Node.js and the end-to-end tests' OpenID provider (tests/oidc-provider: the npm package
+# oidc-provider, which needs Node >= 20.19). `npm ci` runs when node_modules is missing or older
+# than package-lock.json.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    say "installing nodejs npm (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "node $(node --version) is too old for tests/oidc-provider (needs >= 20.19)" >&2
+    exit 1
+fi
+oidc_dir=tests/oidc-provider
+if [ ! -d "$oidc_dir/node_modules" ] || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules" ]; then
+    say "npm ci in $oidc_dir"
+    (cd "$oidc_dir" && npm ci --no-audit --no-fund)
+    touch "$oidc_dir/node_modules"
+fi
+
 # --- the checks -----------------------------------------------------------------------------
 
 say "cargo fmt --check"

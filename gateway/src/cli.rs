@@ -34,6 +34,9 @@ pub enum Command {
     Gateway(GatewayOptions),
     /// Ask RBAC offline: who may make a request, or why a user may or may not.
     Rbac(RbacOptions),
+    /// Log in to an OpenID provider and print a kubectl ExecCredential (a kubectl exec
+    /// credential plugin; `kgate kubeconfig oidc` writes a kubeconfig that runs it).
+    Login(crate::login::LoginOptions),
 }
 
 /// Why the options are not acceptable.
@@ -75,6 +78,96 @@ pub struct GatewayArgs {
     /// changes; a bad file stops kgate at start and is ignored (with a warning) on reload.
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub authentication: AuthenticationArgs,
+}
+
+/// OIDC users: Kubernetes' structured authentication configuration, or its legacy single-issuer
+/// flags (the two are exclusive, as in kube-apiserver).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthenticationArgs {
+    /// An AuthenticationConfiguration file (apiserver.config.k8s.io/v1beta1 or v1) listing the
+    /// JWT issuers whose ID tokens are accepted. Reloaded when it changes; a bad file stops kgate
+    /// at start and is ignored (with a warning) on reload.
+    #[arg(long, value_name = "FILE")]
+    pub authentication_config: Option<PathBuf>,
+    /// The URL of the OpenID issuer (https); only tokens whose `iss` is this URL are accepted.
+    #[arg(long, value_name = "URL", conflicts_with = "authentication_config")]
+    pub oidc_issuer_url: Option<String>,
+    /// The client ID the ID tokens must be issued to (their audience).
+    #[arg(long, value_name = "ID", requires = "oidc_issuer_url")]
+    pub oidc_client_id: Option<String>,
+    /// The claim to use as the user name (default `sub`).
+    #[arg(long, value_name = "CLAIM", requires = "oidc_issuer_url")]
+    pub oidc_username_claim: Option<String>,
+    /// Prepended to user names (default `ISSUER_URL#` unless the claim is `email`; `-` for none).
+    #[arg(long, value_name = "PREFIX", requires = "oidc_issuer_url")]
+    pub oidc_username_prefix: Option<String>,
+    /// The claim holding the user's groups (a string or a list of strings).
+    #[arg(long, value_name = "CLAIM", requires = "oidc_issuer_url")]
+    pub oidc_groups_claim: Option<String>,
+    /// Prepended to group names.
+    #[arg(long, value_name = "PREFIX", requires = "oidc_issuer_url")]
+    pub oidc_groups_prefix: Option<String>,
+    /// A claim the ID token must have with this value; repeat for several.
+    #[arg(long, value_name = "KEY=VALUE", requires = "oidc_issuer_url")]
+    pub oidc_required_claim: Vec<String>,
+    /// PEM certificates of the authorities that signed the issuer's serving certificate (else the
+    /// system's roots).
+    #[arg(long, value_name = "FILE", requires = "oidc_issuer_url")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// The JWS algorithms accepted (comma-separated; default RS256).
+    #[arg(
+        long,
+        value_name = "ALGS",
+        value_delimiter = ',',
+        requires = "oidc_issuer_url"
+    )]
+    pub oidc_signing_algs: Vec<String>,
+}
+
+impl AuthenticationArgs {
+    pub fn validate(self) -> Result<crate::authn_config::AuthenticationSource, ConfigError> {
+        use crate::authn_config::AuthenticationSource;
+        if let Some(path) = self.authentication_config {
+            return Ok(AuthenticationSource::File(path));
+        }
+        let Some(issuer_url) = self.oidc_issuer_url else {
+            return Ok(AuthenticationSource::None);
+        };
+        let client_id = self
+            .oidc_client_id
+            .ok_or_else(|| invalid("oidc-client-id", "is required with --oidc-issuer-url"))?;
+        let mut required_claims = Vec::with_capacity(self.oidc_required_claim.len());
+        for pair in &self.oidc_required_claim {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(invalid(
+                    "oidc-required-claim",
+                    format!("{pair:?} is not KEY=VALUE"),
+                ));
+            };
+            required_claims.push((key.to_owned(), value.to_owned()));
+        }
+        let signing_algs = if self.oidc_signing_algs.is_empty() {
+            vec!["RS256".to_owned()]
+        } else {
+            self.oidc_signing_algs
+        };
+        Ok(AuthenticationSource::Flags {
+            flags: Box::new(kgate_tokens::oidc::LegacyOidcFlags {
+                issuer_url,
+                client_id,
+                username_claim: self.oidc_username_claim,
+                username_prefix: self.oidc_username_prefix,
+                groups_claim: self.oidc_groups_claim,
+                groups_prefix: self.oidc_groups_prefix,
+                required_claims,
+                ca_pem: None,
+                signing_algs,
+            }),
+            ca_file: self.oidc_ca_file,
+        })
+    }
 }
 
 /// `kgate up`.
@@ -226,15 +319,19 @@ pub enum KeysCommand {
     },
 }
 
-/// `kgate kubeconfig`.
+/// `kgate kubeconfig`: a client certificate kubeconfig, or with the `oidc` subcommand one whose
+/// user logs in through an OpenID provider.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct KubeconfigOptions {
+    #[command(subcommand)]
+    pub command: Option<KubeconfigCommand>,
     /// The data directory whose CA signs the certificate.
     #[arg(long, default_value = "./.kgate")]
     pub data_dir: PathBuf,
     /// The user name (certificate CN).
-    #[arg(long)]
-    pub user: String,
+    #[arg(long, required = true)]
+    pub user: Option<String>,
     /// A group (certificate O); repeat for several.
     #[arg(long = "group")]
     pub groups: Vec<String>,
@@ -244,6 +341,13 @@ pub struct KubeconfigOptions {
     /// How long the certificate is valid: a number with s, m, h or d (e.g. 24h, 30d, 1d12h).
     #[arg(long, default_value = "365d")]
     pub expiration: String,
+}
+
+/// The `kgate kubeconfig` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KubeconfigCommand {
+    /// Write a kubeconfig whose user runs `kgate login` against an OpenID provider.
+    Oidc(crate::login::KubeconfigOidcOptions),
 }
 
 /// `kgate rbac`: questions to RBAC, answered from a cluster's objects or from files (the
@@ -344,6 +448,7 @@ pub struct GatewaySettings {
     pub(crate) max_header_bytes: usize,
     pub(crate) anonymous_auth: bool,
     pub(crate) authorization_policy_file: Option<PathBuf>,
+    pub(crate) authentication: crate::authn_config::AuthenticationSource,
 }
 
 impl GatewaySettings {
@@ -372,6 +477,7 @@ impl GatewayArgs {
             max_header_bytes: self.max_header_bytes,
             anonymous_auth: self.anonymous_auth,
             authorization_policy_file: self.authorization_policy_file,
+            authentication: self.authentication.validate()?,
         })
     }
 }
@@ -544,7 +650,8 @@ pub struct KubeconfigConfig {
 
 impl KubeconfigOptions {
     pub fn validate(self) -> Result<KubeconfigConfig, ConfigError> {
-        if self.user.trim().is_empty() {
+        let user = self.user.unwrap_or_default();
+        if user.trim().is_empty() {
             return Err(invalid("user", "must not be empty"));
         }
         if self.groups.iter().any(|g| g.trim().is_empty()) {
@@ -557,7 +664,7 @@ impl KubeconfigOptions {
         }
         Ok(KubeconfigConfig {
             data_dir: self.data_dir,
-            user: self.user,
+            user,
             groups: self.groups,
             server: https_origin("server", &self.server)?,
             lifetime,
@@ -794,6 +901,7 @@ mod tests {
                 max_header_bytes: 8192,
                 anonymous_auth: false,
                 authorization_policy_file: None,
+                authentication: AuthenticationArgs::default(),
             },
             upstream: upstream.to_owned(),
             service_accounts: ServiceAccountArgs {

@@ -1,6 +1,7 @@
 //! kgate-gateway: the `kgate` binary's library: CLI, config, PKI, the TLS listener, the request
 //! pipeline (`chain::build`) and the upstream proxy.
 
+pub mod authn_config;
 pub mod chain;
 pub mod cli;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod front_proxy_guard;
 pub mod issuer_discovery;
 pub mod kubeconfig;
 pub mod layers;
+pub mod login;
 pub mod object_index;
 pub mod peer;
 pub mod pki;
@@ -21,5 +23,6 @@ pub mod serve;
 pub mod tls;
 pub mod up;
 pub mod upstream;
+pub mod watched_file;
 pub mod wiring;
 pub mod x509;

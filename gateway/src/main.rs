@@ -3,7 +3,8 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use kgate_gateway::cli::{Cli, Command, KeysCommand};
+use kgate_gateway::cli::{Cli, Command, KeysCommand, KubeconfigCommand, KubeconfigOptions};
+use kgate_gateway::login;
 use kgate_gateway::rbac_cli;
 use kgate_gateway::up::{self, Running};
 use std::time::Duration;
@@ -46,6 +47,25 @@ async fn main() -> anyhow::Result<()> {
                 running.local_addr()
             );
             run_until_signal(running).await
+        }
+        Command::Kubeconfig(KubeconfigOptions {
+            command: Some(KubeconfigCommand::Oidc(options)),
+            ..
+        }) => {
+            let config = options.validate()?;
+            login::write_oidc_kubeconfig(&config, &mut std::io::stdout())
+                .context("cannot write the kubeconfig")?;
+            Ok(())
+        }
+        Command::Login(options) => {
+            let config = options.validate()?;
+            let exec_info =
+                login::ExecInfo::from_env().context("cannot read KUBERNETES_EXEC_INFO")?;
+            let credential = login::login(&config, &exec_info)
+                .await
+                .context("kgate login failed")?;
+            println!("{}", credential.to_json());
+            Ok(())
         }
         Command::Kubeconfig(options) => {
             let config = options.validate()?;

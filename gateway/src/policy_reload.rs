@@ -1,42 +1,24 @@
 //! The `--authorization-policy-file`: read and parsed once at start (a bad file stops kgate with
-//! the file and the problem named), then polled every second and swapped in whole when its
-//! content changes. A bad edit keeps the last good policy, says so in a warning, and is tried
-//! again at the next change.
-//!
-//! Why polling the content and not `notify` (inotify): operators replace this file in every way
-//! there is (editors that write a new file and rename it over the old one, `kubectl` ConfigMap
-//! mounts that swap a `..data` symlink, NFS and bind mounts where inotify sees nothing). A
-//! watch on the file misses some of those and a watch on the folder needs its own filtering and
-//! debouncing; reading a small file once a second sees them all, and comparing the bytes (not
-//! mtime and size) also sees an edit that keeps the size within one mtime tick. A second of
-//! delay is fine for a policy change.
+//! the file and the problem named), then followed (see [`crate::watched_file`]) and swapped in
+//! whole when its content changes. A bad edit keeps the last good policy, says so in a warning,
+//! and is tried again at the next change.
 
+use crate::error::error_chain;
+use crate::watched_file::{ReadError, WatchedFile};
 use kgate_authz::{Policy, PolicyError, PolicyHandle};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
-/// How often the file is read for changes.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A policy file larger than this is refused: it is certainly a mistake (the wrong file).
-const MAX_BYTES: usize = 4 * 1024 * 1024;
+const WHAT: &str = "authorization policy file";
 
 /// Why the policy file cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum PolicyFileError {
-    /// The file cannot be read.
-    #[error("cannot read the authorization policy file {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is larger than [`MAX_BYTES`].
-    #[error("the authorization policy file {} is larger than {MAX_BYTES} bytes", path.display())]
-    TooLarge { path: PathBuf },
+    /// The file cannot be read, or is too large to be a policy.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// The file is not a valid `AuthorizationPolicy` (the source says where and why).
     #[error("the authorization policy file {} is invalid", path.display())]
     Invalid {
@@ -46,17 +28,16 @@ pub enum PolicyFileError {
     },
 }
 
-/// A loaded policy: the handle the authorizers share, and the bytes it came from.
+/// A loaded policy: the handle the authorizers share, and the file it follows.
 #[derive(Debug)]
 pub(crate) struct LoadedPolicy {
     pub handle: PolicyHandle,
-    path: PathBuf,
-    content: Vec<u8>,
+    file: WatchedFile,
 }
 
 /// Reads and parses the file; at start, an error stops kgate.
 pub(crate) fn load(path: &Path) -> Result<LoadedPolicy, PolicyFileError> {
-    let content = read(path)?;
+    let (file, content) = WatchedFile::open(WHAT, path)?;
     let policy = parse(path, &content)?;
     tracing::info!(
         path = %path.display(),
@@ -66,30 +47,8 @@ pub(crate) fn load(path: &Path) -> Result<LoadedPolicy, PolicyFileError> {
     );
     Ok(LoadedPolicy {
         handle: PolicyHandle::new(policy),
-        path: path.to_owned(),
-        content,
+        file,
     })
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, PolicyFileError> {
-    checked(path, std::fs::read(path))
-}
-
-async fn read_async(path: &Path) -> Result<Vec<u8>, PolicyFileError> {
-    checked(path, tokio::fs::read(path).await)
-}
-
-fn checked(path: &Path, read: std::io::Result<Vec<u8>>) -> Result<Vec<u8>, PolicyFileError> {
-    let content = read.map_err(|source| PolicyFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    if content.len() > MAX_BYTES {
-        return Err(PolicyFileError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
-    Ok(content)
 }
 
 fn parse(path: &Path, content: &[u8]) -> Result<Policy, PolicyFileError> {
@@ -102,52 +61,20 @@ fn parse(path: &Path, content: &[u8]) -> Result<Policy, PolicyFileError> {
     Policy::parse(path.display().to_string(), &text).map_err(invalid)
 }
 
-/// What the last poll saw, so that one bad state is reported once, not every second.
-#[derive(PartialEq, Eq)]
-enum Seen {
-    Content(Vec<u8>),
-    Unreadable,
-}
-
-/// Polls the file every [`POLL_INTERVAL`] and swaps a changed, valid policy in.
+/// Follows the file and swaps each changed, valid policy in.
 pub(crate) fn spawn(loaded: LoadedPolicy) -> JoinHandle<()> {
-    let LoadedPolicy {
-        handle,
-        path,
-        content,
-    } = loaded;
-    tokio::spawn(async move {
-        let mut seen = Seen::Content(content);
-        let mut ticks = tokio::time::interval(POLL_INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            seen = poll_once(&path, &handle, seen).await;
-        }
+    let LoadedPolicy { handle, file } = loaded;
+    let path = file.path().to_owned();
+    file.spawn(move |content| {
+        let (handle, path) = (handle.clone(), path.clone());
+        async move { apply(&path, &handle, content).await }
     })
 }
 
-async fn poll_once(path: &Path, handle: &PolicyHandle, seen: Seen) -> Seen {
-    let content = match read_async(path).await {
-        Ok(content) => content,
-        Err(error) => {
-            if seen != Seen::Unreadable {
-                tracing::warn!(
-                    path = %path.display(),
-                    error = %chain(&error),
-                    "cannot read the authorization policy file; keeping the last good policy"
-                );
-            }
-            return Seen::Unreadable;
-        }
-    };
-    if matches!(&seen, Seen::Content(old) if *old == content) {
-        return seen;
-    }
+async fn apply(path: &Path, handle: &PolicyHandle, content: Vec<u8>) {
     // Parsing builds casbin enforcers: blocking work, off the runtime's threads.
     let parsed = {
-        let (path, content) = (path.to_owned(), content.clone());
+        let path = path.to_owned();
         tokio::task::spawn_blocking(move || parse(&path, &content)).await
     };
     match parsed {
@@ -162,24 +89,11 @@ async fn poll_once(path: &Path, handle: &PolicyHandle, seen: Seen) -> Seen {
         }
         Ok(Err(error)) => tracing::warn!(
             path = %path.display(),
-            error = %chain(&error),
+            error = %error_chain(&error),
             "the authorization policy file is invalid; keeping the last good policy until the file changes again"
         ),
         Err(join) => tracing::error!(error = %join, "the policy reload task failed"),
     }
-    Seen::Content(content)
-}
-
-/// An error and its causes on one line, for a log field.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -210,7 +124,7 @@ mod tests {
         )
         .unwrap();
         let error = load(&path).unwrap_err();
-        let text = chain(&error);
+        let text = error_chain(&error);
         assert!(
             text.starts_with(&format!(
                 "the authorization policy file {} is invalid: line 4: ",
@@ -220,7 +134,7 @@ mod tests {
         );
         let missing = load(&dir.path().join("nope.yaml")).unwrap_err();
         assert!(
-            matches!(missing, PolicyFileError::Read { .. }),
+            matches!(missing, PolicyFileError::Read(ReadError::Io { .. })),
             "{missing:?}"
         );
     }
@@ -230,29 +144,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.yaml");
         std::fs::write(&path, DENY_DELETE).unwrap();
-        let loaded = load(&path).unwrap();
-        let handle = loaded.handle.clone();
-        let seen = Seen::Content(loaded.content);
+        let handle = load(&path).unwrap().handle;
         assert!(denies(&handle, "delete"));
 
-        std::fs::write(&path, DENY_GET).unwrap();
-        let seen = poll_once(&path, &handle, seen).await;
+        apply(&path, &handle, DENY_GET.into()).await;
         assert!(denies(&handle, "get") && !denies(&handle, "delete"));
 
-        std::fs::write(&path, "policies: [").unwrap();
-        let seen = poll_once(&path, &handle, seen).await;
+        apply(&path, &handle, b"policies: [".to_vec()).await;
         assert!(denies(&handle, "get"), "the last good policy stays");
-        assert!(
-            seen == Seen::Content(b"policies: [".to_vec()),
-            "a bad file is remembered, not retried every second"
-        );
-
-        std::fs::remove_file(&path).unwrap();
-        let seen = poll_once(&path, &handle, seen).await;
-        assert!(seen == Seen::Unreadable && denies(&handle, "get"));
-
-        std::fs::write(&path, DENY_DELETE).unwrap();
-        poll_once(&path, &handle, seen).await;
-        assert!(denies(&handle, "delete") && !denies(&handle, "get"));
     }
 }

@@ -1,5 +1,5 @@
 //! Readiness: `/readyz` is 200 only when every registered check has passed, and names the ones
-//! still missing otherwise.
+//! still missing otherwise, each with why (a check that only knows "not yet" says `not ready`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,25 +7,50 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// A shared set of named readiness checks.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
-    checks: Arc<Mutex<BTreeMap<String, bool>>>,
+    /// Check name to its problem; `None` once it passed.
+    checks: Arc<Mutex<BTreeMap<String, Option<String>>>>,
 }
+
+const NOT_READY: &str = "not ready";
 
 impl Readiness {
     /// Registers a check that is not yet ready.
     pub fn register(&self, name: &str) {
-        self.lock().insert(name.to_owned(), false);
+        self.lock()
+            .insert(name.to_owned(), Some(NOT_READY.to_owned()));
     }
 
     /// Marks a check ready or not.
     pub fn set(&self, name: &str, ready: bool) {
-        self.lock().insert(name.to_owned(), ready);
+        let problem = (!ready).then(|| NOT_READY.to_owned());
+        self.lock().insert(name.to_owned(), problem);
+    }
+
+    /// Marks a check ready (`None`) or failing, with why.
+    pub fn set_problem(&self, name: &str, problem: Option<String>) {
+        self.lock().insert(name.to_owned(), problem);
+    }
+
+    /// Drops the checks under `prefix` that `keep` does not name (a reloaded configuration
+    /// removed what they checked).
+    pub fn retain_under(&self, prefix: &str, keep: &[String]) {
+        self.lock()
+            .retain(|name, _| !name.starts_with(prefix) || keep.contains(name));
+    }
+
+    /// The checks not yet ready, each with its problem.
+    pub fn failures(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter_map(|(name, problem)| Some((name.clone(), problem.clone()?)))
+            .collect()
     }
 
     /// The names of checks not yet ready; empty means ready.
     pub fn missing(&self) -> Vec<String> {
         self.lock()
             .iter()
-            .filter(|(_, ready)| !**ready)
+            .filter(|(_, problem)| problem.is_some())
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -34,7 +59,7 @@ impl Readiness {
         self.missing().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Option<String>>> {
         // A panic while holding this lock cannot leave the map inconsistent: use it anyway.
         self.checks.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -54,5 +79,28 @@ mod tests {
         r.set("rbac", true);
         r.set("store", true);
         assert!(r.is_ready());
+    }
+
+    #[test]
+    fn failures_carry_their_problem_and_reloads_drop_stale_checks() {
+        let r = Readiness::default();
+        r.set_problem(
+            "oidc:https://a",
+            Some("discovery: connection refused".into()),
+        );
+        r.set_problem("oidc:https://b", None);
+        r.register("rbac");
+        assert_eq!(
+            r.failures(),
+            [
+                (
+                    "oidc:https://a".to_owned(),
+                    "discovery: connection refused".to_owned()
+                ),
+                ("rbac".to_owned(), "not ready".to_owned()),
+            ]
+        );
+        r.retain_under("oidc:", &["oidc:https://b".to_owned()]);
+        assert_eq!(r.missing(), ["rbac"]);
     }
 }

@@ -53,6 +53,9 @@ pub enum RunError {
     /// The authorization policy file cannot be read or is invalid (the error names it).
     #[error(transparent)]
     Policy(#[from] crate::policy_reload::PolicyFileError),
+    /// The OIDC configuration (file or flags) cannot be read or is invalid (the error names it).
+    #[error(transparent)]
+    Authentication(#[from] crate::authn_config::AuthnConfigError),
 }
 
 /// A started kgate process part.
@@ -167,8 +170,14 @@ async fn start_gateway_part(
     let readiness = Readiness::default();
     let objects = Arc::new(crate::object_index::ObjectIndex::new());
     let service_accounts = wiring::service_account_authenticator(&tokens, objects.clone());
-    let authenticator =
-        wiring::authenticator(pki.ca.cert_der(), service_accounts, settings.anonymous_auth)?;
+    // A bad OIDC configuration stops kgate here; a provider that is down does not.
+    let oidc = crate::authn_config::load(&settings.authentication)?;
+    let authenticator = wiring::authenticator(
+        pki.ca.cert_der(),
+        service_accounts,
+        oidc.as_ref().map(|o| o.authenticator.clone()),
+        settings.anonymous_auth,
+    )?;
     // A bad policy file stops kgate here, before anything listens.
     let policy = match &settings.authorization_policy_file {
         Some(path) => Some(crate::policy_reload::load(path)?),
@@ -228,6 +237,9 @@ async fn start_gateway_part(
     background.push(wiring::spawn_key_reload(&settings.data_dir, tokens.keys));
     if let Some(policy) = policy {
         background.push(crate::policy_reload::spawn(policy));
+    }
+    if let Some(oidc) = oidc {
+        background.extend(crate::authn_config::spawn(oidc, readiness.clone()));
     }
     let (shutdown, server) = spawn_server(
         listener,

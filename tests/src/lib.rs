@@ -10,6 +10,7 @@
 
 pub mod etcd;
 pub mod flows;
+pub mod oidc;
 
 use base64::Engine as _;
 use std::fmt;
@@ -234,6 +235,11 @@ pub struct Options {
     pub etcd_servers: Option<String>,
     /// `--authorization-policy-file` (for `up`, or the split mode's gateway).
     pub authorization_policy_file: Option<PathBuf>,
+    /// More gateway flags (for `up`, or the split mode's gateway), e.g. `--authentication-config`.
+    pub gateway_args: Vec<String>,
+    /// Start without waiting for readiness (`up` only): for a kgate that cannot be ready, such
+    /// as one whose OIDC provider is down. The address comes from the admin kubeconfig.
+    pub allow_unready: bool,
 }
 
 impl Options {
@@ -251,6 +257,7 @@ impl Options {
             args.push("--authorization-policy-file".to_owned());
             args.push(path.display().to_string());
         }
+        args.extend(self.gateway_args.iter().cloned());
         args
     }
 
@@ -522,7 +529,12 @@ impl Kgate {
                 args.extend(gateway_args);
                 args.extend(self.options.storage_args());
                 let mut proc = Proc::spawn("kgate-up", &args, &logs);
-                let url = proc.wait_line("kgate is ready on ", START_TIMEOUT);
+                let url = if self.options.allow_unready {
+                    let kubeconfig = proc.wait_line("kubeconfig: ", START_TIMEOUT);
+                    server_of_kubeconfig(Path::new(&kubeconfig))
+                } else {
+                    proc.wait_line("kgate is ready on ", START_TIMEOUT)
+                };
                 self.addr = parse_url_addr(&url, &proc);
                 self.procs.push(proc);
             }
@@ -556,6 +568,9 @@ impl Kgate {
             self.admin_kubeconfig().display(),
             self.output()
         );
+        if self.options.allow_unready {
+            return;
+        }
         // /readyz answers 200 without credentials once ready.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -1119,4 +1134,15 @@ pub fn read_text(path: &Path) -> String {
         let _ = f.read_to_string(&mut text);
     }
     text
+}
+
+/// The `server:` of a kubeconfig's first cluster.
+pub fn server_of_kubeconfig(path: &Path) -> String {
+    let text = read_text(path);
+    let config: serde_yaml::Value = serde_yaml::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    config["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{} names no server", path.display()))
+        .to_owned()
 }

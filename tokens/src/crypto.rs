@@ -2,9 +2,12 @@
 //! rustls already uses in kgate, so one audited, constant-time implementation signs and verifies
 //! everything and no second crypto stack (RustCrypto's `rsa` signer, aws-lc) is linked for it.
 //!
-//! Only the two algorithms kgate signs with exist here: RS256 (RSASSA-PKCS1-v1_5 with SHA-256,
-//! keys of 2048 to 8192 bits) and ES256 (ECDSA P-256 with SHA-256, fixed-size signatures). Every
-//! other algorithm, HMAC included, is refused by construction, so no header can select one.
+//! Signing: only the two algorithms kgate signs with, RS256 (RSASSA-PKCS1-v1_5 with SHA-256, keys
+//! of 2048 to 8192 bits) and ES256 (ECDSA P-256 with SHA-256, fixed-size signatures).
+//! Verifying: those and the other asymmetric algorithms OpenID providers use (RS384, RS512,
+//! PS256, PS384, PS512, ES384), for OIDC ID tokens. HMAC, `none` and EdDSA are refused by
+//! construction, so no header can select one (and the OIDC verifier further restricts each
+//! token to its key's type and its issuer's algorithms).
 //!
 //! Key formats follow `jsonwebtoken`'s conventions: an RSA [`EncodingKey`] holds PKCS#1 DER, an
 //! EC one PKCS#8 DER; an RSA [`DecodingKey`] holds the modulus and exponent, an EC one the
@@ -74,21 +77,53 @@ fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSig
 }
 
 fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {
-    match (algorithm, key.kind()) {
-        (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => {
-            Ok(Box::new(Rs256Verifier {
-                n: n.clone(),
-                e: e.clone(),
-            }))
-        }
-        (Algorithm::ES256, DecodingKeyKind::SecretOrDer(point))
+    let public_key = match (
+        rsa_parameters(*algorithm),
+        ecdsa_algorithm(*algorithm),
+        key.kind(),
+    ) {
+        (Some(params), _, DecodingKeyKind::RsaModulusExponent { n, e }) => PublicKey::Rsa {
+            params,
+            n: n.clone(),
+            e: e.clone(),
+        },
+        (_, Some(ecdsa), DecodingKeyKind::SecretOrDer(point))
             if key.family() == AlgorithmFamily::Ec =>
         {
-            Ok(Box::new(Es256Verifier(point.clone())))
+            PublicKey::Ec {
+                ecdsa,
+                point: point.clone(),
+            }
         }
-        (Algorithm::RS256 | Algorithm::ES256, _) => Err(ErrorKind::InvalidKeyFormat.into()),
-        _ => Err(ErrorKind::UnsupportedAlgorithm.into()),
-    }
+        (None, None, _) => return Err(ErrorKind::UnsupportedAlgorithm.into()),
+        _ => return Err(ErrorKind::InvalidKeyFormat.into()),
+    };
+    Ok(Box::new(RingVerifier {
+        algorithm: *algorithm,
+        public_key,
+    }))
+}
+
+/// RSA verification parameters: PKCS#1 v1.5 and PSS, keys of 2048 to 8192 bits.
+fn rsa_parameters(algorithm: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match algorithm {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+/// ECDSA with the fixed-size (JWS) signature encoding; P-521 (ES512) is not in ring.
+fn ecdsa_algorithm(algorithm: Algorithm) -> Option<&'static sig::EcdsaVerificationAlgorithm> {
+    Some(match algorithm {
+        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        _ => return None,
+    })
 }
 
 struct Rs256Signer(sig::RsaKeyPair);
@@ -130,41 +165,43 @@ impl JwtSigner for Es256Signer {
     }
 }
 
-struct Rs256Verifier {
-    n: Vec<u8>,
-    e: Vec<u8>,
+enum PublicKey {
+    /// Modulus and exponent, big-endian.
+    Rsa {
+        params: &'static sig::RsaParameters,
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// The uncompressed point.
+    Ec {
+        ecdsa: &'static sig::EcdsaVerificationAlgorithm,
+        point: Vec<u8>,
+    },
 }
 
-impl Verifier<Vec<u8>> for Rs256Verifier {
+/// Verifies every algorithm of [`rsa_parameters`] and [`ecdsa_algorithm`].
+struct RingVerifier {
+    algorithm: Algorithm,
+    public_key: PublicKey,
+}
+
+impl Verifier<Vec<u8>> for RingVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        sig::RsaPublicKeyComponents {
-            n: &self.n,
-            e: &self.e,
+        match &self.public_key {
+            PublicKey::Rsa { params, n, e } => {
+                sig::RsaPublicKeyComponents { n, e }.verify(params, msg, signature)
+            }
+            PublicKey::Ec { ecdsa, point } => {
+                sig::UnparsedPublicKey::new(*ecdsa, point).verify(msg, signature)
+            }
         }
-        .verify(&sig::RSA_PKCS1_2048_8192_SHA256, msg, signature)
         .map_err(|_| signature::Error::new())
     }
 }
 
-impl JwtVerifier for Rs256Verifier {
+impl JwtVerifier for RingVerifier {
     fn algorithm(&self) -> Algorithm {
-        Algorithm::RS256
-    }
-}
-
-struct Es256Verifier(Vec<u8>);
-
-impl Verifier<Vec<u8>> for Es256Verifier {
-    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, &self.0)
-            .verify(msg, signature)
-            .map_err(|_| signature::Error::new())
-    }
-}
-
-impl JwtVerifier for Es256Verifier {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::ES256
+        self.algorithm
     }
 }
 
@@ -213,9 +250,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_rs256_and_es256_exist() {
+    fn signs_only_rs256_and_es256_and_verifies_no_symmetric_algorithm() {
         let secret = EncodingKey::from_secret(b"public key bytes");
         let verify_secret = DecodingKey::from_secret(b"public key bytes");
+        let rsa_public = DecodingKey::from_rsa_raw_components(&[0xc5; 256], &[1, 0, 1]);
+        let ec_public = DecodingKey::from_ec_der(&[4; 65]);
         for algorithm in [
             Algorithm::HS256,
             Algorithm::HS384,
@@ -230,10 +269,61 @@ mod tests {
                 "{algorithm:?}"
             );
         }
+        for algorithm in [Algorithm::HS256, Algorithm::HS512, Algorithm::EdDSA] {
+            assert!(
+                new_verifier(&algorithm, &rsa_public).is_err(),
+                "{algorithm:?}"
+            );
+            assert!(
+                new_verifier(&algorithm, &ec_public).is_err(),
+                "{algorithm:?}"
+            );
+        }
+        // The algorithm must fit the key's type.
+        for algorithm in [Algorithm::RS256, Algorithm::PS512] {
+            assert!(
+                new_verifier(&algorithm, &rsa_public).is_ok(),
+                "{algorithm:?}"
+            );
+            assert!(
+                new_verifier(&algorithm, &ec_public).is_err(),
+                "{algorithm:?}"
+            );
+        }
+        for algorithm in [Algorithm::ES256, Algorithm::ES384] {
+            assert!(
+                new_verifier(&algorithm, &ec_public).is_ok(),
+                "{algorithm:?}"
+            );
+            assert!(
+                new_verifier(&algorithm, &rsa_public).is_err(),
+                "{algorithm:?}"
+            );
+        }
         // An HMAC secret is no RSA or EC key either.
         assert!(new_signer(&Algorithm::RS256, &secret).is_err());
         assert!(new_verifier(&Algorithm::RS256, &verify_secret).is_err());
         assert!(new_verifier(&Algorithm::ES256, &verify_secret).is_err());
+    }
+
+    #[test]
+    fn es384_verifies_through_jsonwebtoken() {
+        install();
+        let rng = SystemRandom::new();
+        let alg = &sig::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let pkcs8 = sig::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = sig::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let signature = pair.sign(&rng, b"message").unwrap();
+        let signature = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            signature.as_ref(),
+        );
+        let public = DecodingKey::from_ec_der(pair.public_key().as_ref());
+        let verify = |msg: &[u8], alg| jsonwebtoken::crypto::verify(&signature, msg, &public, alg);
+        assert!(verify(b"message", Algorithm::ES384).unwrap());
+        assert!(!verify(b"massage", Algorithm::ES384).unwrap());
+        // The same point read as P-256 is no key.
+        assert!(!verify(b"message", Algorithm::ES256).unwrap_or(false));
     }
 
     #[test]

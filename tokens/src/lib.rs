@@ -22,6 +22,7 @@ mod crypto;
 pub mod discovery;
 pub mod issuer;
 pub mod keys;
+pub mod oidc;
 pub mod verify;
 
 #[cfg(test)]

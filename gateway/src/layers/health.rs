@@ -57,13 +57,13 @@ impl<S> Health<S> {
         let (code, body) = match request.uri().path() {
             "/healthz" | "/livez" => (StatusCode::OK, "ok".to_owned()),
             "/readyz" => {
-                let missing = self.readiness.missing();
-                if missing.is_empty() {
+                let failures = self.readiness.failures();
+                if failures.is_empty() {
                     (StatusCode::OK, "ok".to_owned())
                 } else {
-                    let mut body: String = missing
+                    let mut body: String = failures
                         .iter()
-                        .map(|name| format!("[-]{name} failed: not ready\n"))
+                        .map(|(name, problem)| format!("[-]{name} failed: {problem}\n"))
                         .collect();
                     body.push_str("readyz check failed");
                     (StatusCode::SERVICE_UNAVAILABLE, body)

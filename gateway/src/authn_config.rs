@@ -1,0 +1,260 @@
+//! Where OIDC users come from: the `--authentication-config` file (Kubernetes'
+//! `AuthenticationConfiguration`) or the legacy `--oidc-*` flags, turned into the
+//! [`OidcAuthenticator`] of the authenticator chain.
+//!
+//! A bad file or bad flags stop kgate at start, naming the field. The file is then followed
+//! (see [`crate::watched_file`]): a valid new version replaces the issuers at once, an invalid
+//! one keeps the last good configuration and says why in a warning. Each issuer is a readiness
+//! check (`oidc:<issuer URL>`) that fails, with the reason, while its discovery document or keys
+//! cannot be fetched; the other authenticators serve meanwhile.
+
+use crate::error::error_chain;
+use crate::readiness::Readiness;
+use crate::watched_file::{ReadError, WatchedFile};
+use kgate_tokens::oidc::{AuthenticationConfig, ConfigError, LegacyOidcFlags, OidcAuthenticator};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+const WHAT: &str = "authentication configuration file";
+
+/// The prefix of the issuers' readiness checks.
+pub const READINESS_PREFIX: &str = "oidc:";
+
+/// How often the issuers' state is copied into the readiness checks.
+const READINESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Where the JWT issuers are configured, after flag validation.
+#[derive(Debug, Clone, Default)]
+pub enum AuthenticationSource {
+    /// No OIDC users.
+    #[default]
+    None,
+    /// `--authentication-config FILE`.
+    File(PathBuf),
+    /// The legacy `--oidc-*` flags; the CA file is read at start.
+    Flags {
+        flags: Box<LegacyOidcFlags>,
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// Why the OIDC configuration cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AuthnConfigError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The file is not a valid `AuthenticationConfiguration` (the source names the field).
+    #[error("the authentication configuration file {} is invalid", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: ConfigError,
+    },
+    /// The `--oidc-*` flags do not make a valid issuer.
+    #[error("the --oidc-* flags are invalid")]
+    Flags(#[source] ConfigError),
+    #[error("cannot read --oidc-ca-file {}", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The OIDC authenticator and, for a file, the file it follows.
+pub(crate) struct LoadedAuthentication {
+    pub authenticator: Arc<OidcAuthenticator>,
+    file: Option<WatchedFile>,
+}
+
+/// Builds the OIDC authenticator `source` describes (`None` for no OIDC users). Starts no task.
+pub(crate) fn load(
+    source: &AuthenticationSource,
+) -> Result<Option<LoadedAuthentication>, AuthnConfigError> {
+    let (config, file) = match source {
+        AuthenticationSource::None => return Ok(None),
+        AuthenticationSource::File(path) => {
+            let (file, content) = WatchedFile::open(WHAT, path)?;
+            (parse(path, &content)?, Some(file))
+        }
+        AuthenticationSource::Flags { flags, ca_file } => {
+            let mut flags = LegacyOidcFlags::clone(flags);
+            if let Some(path) = ca_file {
+                let pem =
+                    std::fs::read_to_string(path).map_err(|source| AuthnConfigError::CaFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                flags.ca_pem = Some(pem);
+            }
+            let config =
+                AuthenticationConfig::from_legacy_flags(&flags).map_err(AuthnConfigError::Flags)?;
+            (config, None)
+        }
+    };
+    log_issuers(&config, "loaded");
+    Ok(Some(LoadedAuthentication {
+        authenticator: Arc::new(OidcAuthenticator::new(config)),
+        file,
+    }))
+}
+
+fn parse(path: &Path, content: &[u8]) -> Result<AuthenticationConfig, AuthnConfigError> {
+    AuthenticationConfig::parse(content).map_err(|source| AuthnConfigError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn log_issuers(config: &AuthenticationConfig, what: &str) {
+    let issuers: Vec<&str> = config.jwt.iter().map(|j| j.issuer_url.as_str()).collect();
+    tracing::info!(issuers = ?issuers, "authentication configuration {what}");
+}
+
+/// Starts the issuers' key fetching, the readiness checks and, for a file, the reload.
+pub(crate) fn spawn(loaded: LoadedAuthentication, readiness: Readiness) -> Vec<JoinHandle<()>> {
+    let LoadedAuthentication {
+        authenticator,
+        file,
+    } = loaded;
+    authenticator.start();
+    let mut tasks = vec![spawn_readiness(authenticator.clone(), readiness)];
+    if let Some(file) = file {
+        let path = file.path().to_owned();
+        tasks.push(file.spawn(move |content| {
+            let (authenticator, path) = (authenticator.clone(), path.clone());
+            async move { apply(&path, &authenticator, &content) }
+        }));
+    }
+    tasks
+}
+
+fn apply(path: &Path, authenticator: &OidcAuthenticator, content: &[u8]) {
+    match parse(path, content) {
+        Ok(config) => {
+            log_issuers(&config, "reloaded");
+            authenticator.replace(config);
+        }
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            error = %error_chain(&error),
+            "the authentication configuration file is invalid; keeping the last good configuration until the file changes again"
+        ),
+    }
+}
+
+/// Copies each issuer's state into `readiness`, dropping the checks of issuers a reload removed.
+fn spawn_readiness(authenticator: Arc<OidcAuthenticator>, readiness: Readiness) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(READINESS_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            update_readiness(&authenticator, &readiness);
+        }
+    })
+}
+
+fn update_readiness(authenticator: &OidcAuthenticator, readiness: &Readiness) {
+    let statuses = authenticator.statuses();
+    let names: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("{READINESS_PREFIX}{}", s.issuer_url))
+        .collect();
+    for (name, status) in names.iter().zip(&statuses) {
+        readiness.set_problem(name, status.problem.clone());
+    }
+    readiness.retain_under(READINESS_PREFIX, &names);
+}
+
+#[cfg(test)]
+// Tests may unwrap: a panic there is a failing test.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ONE_ISSUER: &str = r#"
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+  - issuer:
+      url: https://127.0.0.1:1/one
+      audiences: [kgate]
+    claimMappings:
+      username:
+        claim: email
+        prefix: ""
+"#;
+
+    #[tokio::test]
+    async fn a_file_loads_reloads_and_keeps_the_last_good_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authn.yaml");
+        std::fs::write(&path, ONE_ISSUER).unwrap();
+        let loaded = load(&AuthenticationSource::File(path.clone()))
+            .unwrap()
+            .unwrap();
+        let authenticator = loaded.authenticator.clone();
+        let issuers = |a: &OidcAuthenticator| -> Vec<String> {
+            a.statuses().into_iter().map(|s| s.issuer_url).collect()
+        };
+        assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/one"]);
+
+        let two = ONE_ISSUER.replace("/one", "/two");
+        apply(&path, &authenticator, two.as_bytes());
+        assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/two"]);
+
+        apply(
+            &path,
+            &authenticator,
+            b"kind: AuthenticationConfiguration\njwt: [",
+        );
+        assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/two"]);
+    }
+
+    #[test]
+    fn bad_files_and_flags_name_the_problem_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authn.yaml");
+        std::fs::write(&path, ONE_ISSUER.replace("https://", "http://")).unwrap();
+        let Err(error) = load(&AuthenticationSource::File(path.clone())) else {
+            panic!("an http issuer was accepted");
+        };
+        let text = error_chain(&error);
+        assert!(
+            text.starts_with(&format!(
+                "the authentication configuration file {} is invalid: jwt[0].issuer.url",
+                path.display()
+            )),
+            "{text}"
+        );
+        let flags = AuthenticationSource::Flags {
+            flags: Box::new(LegacyOidcFlags {
+                issuer_url: "https://127.0.0.1:1".into(),
+                client_id: "kgate".into(),
+                ..LegacyOidcFlags::default()
+            }),
+            ca_file: Some(dir.path().join("absent.pem")),
+        };
+        let Err(error) = load(&flags) else {
+            panic!("a missing CA file was accepted");
+        };
+        assert!(matches!(error, AuthnConfigError::CaFile { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn readiness_names_each_issuer_and_forgets_removed_ones() {
+        let readiness = Readiness::default();
+        readiness.set_problem("oidc:https://gone.example", Some("x".into()));
+        let config = AuthenticationConfig::parse(ONE_ISSUER.as_bytes()).unwrap();
+        let authenticator = OidcAuthenticator::new(config);
+        update_readiness(&authenticator, &readiness);
+        let failures = readiness.failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].0, "oidc:https://127.0.0.1:1/one");
+    }
+}
