@@ -120,6 +120,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     def(RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], &[], ALL_VERBS, &[]),
     def(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], &[], ALL_VERBS, &[]),
     def("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], ALL_VERBS, &[]),
+    def("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, &[], &[], ALL_VERBS, &[]),
     def(AUTHENTICATION, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHENTICATION, "v1", "TokenReview", "tokenreviews", "tokenreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHORIZATION, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], &[], REVIEW_VERBS, &[]),

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the gateway with the embedded control plane: a whole cluster API in one process.
-    Up(UpOptions),
+    Up(Box<UpOptions>),
     /// Issue a client certificate from the data directory's CA and print a kubeconfig for it.
     Kubeconfig(KubeconfigOptions),
     /// Manage the ServiceAccount token signing keys of a data directory.
@@ -37,6 +37,9 @@ pub enum Command {
     /// Log in to an OpenID provider and print a kubectl ExecCredential (a kubectl exec
     /// credential plugin; `kgate kubeconfig oidc` writes a kubeconfig that runs it).
     Login(crate::login::LoginOptions),
+    /// List the Nodes, add a simulated one, or stop/start a simulated node's agent (a client
+    /// of a running kgate).
+    Node(crate::node_cli::NodeOptions),
 }
 
 /// Why the options are not acceptable.
@@ -179,6 +182,8 @@ pub struct UpOptions {
     pub storage: StorageArgs,
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 /// How the control plane issues ServiceAccount tokens (TokenRequest and legacy token
@@ -488,6 +493,7 @@ pub struct UpConfig {
     pub(crate) gateway: GatewaySettings,
     pub(crate) storage: StorageConfig,
     pub(crate) service_accounts: ServiceAccountSettings,
+    pub(crate) cluster: crate::cluster::ClusterSettings,
 }
 
 /// The store after validation.
@@ -590,6 +596,7 @@ impl UpOptions {
             gateway: self.gateway.validate()?,
             storage: self.storage.validate()?,
             service_accounts: self.service_accounts.validate()?,
+            cluster: self.cluster.validate()?,
         })
     }
 }

@@ -4,12 +4,14 @@
 pub mod authn_config;
 pub mod chain;
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod front_proxy_guard;
 pub mod issuer_discovery;
 pub mod kubeconfig;
 pub mod layers;
 pub mod login;
+pub mod node_cli;
 pub mod object_index;
 pub mod peer;
 pub mod pki;

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use kgate_gateway::cli::{Cli, Command, KeysCommand, KubeconfigCommand, KubeconfigOptions};
 use kgate_gateway::login;
+use kgate_gateway::node_cli;
 use kgate_gateway::rbac_cli;
 use kgate_gateway::up::{self, Running};
 use std::time::Duration;
@@ -94,6 +95,14 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Node(options) => {
+            // Errors are one line for the terminal; exit 1.
+            if let Err(error) = node_cli::run(options, &mut std::io::stdout()).await {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Rbac(options) => {
             // Exit codes as `kubectl auth can-i`: 0 allowed (or listed), 1 denied, 2 an error.
             let code = match rbac_cli::run(options, &mut std::io::stdout(), &mut std::io::stderr())

@@ -56,6 +56,9 @@ pub enum RunError {
     /// The OIDC configuration (file or flags) cannot be read or is invalid (the error names it).
     #[error(transparent)]
     Authentication(#[from] crate::authn_config::AuthnConfigError),
+    /// The cluster's components (nodes, scheduler, controllers) could not start.
+    #[error("the cluster components: {0}")]
+    Cluster(String),
 }
 
 /// A started kgate process part.
@@ -142,7 +145,26 @@ pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
         keys,
         settings: config.service_accounts,
     };
-    start_gateway_part(settings, pki, upstream, tokens, Some(control_plane.closer)).await
+    let data_dir = settings.data_dir.clone();
+    let mut running =
+        start_gateway_part(settings, pki, upstream, tokens, Some(control_plane.closer)).await?;
+    // The cluster's components are API clients of the gateway that now serves.
+    if !config.cluster.components.is_empty() {
+        let kubeconfig = running
+            .kubeconfig
+            .clone()
+            .ok_or(RunError::Cluster("no admin kubeconfig was written".into()))?;
+        let admin = crate::cluster::client_from_kubeconfig(&kubeconfig)
+            .await
+            .map_err(RunError::Cluster)?;
+        let ca = CertificateAuthority::load(&Pki::dir_of(&data_dir))?;
+        let identities = crate::cluster::Identities::new(ca, server_url(running.addr));
+        let tasks = crate::cluster::start(&config.cluster, &data_dir, &admin, &identities)
+            .await
+            .map_err(RunError::Cluster)?;
+        running.background.extend(tasks);
+    }
+    Ok(running)
 }
 
 /// `kgate gateway`.

@@ -1,16 +1,20 @@
-//! Shared pieces of the load harnesses (`kgate-load` and `kgate-storebench`): starting and
-//! stopping the processes under test, free ports, the TLS client configuration, per-process CPU
-//! and memory from /proc, and percentiles.
+//! Shared pieces of the load harnesses (`kgate-load`, `kgate-storebench` and
+//! `kgate-clusterbench`): starting and stopping the processes under test (`kgate up` among
+//! them), free ports, the TLS client configuration, the admin API client ([`api`]), per-process
+//! CPU and memory from /proc, and percentiles.
 //!
 //! Nothing here asserts a timing: the harnesses are commands that print figures.
 
+pub mod api;
+
 use anyhow::{bail, Context, Result};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::TcpListener;
-use std::path::Path;
+use std::ffi::OsString;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One process we started; killed (and reaped) on drop.
 pub struct Proc(pub Child);
@@ -62,6 +66,82 @@ pub async fn wait_for_port(port: u16) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("nothing listens on port {port} after 10 s")
+}
+
+/// A `kgate up` this harness started, ready to serve.
+pub struct KgateUp {
+    pub proc: Proc,
+    /// The admin client of its admin kubeconfig.
+    pub api: api::Api,
+    /// Its `--data-dir`.
+    pub data_dir: PathBuf,
+    /// Its stdout and stderr.
+    pub log: PathBuf,
+}
+
+/// Starts `kgate up --data-dir DIR/kgate --listen 127.0.0.1:0 EXTRA...` with its log in
+/// `DIR/kgate.log`, and waits (`ready_within` at most) for its ready line.
+pub async fn start_kgate_up(
+    kgate: &Path,
+    dir: &Path,
+    extra: &[OsString],
+    ready_within: Duration,
+) -> Result<KgateUp> {
+    let data_dir = dir.join("kgate");
+    let mut cmd = Command::new(kgate);
+    cmd.arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .args(extra);
+    let log = dir.join("kgate.log");
+    let mut proc = spawn(&mut cmd, &log)?;
+    let addr = wait_kgate_ready(&mut proc, &log, ready_within).await?;
+    let api = api::Api::from_kubeconfig(addr, &data_dir.join("admin.kubeconfig"))?;
+    Ok(KgateUp {
+        proc,
+        api,
+        data_dir,
+        log,
+    })
+}
+
+/// Waits (`within` at most) for the `kgate is ready on https://ADDR` line of `kgate up` in its
+/// log; fails with the log's tail if it exits first.
+pub async fn wait_kgate_ready(proc: &mut Proc, log: &Path, within: Duration) -> Result<SocketAddr> {
+    const READY: &str = "kgate is ready on https://";
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix(READY)) {
+            return line
+                .trim()
+                .parse()
+                .with_context(|| format!("parsing the address in {READY}{line}"));
+        }
+        if let Some(status) = proc.0.try_wait()? {
+            bail!(
+                "kgate up exited with {status} before it was ready:\n{}",
+                tail(log)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "kgate up not ready after {} s:\n{}",
+                within.as_secs(),
+                tail(log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The last lines of a log, for error messages.
+pub fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// A TLS client configuration trusting `roots`, presenting `client` if given, and offering only

@@ -51,12 +51,17 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
         "Deployment" => {
             if let Some(spec) = child(map, "spec") {
                 default(spec, "replicas", json!(1));
-                default(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate",
-                        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-                );
+                // kube's SetDefaults_Deployment: field by field, so `strategy: {}` (what
+                // `kubectl create deployment` sends) is filled too.
+                if let Some(strategy) = child(spec, "strategy") {
+                    default(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                        if let Some(rolling) = child(strategy, "rollingUpdate") {
+                            default(rolling, "maxUnavailable", json!("25%"));
+                            default(rolling, "maxSurge", json!("25%"));
+                        }
+                    }
+                }
                 default(spec, "revisionHistoryLimit", json!(10));
                 default(spec, "progressDeadlineSeconds", json!(600));
                 pod_template(spec);
@@ -251,6 +256,23 @@ pub(crate) fn carry_allocated(def: &ResourceDef, old: &Value, new: &mut Value) {
 mod tests {
     use super::*;
     use crate::resources::lookup;
+
+    #[test]
+    fn deployment_strategies_are_defaulted_field_by_field() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"strategy": {}, "template": {"spec": {}}}});
+        let def = lookup("apps", "v1", "deployments").expect("deployments");
+        apply(def, &mut d);
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        let mut r = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "r"},
+            "spec": {"strategy": {"type": "Recreate"}, "template": {"spec": {}}}});
+        apply(def, &mut r);
+        assert_eq!(r["spec"]["strategy"], json!({"type": "Recreate"}));
+    }
 
     #[test]
     fn pods_get_kubes_defaults() {

@@ -1,10 +1,18 @@
 //! DELETE of one object and of collections, with `DeleteOptions` (body or query): preconditions
-//! on uid and resourceVersion, `propagationPolicy`, `dryRun`.
+//! on uid and resourceVersion, `propagationPolicy` (and the deprecated `orphanDependents`),
+//! `dryRun`.
 //!
 //! An object with finalizers is not removed: it gets `deletionTimestamp` (and
 //! `deletionGracePeriodSeconds: 0`) and stays until an update empties its finalizers, which
 //! [`super::storage::guaranteed_update`] then turns into the removal. Namespaces have their own
 //! lifecycle ([`super::namespaces`]). Pods are removed at once: there is no kubelet to wait for.
+//!
+//! `propagationPolicy` is carried out by the garbage collector (a client of this API), as in
+//! kube-apiserver: `Orphan` adds the finalizer [`ORPHAN_FINALIZER`] and `Foreground` the
+//! finalizer [`FOREGROUND_FINALIZER`] (each replacing the other), `Background` drops both; the
+//! object then stays, marked, until the collector has orphaned or deleted its dependents and
+//! removed the finalizer. Without a policy the finalizers already there decide, and the default
+//! is `Background` (apps/v1 and every other kind served here).
 
 use std::sync::Arc;
 
@@ -22,6 +30,18 @@ use crate::store::{Revision, StoreError};
 
 /// How many times a delete retries after losing a race with another writer.
 const MAX_ATTEMPTS: usize = 8;
+/// The finalizer of `propagationPolicy: Orphan` (metav1.FinalizerOrphanDependents).
+pub(crate) const ORPHAN_FINALIZER: &str = "orphan";
+/// The finalizer of `propagationPolicy: Foreground` (metav1.FinalizerDeleteDependents).
+pub(crate) const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// `metav1.DeletionPropagation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
 
 /// `metav1.DeleteOptions`, as far as this server acts on it.
 #[derive(Debug, Default, Clone)]
@@ -29,6 +49,8 @@ pub(crate) struct DeleteOptions {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
+    /// `propagationPolicy` (or the deprecated `orphanDependents`); `None` when not given.
+    pub propagation: Option<Propagation>,
 }
 
 impl DeleteOptions {
@@ -39,6 +61,11 @@ impl DeleteOptions {
             ..Self::default()
         };
         let mut policy = req.query.get("propagationPolicy").map(str::to_owned);
+        let mut orphan_dependents = match req.query.get("orphanDependents") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
         if !req.body.iter().all(u8::is_ascii_whitespace) {
             let body = req.body_value()?;
             opts.uid = body
@@ -55,10 +82,22 @@ impl DeleteOptions {
             if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
                 policy = Some(p.to_owned());
             }
+            if let Some(o) = body.get("orphanDependents").and_then(Value::as_bool) {
+                orphan_dependents = Some(o);
+            }
         }
-        match policy.as_deref() {
-            None | Some("Orphan" | "Background" | "Foreground") => Ok(opts),
-            Some(other) => Err(Status::invalid(
+        opts.propagation = match policy.as_deref() {
+            None => orphan_dependents.map(|o| {
+                if o {
+                    Propagation::Orphan
+                } else {
+                    Propagation::Background
+                }
+            }),
+            Some("Orphan") => Some(Propagation::Orphan),
+            Some("Background") => Some(Propagation::Background),
+            Some("Foreground") => Some(Propagation::Foreground),
+            Some(other) => return Err(Status::invalid(
                 "meta.k8s.io",
                 "DeleteOptions",
                 "",
@@ -68,8 +107,41 @@ impl DeleteOptions {
                     field: "propagationPolicy".into(),
                 }],
             )),
-        }
+        };
+        Ok(opts)
     }
+}
+
+/// The finalizers `obj` must carry once deleted with `policy`, when they differ from its
+/// current ones (kube's `deletionFinalizersForGarbageCollection`): the garbage collection
+/// finalizers are dropped, then the one the policy asks for is added. Without a policy the
+/// finalizers already there stand, so nothing changes.
+pub(crate) fn gc_finalizers(obj: &Value, policy: Option<Propagation>) -> Option<Vec<String>> {
+    let policy = policy?;
+    let current = finalizers(obj);
+    let mut next: Vec<String> = current
+        .iter()
+        .filter(|f| **f != ORPHAN_FINALIZER && **f != FOREGROUND_FINALIZER)
+        .map(|f| (*f).to_owned())
+        .collect();
+    match policy {
+        Propagation::Orphan => next.push(ORPHAN_FINALIZER.to_owned()),
+        Propagation::Foreground => next.push(FOREGROUND_FINALIZER.to_owned()),
+        Propagation::Background => {}
+    }
+    let same = next.len() == current.len() && next.iter().all(|f| current.contains(&f.as_str()));
+    (!same).then_some(next)
+}
+
+/// `obj` with `metadata.finalizers` set to `list` (removed when empty).
+fn with_finalizers(mut obj: Value, list: Vec<String>) -> Value {
+    let meta = meta_mut(&mut obj);
+    if list.is_empty() {
+        meta.remove("finalizers");
+    } else {
+        meta.insert("finalizers".into(), json!(list));
+    }
+    obj
 }
 
 fn precondition_failed(target: &Target<'_>, what: &str, want: &str, have: &str) -> Status {
@@ -114,11 +186,22 @@ pub(crate) async fn delete_object(
     for _ in 0..MAX_ATTEMPTS {
         let (kv, obj) = get_current(store, target).await?;
         check_preconditions(target, opts, &obj)?;
+        // The policy may change the finalizers, even of an object already being deleted (a
+        // second delete with another policy), and may leave none (Background on an orphaning
+        // object): then it is removed at once.
+        let (obj, changed) = match gc_finalizers(&obj, opts.propagation) {
+            Some(list) => (with_finalizers(obj, list), true),
+            None => (obj, false),
+        };
         if !finalizers(&obj).is_empty() {
-            if is_deleting(&obj) {
+            if is_deleting(&obj) && !changed {
                 return Ok(obj);
             }
-            let marked = mark_deleting(obj);
+            let marked = if is_deleting(&obj) {
+                obj
+            } else {
+                mark_deleting(obj)
+            };
             if opts.dry_run {
                 return Ok(marked);
             }
@@ -198,4 +281,316 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
         revision = rev;
     }
     Ok(Reply::ok(list_object(req.def, deleted, revision, None)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use bytes::Bytes;
+    use http::{HeaderMap, Method, Request};
+    use http_body_util::BodyExt;
+    use kgate_core::request_info::QueryParams;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::store::redb::{RedbOptions, RedbStore};
+
+    fn req(query: &str, body: &str) -> Req {
+        Req {
+            def: crate::resources::lookup("", "v1", "configmaps").unwrap(),
+            namespace: Some("default".into()),
+            name: "a".into(),
+            subresource: String::new(),
+            query: QueryParams::parse(query),
+            headers: HeaderMap::new(),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_policy_comes_from_the_query_or_the_body() {
+        let of = |q: &str, b: &str| DeleteOptions::from_request(&req(q, b)).unwrap().propagation;
+        assert_eq!(of("", ""), None);
+        assert_eq!(
+            of("propagationPolicy=Foreground", ""),
+            Some(Propagation::Foreground)
+        );
+        assert_eq!(
+            of(
+                "",
+                r#"{"kind":"DeleteOptions","propagationPolicy":"Orphan"}"#
+            ),
+            Some(Propagation::Orphan)
+        );
+        assert_eq!(
+            of(
+                "propagationPolicy=Orphan",
+                r#"{"propagationPolicy":"Background"}"#
+            ),
+            Some(Propagation::Background)
+        );
+        assert_eq!(
+            of("", r#"{"orphanDependents":true}"#),
+            Some(Propagation::Orphan)
+        );
+        assert_eq!(
+            of("orphanDependents=false", ""),
+            Some(Propagation::Background)
+        );
+        let bad = DeleteOptions::from_request(&req("propagationPolicy=Later", "")).unwrap_err();
+        assert_eq!(bad.code, 422);
+    }
+
+    #[test]
+    fn the_policy_sets_the_garbage_collection_finalizers() {
+        let obj = |f: Value| json!({"metadata": {"name": "a", "finalizers": f}});
+        assert_eq!(
+            gc_finalizers(&obj(json!([])), Some(Propagation::Orphan)),
+            Some(vec!["orphan".to_owned()])
+        );
+        assert_eq!(
+            gc_finalizers(
+                &obj(json!(["orphan", "x/y"])),
+                Some(Propagation::Foreground)
+            ),
+            Some(vec!["x/y".to_owned(), "foregroundDeletion".to_owned()])
+        );
+        assert_eq!(
+            gc_finalizers(&obj(json!(["orphan"])), Some(Propagation::Background)),
+            Some(vec![])
+        );
+        assert_eq!(
+            gc_finalizers(&obj(json!(["x/y"])), Some(Propagation::Background)),
+            None
+        );
+        assert_eq!(
+            gc_finalizers(
+                &obj(json!(["foregroundDeletion"])),
+                Some(Propagation::Foreground)
+            ),
+            None
+        );
+        assert_eq!(gc_finalizers(&obj(json!(["orphan"])), None), None);
+    }
+
+    /// A server over a fresh store, its router, and the directory to keep alive.
+    async fn server() -> (axum::Router, tempfile::TempDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            RedbStore::open(&tmp.path().join("store.redb"), RedbOptions::default()).unwrap(),
+        );
+        let server = crate::ApiServer::start(store).await.unwrap();
+        (server.router(), tmp)
+    }
+
+    async fn send(
+        router: &axum::Router,
+        method: Method,
+        uri: &str,
+        ct: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let body = if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", ct)
+            .body(body)
+            .unwrap();
+        let answer = router.clone().oneshot(request).await.unwrap();
+        let code = answer.status().as_u16();
+        let bytes = answer.into_body().collect().await.unwrap().to_bytes();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+    async fn create(router: &axum::Router, name: &str) {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        let (code, body) = send(router, Method::POST, CMS, "application/json", cm).await;
+        assert_eq!(code, 201, "{body}");
+    }
+
+    async fn release(router: &axum::Router, name: &str) -> u16 {
+        let patch = json!({"metadata": {"finalizers": null}});
+        let uri = format!("{CMS}/{name}");
+        send(
+            router,
+            Method::PATCH,
+            &uri,
+            "application/merge-patch+json",
+            patch,
+        )
+        .await
+        .0
+    }
+
+    #[tokio::test]
+    async fn foreground_and_orphan_deletes_wait_for_the_collector() {
+        let (router, _dir) = server().await;
+        for (name, policy, finalizer) in [
+            ("fg", "Foreground", "foregroundDeletion"),
+            ("or", "Orphan", "orphan"),
+        ] {
+            create(&router, name).await;
+            let uri = format!("{CMS}/{name}?propagationPolicy={policy}");
+            let (code, marked) = send(
+                &router,
+                Method::DELETE,
+                &uri,
+                "application/json",
+                Value::Null,
+            )
+            .await;
+            assert_eq!(code, 200, "{marked}");
+            assert_eq!(marked["metadata"]["finalizers"], json!([finalizer]));
+            assert!(marked["metadata"]["deletionTimestamp"].is_string());
+            let (code, kept) = send(
+                &router,
+                Method::GET,
+                &format!("{CMS}/{name}"),
+                "application/json",
+                Value::Null,
+            )
+            .await;
+            assert_eq!(code, 200);
+            assert_eq!(kept["metadata"]["finalizers"], json!([finalizer]));
+            // The collector's update that removes the finalizer ends the deletion.
+            assert_eq!(release(&router, name).await, 200);
+            let (code, _) = send(
+                &router,
+                Method::GET,
+                &format!("{CMS}/{name}"),
+                "application/json",
+                Value::Null,
+            )
+            .await;
+            assert_eq!(code, 404);
+        }
+    }
+
+    #[tokio::test]
+    async fn background_deletes_at_once_and_overrides_a_pending_orphan() {
+        let (router, _dir) = server().await;
+        create(&router, "bg").await;
+        let body =
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
+        let (code, _) = send(
+            &router,
+            Method::DELETE,
+            &format!("{CMS}/bg"),
+            "application/json",
+            body,
+        )
+        .await;
+        assert_eq!(code, 200);
+        let (code, _) = send(
+            &router,
+            Method::GET,
+            &format!("{CMS}/bg"),
+            "application/json",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(code, 404);
+        // Orphan first, then Background: the orphan finalizer goes and the object with it.
+        create(&router, "ob").await;
+        let orphan = format!("{CMS}/ob?propagationPolicy=Orphan");
+        assert_eq!(
+            send(
+                &router,
+                Method::DELETE,
+                &orphan,
+                "application/json",
+                Value::Null
+            )
+            .await
+            .0,
+            200
+        );
+        let background = format!("{CMS}/ob?propagationPolicy=Background");
+        assert_eq!(
+            send(
+                &router,
+                Method::DELETE,
+                &background,
+                "application/json",
+                Value::Null
+            )
+            .await
+            .0,
+            200
+        );
+        let (code, _) = send(
+            &router,
+            Method::GET,
+            &format!("{CMS}/ob"),
+            "application/json",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(code, 404);
+        // Foreground then Orphan on an object held by another finalizer: the policy's
+        // finalizer is swapped, the other kept.
+        let held = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
+        assert_eq!(
+            send(&router, Method::POST, CMS, "application/json", held)
+                .await
+                .0,
+            201
+        );
+        let fg = format!("{CMS}/held?propagationPolicy=Foreground");
+        let (_, marked) = send(
+            &router,
+            Method::DELETE,
+            &fg,
+            "application/json",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            marked["metadata"]["finalizers"],
+            json!(["example.com/hold", "foregroundDeletion"])
+        );
+        let or = format!("{CMS}/held?propagationPolicy=Orphan");
+        let (_, swapped) = send(
+            &router,
+            Method::DELETE,
+            &or,
+            "application/json",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            swapped["metadata"]["finalizers"],
+            json!(["example.com/hold", "orphan"])
+        );
+        assert_eq!(
+            swapped["metadata"]["deletionTimestamp"],
+            marked["metadata"]["deletionTimestamp"]
+        );
+        // A plain delete of an object already marked changes nothing.
+        let (_, again) = send(
+            &router,
+            Method::DELETE,
+            &format!("{CMS}/held"),
+            "application/json",
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            again["metadata"]["finalizers"],
+            json!(["example.com/hold", "orphan"])
+        );
+        assert_eq!(release(&router, "held").await, 200);
+    }
 }

@@ -30,6 +30,7 @@ pub(crate) mod objects;
 mod protobuf;
 mod read;
 mod request;
+mod service_ips;
 mod storage;
 mod subresources;
 mod token_request;

@@ -4,14 +4,11 @@
 //! or a compare-and-swap through [`guaranteed_update`]). `dryRun=All` does everything but the
 //! store write.
 
-use std::collections::HashSet;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use http::StatusCode;
 use kgate_core::Status;
-use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::codec::{decode_object, encode_object};
 use super::namespaces;
@@ -20,11 +17,12 @@ use super::objects::{
     prepare_update, StatusFrom,
 };
 use super::request::{Reply, Req};
+use super::service_ips;
 use super::storage::{guaranteed_update, precondition_of, store_status, Target};
 use super::Shared;
-use crate::resources::{self, ResourceDef};
+use crate::resources::ResourceDef;
 use crate::schema;
-use crate::store::{RangeRequest, Store, StoreError};
+use crate::store::StoreError;
 
 /// How many generated names to try before giving up on a collision (kube retries too).
 const GENERATE_ATTEMPTS: usize = 8;
@@ -48,7 +46,8 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         None
     };
     if req.def.kind == "Service" {
-        allocate_cluster_ip(shared.store.as_ref(), &mut obj).await?;
+        let used = service_ips::in_use(shared.store.as_ref(), None).await?;
+        service_ips::allocate_create(req.def, &mut obj, &used)?;
     }
     let attempts = if generated { GENERATE_ATTEMPTS } else { 1 };
     let mut last = None;
@@ -103,13 +102,18 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     check_name(&req.name, &mut obj)?;
     let precondition = precondition_of(&obj)?;
     let dry_run = req.dry_run()?;
+    // A Service keeps its ClusterIP and may take node ports: allocated under the one lock.
+    let (_ip_guard, used) = service_allocation(shared, req, dry_run).await?;
     let stored = guaranteed_update(
         shared.store.as_ref(),
         &req.target(),
         precondition,
         dry_run,
         |current| {
-            let next = prepare_update(req.def, current, obj.clone(), StatusFrom::Old)?;
+            let mut next = prepare_update(req.def, current, obj.clone(), StatusFrom::Old)?;
+            if let Some(used) = &used {
+                service_ips::allocate_update(req.def, current, &mut next, used)?;
+            }
             check_escalation(shared, req, &next, Some(current))?;
             Ok(next)
         },
@@ -213,6 +217,7 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
     let dry_run = req.dry_run()?;
     let target = req.target();
     let mut warnings = Vec::new();
+    let (_ip_guard, used) = service_allocation(shared, req, dry_run).await?;
     let stored = guaranteed_update(shared.store.as_ref(), &target, None, dry_run, |current| {
         let mut patched = apply_patch(req.def, kind, current, &patch)?;
         check_patched_version(&target, current, &patched)?;
@@ -220,7 +225,10 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
         warnings = check_fields(req.def, &mut patched, mode, false)?;
         check_namespace(req.def, req.namespace.as_deref(), &mut patched)?;
         check_name(&req.name, &mut patched)?;
-        let next = prepare_update(req.def, current, patched, StatusFrom::Old)?;
+        let mut next = prepare_update(req.def, current, patched, StatusFrom::Old)?;
+        if let Some(used) = &used {
+            service_ips::allocate_update(req.def, current, &mut next, used)?;
+        }
         check_escalation(shared, req, &next, Some(current))?;
         Ok(next)
     })
@@ -244,79 +252,28 @@ fn check_escalation(
     }
 }
 
-/// The Service ClusterIP range, as kube's default `--service-cluster-ip-range`.
-const SERVICE_NET: u32 = u32::from_be_bytes([10, 96, 0, 0]);
-const SERVICE_NET_BITS: u32 = 12;
-
-/// Gives a Service without one a free ClusterIP from 10.96.0.0/12 (kube's default range). The
-/// first address after the network one is the `kubernetes` Service's, as in kube. Headless
-/// (`None`) and ExternalName Services get none. A requested IP must be free and in range.
-async fn allocate_cluster_ip(store: &dyn Store, obj: &mut Value) -> Result<(), Status> {
-    let spec_type = obj
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP");
-    if spec_type == "ExternalName" {
-        return Ok(());
+/// For a write of a Service: the allocation lock (not for a dry run, which stores nothing) and
+/// what the other Services hold; `None` for other kinds.
+async fn service_allocation<'a>(
+    shared: &'a Shared,
+    req: &Req,
+    dry_run: bool,
+) -> Result<
+    (
+        Option<tokio::sync::MutexGuard<'a, ()>>,
+        Option<service_ips::InUse>,
+    ),
+    Status,
+> {
+    if req.def.kind != "Service" {
+        return Ok((None, None));
     }
-    let requested = obj
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if requested == "None" {
-        return Ok(());
-    }
-    let services = resources::lookup("", "v1", "services").ok_or_else(Status::path_not_found)?;
-    let used: HashSet<String> = store
-        .range(RangeRequest {
-            prefix: services.key_prefix(),
-            ..RangeRequest::default()
-        })
-        .await
-        .map_err(|e| store_status(e, None))?
-        .items
-        .iter()
-        .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
-        .filter_map(|s| {
-            s.pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
-    let name = meta_str(obj, "name").unwrap_or("").to_owned();
-    let size = 1u32 << (32 - SERVICE_NET_BITS);
-    let ip = if requested.is_empty() {
-        let mut rng = rand::rng();
-        let start = rng.random_range(2..size - 1);
-        (0..size - 3)
-            .map(|i| 2 + (start - 2 + i) % (size - 3))
-            .map(|off| Ipv4Addr::from(SERVICE_NET + off).to_string())
-            .find(|ip| !used.contains(ip))
-            .ok_or_else(|| Status::internal("failed to allocate a serviceIP: range is full"))?
+    let guard = if dry_run {
+        None
     } else {
-        let in_range = requested.parse::<Ipv4Addr>().is_ok_and(|ip| {
-            u32::from(ip) >> (32 - SERVICE_NET_BITS) == SERVICE_NET >> (32 - SERVICE_NET_BITS)
-        });
-        let def = services;
-        if !in_range {
-            return Err(super::validation::invalid(def, &name, "spec.clusterIPs", format!(
-                "Invalid value: []string{{{requested:?}}}: failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is 10.96.0.0/12"
-            )));
-        }
-        if used.contains(&requested) {
-            return Err(super::validation::invalid(def, &name, "spec.clusterIPs", format!(
-                "Invalid value: []string{{{requested:?}}}: failed to allocate IP {requested}: provided IP is already allocated"
-            )));
-        }
-        requested
+        Some(shared.service_ips.lock().await)
     };
-    if let Some(map) = obj.as_object_mut() {
-        map.entry("spec").or_insert_with(|| json!({}));
-    }
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("clusterIP".into(), json!(ip));
-        spec.insert("clusterIPs".into(), json!([ip]));
-    }
-    Ok(())
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    let used = service_ips::in_use(shared.store.as_ref(), Some((namespace, &req.name))).await?;
+    Ok((guard, Some(used)))
 }

@@ -165,6 +165,13 @@ pub fn columns(kind: &str) -> &'static [Column] {
             wide("ServiceAccounts", "string", "ServiceAccounts in the binding."),
         ],
         "Lease" => cols![NAME, col("Holder", "string", "The holder of the lease."), AGE],
+        "EndpointSlice" => cols![
+            NAME,
+            col("AddressType", "string", "The IP protocol family for this EndpointSlice."),
+            col("Ports", "string", "The ports of the EndpointSlice"),
+            col("Endpoints", "string", "The endpoints of the EndpointSlice"),
+            AGE,
+        ],
         _ => cols![NAME, CREATED_AT],
     }
 }
@@ -265,6 +272,13 @@ pub fn cells(kind: &str, o: &Value, now: OffsetDateTime) -> Vec<Value> {
             json!(s(o, "/spec/holderIdentity").unwrap_or("")),
             json!(age),
         ],
+        "EndpointSlice" => vec![
+            json!(name),
+            json!(s(o, "/addressType").unwrap_or("")),
+            json!(slice_ports(o)),
+            json!(slice_endpoints(o)),
+            json!(age),
+        ],
         _ => vec![json!(name), json!(created.unwrap_or(""))],
     }
 }
@@ -274,10 +288,12 @@ fn node(o: &Value, name: &str, age: String) -> Vec<Value> {
         .iter()
         .find(|c| c["type"] == "Ready")
         .and_then(|c| c["status"].as_str());
+    // kubectl's printNode: any Ready status but True (False or Unknown) is NotReady; only a
+    // node without the condition is Unknown.
     let mut status = match ready {
         Some("True") => "Ready".to_owned(),
-        Some("False") => "NotReady".to_owned(),
-        _ => "Unknown".to_owned(),
+        Some(_) => "NotReady".to_owned(),
+        None => "Unknown".to_owned(),
     };
     if o.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
         status.push_str(",SchedulingDisabled");
@@ -395,6 +411,37 @@ fn endpoints(o: &Value) -> String {
         return format!("{} + {more} more...", all[..3].join(","));
     }
     or_none(all)
+}
+
+/// kubectl's EndpointSlice ports: the port numbers, `<unset>` without any.
+fn slice_ports(o: &Value) -> String {
+    let ports: Vec<String> = list(o, "/ports")
+        .iter()
+        .filter_map(|p| p["port"].as_i64())
+        .map(|p| p.to_string())
+        .collect();
+    if ports.is_empty() {
+        "<unset>".to_owned()
+    } else {
+        ports.join(",")
+    }
+}
+
+/// kubectl's EndpointSlice endpoints: the first three addresses, then `+ N more...`.
+fn slice_endpoints(o: &Value) -> String {
+    let all: Vec<String> = list(o, "/endpoints")
+        .iter()
+        .flat_map(|e| list(e, "/addresses"))
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    if all.len() > 3 {
+        let more = all.len() - 3;
+        return format!("{} + {more} more...", all[..3].join(","));
+    }
+    if all.is_empty() {
+        return "<unset>".to_owned();
+    }
+    all.join(",")
 }
 
 fn event(o: &Value, name: &str, now: OffsetDateTime) -> Vec<Value> {

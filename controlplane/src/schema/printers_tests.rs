@@ -114,6 +114,15 @@ fn services_nodes_and_others() {
                    "nodeInfo": {"kubeletVersion": "v1.33.0"},
                    "addresses": [{"type": "InternalIP", "address": "192.168.1.2"}]}});
     let row = cells("Node", &node, NOW);
+    for (ready, shown) in [("False", "NotReady"), ("Unknown", "NotReady")] {
+        let lost = json!({"metadata": {"name": "n"},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}});
+        assert_eq!(cells("Node", &lost, NOW)[1], shown);
+    }
+    assert_eq!(
+        cells("Node", &json!({"metadata": {"name": "n"}}), NOW)[1],
+        "Unknown"
+    );
     assert_eq!(
         row[1..6],
         [
@@ -157,5 +166,14 @@ fn services_nodes_and_others() {
     assert_eq!(cells("ConfigMap", &cm, NOW)[1], 2);
     let lease = json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "node-1"}});
     assert_eq!(cells("Lease", &lease, NOW)[1], "node-1");
+    let slice = json!({"metadata": {"name": "web-abcde"}, "addressType": "IPv4",
+        "ports": [{"port": 8080}], "endpoints": [{"addresses": ["10.244.0.2"]},
+        {"addresses": ["10.244.1.2"]}]});
+    let row = cells("EndpointSlice", &slice, NOW);
+    assert_eq!(
+        row[1..4],
+        [json!("IPv4"), json!("8080"), json!("10.244.0.2,10.244.1.2")]
+    );
+    assert_eq!(columns("EndpointSlice").len(), row.len());
     assert_eq!(label_selector(None), "<none>");
 }

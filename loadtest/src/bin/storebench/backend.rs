@@ -7,8 +7,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use kgate_loadtest::{free_port, spawn, Proc};
-use std::net::SocketAddr;
+use kgate_loadtest::{free_port, spawn, start_kgate_up, tail, Proc};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,29 +64,21 @@ pub async fn start(
         None => tempfile::Builder::new().prefix("storebench-").tempdir(),
     }
     .context("creating a work directory")?;
-    let data_dir = dir.path().join("kgate");
     let mut procs = Vec::new();
     let mut etcd_pid = None;
-    let mut cmd = Command::new(kgate);
-    cmd.arg("up")
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .arg("--listen")
-        .arg("127.0.0.1:0");
+    let mut extra = Vec::new();
     if kind == Kind::Etcd {
         let (proc, url) = start_etcd(etcd, dir.path()).await?;
         etcd_pid = Some(proc.id());
-        cmd.arg("--etcd-servers").arg(url);
+        extra.push("--etcd-servers".into());
+        extra.push(url.into());
         procs.push(proc);
     }
-    let log = dir.path().join("kgate.log");
-    let mut proc = spawn(&mut cmd, &log)?;
-    let addr = wait_ready(&mut proc, &log).await?;
-    let kgate_pid = proc.id();
-    procs.insert(0, proc);
-    let api = Api::from_kubeconfig(addr, &data_dir.join("admin.kubeconfig"))?;
+    let up = start_kgate_up(kgate, dir.path(), &extra, Duration::from_secs(60)).await?;
+    let kgate_pid = up.proc.id();
+    procs.insert(0, up.proc);
     Ok(Backend {
-        api,
+        api: up.api,
         kgate_pid,
         etcd_pid,
         _procs: procs,
@@ -102,31 +93,6 @@ pub fn kgate_has_etcd(kgate: &Path) -> Result<bool> {
         .output()
         .with_context(|| format!("running {} up --help", kgate.display()))?;
     Ok(String::from_utf8_lossy(&out.stdout).contains("--etcd-servers"))
-}
-
-/// Waits (60 s at most) for the `kgate is ready on https://ADDR` line of `kgate up`.
-async fn wait_ready(proc: &mut Proc, log: &Path) -> Result<SocketAddr> {
-    const READY: &str = "kgate is ready on https://";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find_map(|l| l.strip_prefix(READY)) {
-            return line
-                .trim()
-                .parse()
-                .with_context(|| format!("parsing the address in {READY}{line}"));
-        }
-        if let Some(status) = proc.0.try_wait()? {
-            bail!(
-                "kgate up exited with {status} before it was ready:\n{}",
-                tail(log)
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("kgate up not ready after 60 s:\n{}", tail(log));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Starts a one-member etcd with its data under `dir`; returns it and its client URL once its
@@ -188,11 +154,4 @@ async fn etcd_healthy(port: u16) -> bool {
         anyhow::Ok(String::from_utf8_lossy(&body.to_bytes()).contains(r#""health":"true""#))
     };
     attempt.await.unwrap_or(false)
-}
-
-/// The last lines of a log, for error messages.
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }

@@ -1,0 +1,8 @@
+//! The controllers of kube-controller-manager that a cluster needs to run workloads.
+
+pub mod deployment;
+pub mod endpoints;
+pub mod gc;
+pub mod node_lifecycle;
+pub mod replicaset;
+pub(crate) mod workloads_common;

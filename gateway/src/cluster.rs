@@ -1,0 +1,418 @@
+//! The cluster's own components in `kgate up` (see `kgate_cluster`): the simulated nodes, the
+//! scheduler and the controllers, started once the gateway serves, as clients of the API through
+//! the front door like any other client.
+//!
+//! Each component has its own identity, a client certificate from kgate's CA, so RBAC holds it
+//! to what Kubernetes gives its counterpart: the scheduler is `system:kube-scheduler` (bound by
+//! the bootstrap policy); the controllers are `system:kube-controller-manager` holding, through
+//! `kgate:controller:*` bindings made here, the bootstrap `system:controller:*` roles of the
+//! controllers it runs (what kube-controller-manager gets per controller with
+//! `--use-service-account-credentials`); the simulated nodes are `system:node:kgate-nodes` in
+//! group `system:nodes`, bound to the bootstrap `system:node` role (Kubernetes leaves that to its
+//! Node authorizer, which kgate does not have).
+//!
+//! `--nodes N` creates N simulated Nodes at first start (more can be added later with
+//! `kgate node add`); `--controllers` picks the components, as kube-controller-manager's flag:
+//! a comma-separated list of names, `*` for every one, `-NAME` to leave one out, empty for none.
+
+use clap::Args;
+use kgate_cluster::nodes::{NodeSpec, SIMULATED_LABEL};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use tokio::task::JoinHandle;
+
+use crate::cli::ConfigError;
+
+/// The components `--controllers` can name, in start order.
+pub const COMPONENTS: &[&str] = &[
+    "nodes",
+    "scheduler",
+    "replicaset",
+    "deployment",
+    "endpoints",
+    "garbagecollector",
+    "nodelifecycle",
+];
+
+/// `kgate up`'s cluster flags.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Simulated nodes to create at first start (`kgate-node-1` .. `N`). They run no containers:
+    /// pods bound to them are reported Running with an IP, and the Nodes carry the label
+    /// `kgate.io/simulated=true`.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Allocatable CPU of each simulated node (cores, or millicores with `m`).
+    #[arg(long, default_value = "4")]
+    pub node_cpu: String,
+    /// Allocatable memory of each simulated node (bytes, or with Ki/Mi/Gi/Ti or k/M/G/T).
+    #[arg(long, default_value = "8Gi")]
+    pub node_memory: String,
+    /// Allocatable pod count of each simulated node.
+    #[arg(long, default_value_t = 110)]
+    pub node_pods: u32,
+    /// The components to run: names from nodes, scheduler, replicaset, deployment, endpoints,
+    /// garbagecollector, nodelifecycle; `*` for all; `-NAME` to leave one out; empty for none.
+    #[arg(long, default_value = "*")]
+    pub controllers: String,
+    /// How long a node's Lease may go unrenewed before the node is NotReady and its pods are
+    /// evicted (kube-controller-manager's flag; a number with s, m or h).
+    #[arg(long, default_value = "40s")]
+    pub node_monitor_grace_period: String,
+}
+
+/// The cluster flags after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub(crate) nodes: Vec<NodeSpec>,
+    pub(crate) components: BTreeSet<&'static str>,
+    pub(crate) node_monitor_grace_period: std::time::Duration,
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+impl ClusterArgs {
+    pub fn validate(self) -> Result<ClusterSettings, ConfigError> {
+        let cpu_millis = parse_cpu(&self.node_cpu).map_err(|r| invalid("node-cpu", r))?;
+        let memory_bytes =
+            parse_memory(&self.node_memory).map_err(|r| invalid("node-memory", r))?;
+        if self.node_pods == 0 {
+            return Err(invalid("node-pods", "must be at least 1"));
+        }
+        if self.nodes > 5000 {
+            return Err(invalid("nodes", "must be at most 5000"));
+        }
+        let labels = BTreeMap::from([(SIMULATED_LABEL.to_owned(), "true".to_owned())]);
+        let nodes = (1..=self.nodes)
+            .map(|i| NodeSpec {
+                name: format!("kgate-node-{i}"),
+                cpu_millis,
+                memory_bytes,
+                pods: self.node_pods,
+                labels: labels.clone(),
+            })
+            .collect();
+        let grace = crate::cli::parse_duration(&self.node_monitor_grace_period)
+            .map_err(|r| invalid("node-monitor-grace-period", r))?;
+        let node_monitor_grace_period = std::time::Duration::try_from(grace)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid("node-monitor-grace-period", "must be positive"))?;
+        Ok(ClusterSettings {
+            node_monitor_grace_period,
+            nodes,
+            components: parse_components(&self.controllers)
+                .map_err(|r| invalid("controllers", r))?,
+        })
+    }
+}
+
+/// `*`, names and `-names`, comma-separated, as kube-controller-manager's `--controllers`.
+fn parse_components(text: &str) -> Result<BTreeSet<&'static str>, String> {
+    let mut all = false;
+    let mut on = BTreeSet::new();
+    let mut off = BTreeSet::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if item == "*" {
+            all = true;
+            continue;
+        }
+        let (set, name) = match item.strip_prefix('-') {
+            Some(name) => (&mut off, name),
+            None => (&mut on, item),
+        };
+        let known = COMPONENTS.iter().find(|c| **c == name).ok_or_else(|| {
+            format!(
+                "unknown component {name:?} (known: {})",
+                COMPONENTS.join(", ")
+            )
+        })?;
+        set.insert(*known);
+    }
+    let mut chosen: BTreeSet<&'static str> = if all {
+        COMPONENTS.iter().copied().collect()
+    } else {
+        on
+    };
+    chosen.retain(|c| !off.contains(c));
+    Ok(chosen)
+}
+
+/// CPU as Kubernetes quantities: `4`, `0.5`, `500m`.
+pub fn parse_cpu(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a CPU quantity (e.g. 4, 0.5, 500m)");
+    if let Some(millis) = text.strip_suffix('m') {
+        return millis.parse::<u64>().map_err(|_| bad());
+    }
+    let cores: f64 = text.parse().map_err(|_| bad())?;
+    if !cores.is_finite() || cores <= 0.0 || cores > 1e6 {
+        return Err(bad());
+    }
+    Ok((cores * 1000.0).round() as u64)
+}
+
+/// Memory as Kubernetes quantities: bytes, or with a binary (Ki..Ti) or decimal (k..T) suffix.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a memory quantity (e.g. 8Gi, 512Mi, 1G)");
+    const SUFFIXES: &[(&str, u64)] = &[
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    let (number, factor) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, factor)| text.strip_suffix(suffix).map(|n| (n, *factor)))
+        .unwrap_or((text, 1));
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    let bytes = value.checked_mul(factor).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
+/// A kube client with the identity of the kubeconfig at `path`.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, String> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+    client_from(kubeconfig).await
+}
+
+async fn client_from(kubeconfig: kube::config::Kubeconfig) -> Result<kube::Client, String> {
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// The scheduler's user, bound to `system:kube-scheduler` by the bootstrap policy.
+const SCHEDULER_USER: &str = "system:kube-scheduler";
+/// The controllers' user.
+const CONTROLLERS_USER: &str = "system:kube-controller-manager";
+/// The simulated nodes' user and group.
+const NODES_USER: &str = "system:node:kgate-nodes";
+const NODES_GROUP: &str = "system:nodes";
+
+/// The bootstrap roles each controller component needs (Kubernetes' per-controller roles).
+fn controller_roles(component: &str) -> &'static [&'static str] {
+    match component {
+        "replicaset" => &["system:controller:replicaset-controller"],
+        "deployment" => &["system:controller:deployment-controller"],
+        "endpoints" => &[
+            "system:controller:endpoint-controller",
+            "system:controller:endpointslice-controller",
+        ],
+        "garbagecollector" => &["system:controller:generic-garbage-collector"],
+        "nodelifecycle" => &["system:controller:node-controller"],
+        _ => &[],
+    }
+}
+
+/// Makes the components' clients: certificates from the CA for their users.
+pub(crate) struct Identities {
+    ca: crate::pki::CertificateAuthority,
+    server: String,
+}
+
+impl Identities {
+    pub(crate) fn new(ca: crate::pki::CertificateAuthority, server: String) -> Self {
+        Self { ca, server }
+    }
+
+    async fn client(&self, user: &str, groups: &[&str]) -> Result<kube::Client, String> {
+        // In memory only, re-issued at every start: a year is beyond any process lifetime.
+        let validity = crate::pki::Validity::from_now(time::Duration::days(365));
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let cert = self
+            .ca
+            .issue_client_cert(user, &groups, validity)
+            .map_err(|e| crate::error::error_chain(&e))?;
+        let yaml = crate::kubeconfig::Kubeconfig::new(&self.server, self.ca.cert_pem(), user, cert)
+            .to_yaml()
+            .map_err(|e| crate::error::error_chain(&e))?;
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| e.to_string())?;
+        client_from(kubeconfig).await
+    }
+}
+
+/// Binds `role` to `subject` (a User or Group) unless a binding of that name exists.
+async fn ensure_binding(
+    admin: &kube::Client,
+    name: &str,
+    role: &str,
+    subject_kind: &str,
+    subject: &str,
+) -> Result<(), String> {
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let resource = ApiResource {
+        group: "rbac.authorization.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: "ClusterRoleBinding".into(),
+        plural: "clusterrolebindings".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
+    let binding: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "kgate"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": subject_kind, "name": subject}],
+    }))
+    .map_err(|e| e.to_string())?;
+    match api.create(&PostParams::default(), &binding).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(format!("cannot create the ClusterRoleBinding {name}: {e}")),
+    }
+}
+
+/// Creates a namespace unless it exists (kube-apiserver makes kube-node-lease itself).
+async fn ensure_namespace(admin: &kube::Client, name: &str) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+    let api: Api<Namespace> = Api::all(admin.clone());
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+    }))
+    .map_err(|e| e.to_string())?;
+    match api.create(&PostParams::default(), &namespace).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(format!("cannot create the namespace {name}: {e}")),
+    }
+}
+
+/// Creates the configured Nodes and starts the chosen components, each with its own identity;
+/// `admin` makes the bindings and namespaces they need first.
+pub(crate) async fn start(
+    settings: &ClusterSettings,
+    data_dir: &Path,
+    admin: &kube::Client,
+    identities: &Identities,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    use kgate_cluster::{controllers, nodes, scheduler};
+    let chosen: Vec<&'static str> = COMPONENTS
+        .iter()
+        .copied()
+        .filter(|c| settings.components.contains(c))
+        .collect();
+    for component in &chosen {
+        for role in controller_roles(component) {
+            let name = format!(
+                "kgate:controller:{}",
+                role.trim_start_matches("system:controller:")
+            );
+            ensure_binding(admin, &name, role, "User", CONTROLLERS_USER).await?;
+        }
+    }
+    if settings.components.contains("nodes") {
+        ensure_binding(
+            admin,
+            "kgate:simulated-nodes",
+            "system:node",
+            "Group",
+            NODES_GROUP,
+        )
+        .await?;
+        ensure_namespace(admin, "kube-node-lease").await?;
+    }
+    let mut tasks = Vec::new();
+    for component in &chosen {
+        let client = match *component {
+            "nodes" => identities.client(NODES_USER, &[NODES_GROUP]).await?,
+            "scheduler" => identities.client(SCHEDULER_USER, &[]).await?,
+            _ => identities.client(CONTROLLERS_USER, &[]).await?,
+        };
+        let task = match *component {
+            "nodes" => {
+                nodes::ensure_nodes(admin, &settings.nodes)
+                    .await
+                    .map_err(|e| format!("cannot create the simulated nodes: {e}"))?;
+                nodes::spawn_manager(
+                    client,
+                    nodes::NodeManagerOptions {
+                        // Where the nodes "mount" their pods' projected ServiceAccount tokens.
+                        state_dir: Some(data_dir.join("nodes")),
+                    },
+                )
+            }
+            "scheduler" => scheduler::spawn(client),
+            "replicaset" => controllers::replicaset::spawn(client),
+            "deployment" => controllers::deployment::spawn(client),
+            "endpoints" => controllers::endpoints::spawn(client),
+            "garbagecollector" => controllers::gc::spawn(client),
+            "nodelifecycle" => {
+                controllers::node_lifecycle::spawn(client, settings.node_monitor_grace_period)
+            }
+            _ => continue,
+        };
+        tracing::info!(component, "cluster component started");
+        tasks.push(task);
+    }
+    Ok(tasks)
+}
+
+#[cfg(test)]
+// Tests may unwrap: a panic there is a failing test.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_follow_kube_controller_managers_flag() {
+        assert_eq!(parse_components("*").unwrap().len(), COMPONENTS.len());
+        assert!(parse_components("").unwrap().is_empty());
+        let some = parse_components("*,-nodes,-scheduler").unwrap();
+        assert!(!some.contains("nodes") && some.contains("replicaset"));
+        assert_eq!(
+            parse_components("scheduler").unwrap(),
+            BTreeSet::from(["scheduler"])
+        );
+        assert!(parse_components("kubelet")
+            .unwrap_err()
+            .contains("unknown component \"kubelet\""));
+    }
+
+    #[test]
+    fn quantities_parse_as_kubernetes_writes_them() {
+        assert_eq!(parse_cpu("4").unwrap(), 4000);
+        assert_eq!(parse_cpu("0.5").unwrap(), 500);
+        assert_eq!(parse_cpu("250m").unwrap(), 250);
+        assert!(parse_cpu("four").is_err() && parse_cpu("-1").is_err());
+        assert_eq!(parse_memory("8Gi").unwrap(), 8 << 30);
+        assert_eq!(parse_memory("1G").unwrap(), 1_000_000_000);
+        assert_eq!(parse_memory("1024").unwrap(), 1024);
+        assert!(parse_memory("8GB").is_err() && parse_memory("0").is_err());
+    }
+
+    #[test]
+    fn nodes_are_named_and_labelled_simulated() {
+        let settings = ClusterArgs {
+            nodes: 2,
+            node_cpu: "2".into(),
+            node_memory: "4Gi".into(),
+            node_pods: 10,
+            controllers: "*".into(),
+            node_monitor_grace_period: "40s".into(),
+        }
+        .validate()
+        .unwrap();
+        let names: Vec<_> = settings.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["kgate-node-1", "kgate-node-2"]);
+        assert_eq!(settings.nodes[0].labels[SIMULATED_LABEL], "true");
+        assert_eq!(settings.nodes[1].cpu_millis, 2000);
+    }
+}

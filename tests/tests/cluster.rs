@@ -1,0 +1,409 @@
+//! The cluster runs, end to end with the real kubectl: `kgate up` starts simulated nodes, the
+//! scheduler and the controllers, so a Deployment ends as Running pods spread over Ready nodes;
+//! scheduling follows load, nodeSelector and taints, and says why a pod cannot be placed;
+//! controllers heal, roll out and roll back; a stopped node's pods come back elsewhere;
+//! Services get a ClusterIP and Endpoints; deletions cascade.
+
+use kgate_e2e::{poll, run_bounded, Kgate, Options};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn kgate(extra: &[&str]) -> Kgate {
+    Kgate::up_with(Options {
+        gateway_args: extra.iter().map(|a| (*a).to_owned()).collect(),
+        ..Options::default()
+    })
+}
+
+fn json(kg: &Kgate, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&kg.kubectl_ok(&all)).expect("kubectl printed JSON")
+}
+
+/// `kgate node ...` against this kgate.
+fn kgate_node(kg: &Kgate, args: &[&str]) -> String {
+    let mut cmd = Command::new(kgate_e2e::kgate_bin());
+    cmd.arg("node")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kg.admin_kubeconfig());
+    run_bounded(cmd, None, Duration::from_secs(30))
+        .ok()
+        .to_owned()
+}
+
+/// The pods of namespace `ns` matching `selector`: name to (phase, node, pod IP, ready).
+fn pods(kg: &Kgate, ns: &str, selector: &str) -> BTreeMap<String, (String, String, String, bool)> {
+    let list = json(kg, &["get", "pods", "-n", ns, "-l", selector]);
+    let mut out = BTreeMap::new();
+    for pod in list["items"].as_array().into_iter().flatten() {
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            continue;
+        }
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        out.insert(
+            pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            (
+                pod["status"]["phase"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                pod["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                pod["status"]["podIP"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                ready,
+            ),
+        );
+    }
+    out
+}
+
+/// Waits until exactly `count` pods match and all are Running and Ready; returns them.
+fn running(
+    kg: &Kgate,
+    ns: &str,
+    selector: &str,
+    count: usize,
+) -> BTreeMap<String, (String, String, String, bool)> {
+    poll(
+        &format!("{count} Running pods for {selector}"),
+        CONVERGE,
+        || {
+            let pods = pods(kg, ns, selector);
+            let all_running = pods.values().all(|(phase, node, ip, ready)| {
+                phase == "Running" && !node.is_empty() && !ip.is_empty() && *ready
+            });
+            if pods.len() == count && all_running {
+                Ok(pods)
+            } else {
+                Err(format!("{pods:#?}"))
+            }
+        },
+    )
+}
+
+fn per_node(pods: &BTreeMap<String, (String, String, String, bool)>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for (_, node, _, _) in pods.values() {
+        *counts.entry(node.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn ready_nodes(kg: &Kgate) -> Vec<String> {
+    let nodes = json(kg, &["get", "nodes"]);
+    nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_deployment_ends_as_running_pods_spread_over_ready_nodes_and_heals() {
+    let kg = kgate(&["--node-monitor-grace-period=5s"]);
+    let nodes = poll("3 Ready nodes", CONVERGE, || {
+        let ready = ready_nodes(&kg);
+        if ready.len() == 3 {
+            Ok(ready)
+        } else {
+            Err(format!("{ready:?}"))
+        }
+    });
+    assert_eq!(nodes, ["kgate-node-1", "kgate-node-2", "kgate-node-3"]);
+    let table = kg.kubectl_ok(&["get", "nodes"]);
+    assert!(table.contains("Ready"), "{table}");
+
+    kg.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=6",
+    ]);
+    let web = running(&kg, "default", "app=web", 6);
+    assert_eq!(
+        per_node(&web).values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "spread by load: {web:#?}"
+    );
+
+    // A deleted pod is replaced.
+    let victim = web.keys().next().cloned().unwrap_or_default();
+    kg.kubectl_ok(&["delete", "pod", &victim, "--wait=false"]);
+    let healed = running(&kg, "default", "app=web", 6);
+    assert!(!healed.contains_key(&victim), "{healed:#?}");
+
+    // Scale both ways.
+    kg.kubectl_ok(&["scale", "deployment", "web", "--replicas=8"]);
+    running(&kg, "default", "app=web", 8);
+    kg.kubectl_ok(&["scale", "deployment", "web", "--replicas=3"]);
+    running(&kg, "default", "app=web", 3);
+
+    // A Service gets a ClusterIP; its Endpoints list exactly the ready pods' IPs.
+    kg.kubectl_ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+    ]);
+    let service = json(&kg, &["get", "service", "web"]);
+    let ip = service["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        ip.starts_with("10.9") || ip.starts_with("10.1"),
+        "{service}"
+    );
+    poll("Endpoints of the ready pods", CONVERGE, || {
+        let mut want: Vec<String> = running(&kg, "default", "app=web", 3)
+            .values()
+            .map(|(_, _, ip, _)| ip.clone())
+            .collect();
+        want.sort();
+        let endpoints = json(&kg, &["get", "endpoints", "web"]);
+        let mut got: Vec<String> = endpoints["subsets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["ip"].as_str().map(str::to_owned))
+            .collect();
+        got.sort();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("endpoints {got:?}, pods {want:?}"))
+        }
+    });
+
+    // A stopped node goes NotReady; its pods come back on the others.
+    let before = running(&kg, "default", "app=web", 3);
+    let stopped = before
+        .values()
+        .next()
+        .map(|p| p.1.clone())
+        .unwrap_or_default();
+    kgate_node(&kg, &["stop", &stopped]);
+    poll("the stopped node NotReady", CONVERGE, || {
+        let table = kg.kubectl_ok(&["get", "node", &stopped]);
+        if table.contains("NotReady") {
+            Ok(())
+        } else {
+            Err(table)
+        }
+    });
+    poll("the pods rescheduled elsewhere", CONVERGE, || {
+        let pods = running(&kg, "default", "app=web", 3);
+        if pods.values().all(|p| p.1 != stopped) {
+            Ok(())
+        } else {
+            Err(format!("{pods:#?}"))
+        }
+    });
+    kgate_node(&kg, &["start", &stopped]);
+    poll("the node Ready again", CONVERGE, || {
+        if ready_nodes(&kg).contains(&stopped) {
+            Ok(())
+        } else {
+            Err("not yet".to_owned())
+        }
+    });
+
+    // Deleting the Deployment removes its ReplicaSets and pods.
+    kg.kubectl_ok(&["delete", "deployment", "web"]);
+    poll("ReplicaSets and pods gone", CONVERGE, || {
+        let rs = json(&kg, &["get", "replicasets", "-l", "app=web"]);
+        let pods = pods(&kg, "default", "app=web");
+        if rs["items"].as_array().is_some_and(Vec::is_empty) && pods.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{rs}\n{pods:#?}"))
+        }
+    });
+}
+
+#[test]
+fn rollouts_undo_and_namespace_deletion() {
+    let kg = kgate(&[]);
+    kg.kubectl_ok(&["create", "namespace", "shop"]);
+    kg.kubectl_ok(&[
+        "create",
+        "deployment",
+        "api",
+        "-n",
+        "shop",
+        "--image=nginx:1.26",
+        "--replicas=2",
+    ]);
+    running(&kg, "shop", "app=api", 2);
+    kg.kubectl_ok(&[
+        "set",
+        "image",
+        "-n",
+        "shop",
+        "deployment/api",
+        "nginx=nginx:1.27",
+    ]);
+    kg.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "shop",
+        "deployment/api",
+        "--timeout=60s",
+    ]);
+    let history = kg.kubectl_ok(&["rollout", "history", "-n", "shop", "deployment/api"]);
+    assert!(history.contains('1') && history.contains('2'), "{history}");
+    kg.kubectl_ok(&["rollout", "undo", "-n", "shop", "deployment/api"]);
+    kg.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "shop",
+        "deployment/api",
+        "--timeout=60s",
+    ]);
+    let deployment = json(&kg, &["get", "deployment", "api", "-n", "shop"]);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.26"
+    );
+    running(&kg, "shop", "app=api", 2);
+
+    kg.kubectl_ok(&["delete", "namespace", "shop", "--wait=false"]);
+    poll("the namespace emptied and removed", CONVERGE, || {
+        let run = kg.kubectl(&["get", "namespace", "shop"]);
+        if !run.success() && run.stderr.contains("NotFound") {
+            Ok(())
+        } else {
+            Err(format!("{run}"))
+        }
+    });
+}
+
+#[test]
+fn scheduling_follows_load_selectors_and_taints_and_says_why_it_cannot() {
+    let kg = kgate(&["--nodes=0"]);
+    for (name, extra) in [
+        ("busy", vec!["--cpu", "10"]),
+        ("idle", vec!["--cpu", "10"]),
+        ("ssd", vec!["--cpu", "10", "--label", "disk=ssd"]),
+        (
+            "tainted",
+            vec!["--cpu", "10", "--taint", "dedicated=gpu:NoSchedule"],
+        ),
+    ] {
+        let mut args = vec!["add", name];
+        args.extend(extra);
+        kgate_node(&kg, &args);
+    }
+    poll("4 Ready nodes", CONVERGE, || {
+        let ready = ready_nodes(&kg);
+        if ready.len() == 4 {
+            Ok(())
+        } else {
+            Err(format!("{ready:?}"))
+        }
+    });
+    let pod = |name: &str, cpu: &str, extra: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"test":"sched"}}}},
+               "spec":{{{extra}"containers":[{{"name":"c","image":"nginx",
+               "resources":{{"requests":{{"cpu":"{cpu}"}}}}}}]}}}}"#
+        )
+    };
+    let create = |manifest: String| {
+        let path = kg.write_file("pod.json", &manifest);
+        kg.kubectl_ok(&["create", "-f", &path.display().to_string()]);
+    };
+    let node_of = |name: &str| {
+        poll(&format!("{name} scheduled"), CONVERGE, || {
+            let pod = json(&kg, &["get", "pod", name]);
+            pod["spec"]["nodeName"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| pod.to_string())
+        })
+    };
+    // busy at 90%, idle at 30%, ssd at 50%: the next pod goes to idle.
+    create(pod(
+        "fill-busy",
+        "9",
+        r#""nodeSelector":{"kubernetes.io/hostname":"busy"},"#,
+    ));
+    create(pod(
+        "fill-idle",
+        "3",
+        r#""nodeSelector":{"kubernetes.io/hostname":"idle"},"#,
+    ));
+    create(pod(
+        "fill-ssd",
+        "5",
+        r#""nodeSelector":{"kubernetes.io/hostname":"ssd"},"#,
+    ));
+    assert_eq!(node_of("fill-busy"), "busy");
+    assert_eq!(node_of("fill-idle"), "idle");
+    assert_eq!(node_of("fill-ssd"), "ssd");
+    create(pod("next", "1", ""));
+    assert_eq!(node_of("next"), "idle", "the least loaded node (30%) wins");
+
+    // nodeSelector; a taint is avoided unless tolerated.
+    create(pod("wants-ssd", "1", r#""nodeSelector":{"disk":"ssd"},"#));
+    assert_eq!(node_of("wants-ssd"), "ssd");
+    create(pod(
+        "gpu-job",
+        "1",
+        r#""nodeSelector":{"kubernetes.io/hostname":"tainted"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"gpu","effect":"NoSchedule"}],"#,
+    ));
+    assert_eq!(node_of("gpu-job"), "tainted");
+
+    // Too big for every node: Pending, and describe says why for every node.
+    create(pod("huge", "32", ""));
+    let described = poll("FailedScheduling in describe", CONVERGE, || {
+        let text = kg.kubectl_ok(&["describe", "pod", "huge"]);
+        if text.contains("FailedScheduling") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    assert!(described.contains("0/4 nodes are available"), "{described}");
+    assert!(described.contains("Insufficient cpu"), "{described}");
+    assert!(described.contains("untolerated taint"), "{described}");
+    assert_eq!(
+        json(&kg, &["get", "pod", "huge"])["status"]["phase"],
+        "Pending"
+    );
+
+    // A node that fits arrives: the pod is scheduled.
+    kgate_node(&kg, &["add", "big", "--cpu", "64"]);
+    assert_eq!(node_of("huge"), "big");
+}
