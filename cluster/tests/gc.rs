@@ -5,32 +5,16 @@
 
 mod support;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::json;
+use support::eventually_some;
 
 const WITHIN: Duration = Duration::from_secs(20);
-
-/// Polls `check` until it returns `Some`, or panics after `WITHIN`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WITHIN:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn owner(cms: &Api<ConfigMap>, name: &str) -> OwnerReference {
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
@@ -84,12 +68,15 @@ async fn background_deletes_dependents_and_strays() {
     let mut ghost = keeper.clone();
     ghost.uid = "00000000-0000-0000-0000-000000000000".into();
     pod(&pods, "stray", &[&ghost]).await;
-    eventually("the stray pod is collected", || gone(&pods, "stray")).await;
+    eventually_some("the stray pod is collected", WITHIN, || {
+        gone(&pods, "stray")
+    })
+    .await;
 
     kg.kubectl_ok(&["delete", "configmap", "bg-owner"]);
-    eventually("bg-a is collected", || gone(&pods, "bg-a")).await;
-    eventually("bg-b is collected", || gone(&pods, "bg-b")).await;
-    let shared = eventually("bg-shared lets go of its gone owner", || async {
+    eventually_some("bg-a is collected", WITHIN, || gone(&pods, "bg-a")).await;
+    eventually_some("bg-b is collected", WITHIN, || gone(&pods, "bg-b")).await;
+    let shared = eventually_some("bg-shared lets go of its gone owner", WITHIN, || async {
         let p = pods.get("bg-shared").await.unwrap();
         (owner_uids(&p) == vec![keeper.uid.clone()]).then_some(p)
     })
@@ -121,8 +108,8 @@ async fn foreground_keeps_the_owner_until_its_dependents_are_gone() {
         "--cascade=foreground",
         "--wait=false",
     ]);
-    eventually("fg-a is deleted", || gone(&pods, "fg-a")).await;
-    eventually("fg-held is being deleted", || async {
+    eventually_some("fg-a is deleted", WITHIN, || gone(&pods, "fg-a")).await;
+    eventually_some("fg-held is being deleted", WITHIN, || async {
         let h = cms.get("fg-held").await.unwrap();
         h.metadata.deletion_timestamp.is_some().then_some(())
     })
@@ -138,8 +125,8 @@ async fn foreground_keeps_the_owner_until_its_dependents_are_gone() {
     cms.patch("fg-held", &PatchParams::default(), &Patch::Merge(&release))
         .await
         .unwrap();
-    eventually("fg-held is gone", || gone(&cms, "fg-held")).await;
-    eventually("the owner is gone once its dependents are", || {
+    eventually_some("fg-held is gone", WITHIN, || gone(&cms, "fg-held")).await;
+    eventually_some("the owner is gone once its dependents are", WITHIN, || {
         gone(&cms, "fg-owner")
     })
     .await;
@@ -159,7 +146,7 @@ async fn orphan_keeps_the_dependents_without_the_reference() {
     pod(&pods, "or-b", &[&or, &other]).await;
 
     kg.kubectl_ok(&["delete", "configmap", "or-owner", "--cascade=orphan"]);
-    eventually("the owner is gone", || gone(&cms, "or-owner")).await;
+    eventually_some("the owner is gone", WITHIN, || gone(&cms, "or-owner")).await;
     let a = pods.get("or-a").await.unwrap();
     assert!(a.owner_references().is_empty(), "{a:?}");
     assert!(a.metadata.deletion_timestamp.is_none());

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,25 +16,10 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
+use support::eventually_some;
 
 const GRACE: Duration = Duration::from_secs(3);
 const WITHIN: Duration = Duration::from_secs(25);
-
-/// Polls `check` until it returns `Some`, or panics after `WITHIN`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WITHIN:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Registers a node with its Ready condition and a fresh Lease.
 async fn register(client: &kube::Client, name: &str, ready: &str) {
@@ -139,7 +123,7 @@ async fn has_event(client: &kube::Client, involved: &str, reason: &str) -> Optio
 async fn eviction_time(client: &kube::Client, pod: &str) -> Timestamp {
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
     let fields = format!("involvedObject.name={pod}");
-    eventually("an eviction event", || async {
+    eventually_some("an eviction event", WITHIN, || async {
         let list = events
             .list(&ListParams::default().fields(&fields))
             .await
@@ -191,7 +175,7 @@ async fn a_silent_node_is_unknown_tainted_and_drained_until_it_renews() {
     // Silent: Unknown, tainted, intolerant pods evicted.
     on.store(false, Ordering::SeqCst);
     let stopped = Instant::now();
-    let n1 = eventually("n1 is Unknown and tainted", || async {
+    let n1 = eventually_some("n1 is Unknown and tainted", WITHIN, || async {
         let n = nodes.get("n1").await.unwrap();
         let unknown = ready_of(&n).is_some_and(|r| r.0 == "Unknown");
         (unknown && taints_of(&n).len() == 2).then_some(n)
@@ -221,7 +205,7 @@ async fn a_silent_node_is_unknown_tainted_and_drained_until_it_renews() {
             ),
         ]
     );
-    eventually("doomed is evicted", || async {
+    eventually_some("doomed is evicted", WITHIN, || async {
         pods.get_opt("doomed")
             .await
             .unwrap()
@@ -230,7 +214,7 @@ async fn a_silent_node_is_unknown_tainted_and_drained_until_it_renews() {
     })
     .await;
     // Tolerated for 2 s: evicted, but not before 2 s after the taint.
-    eventually("brief is evicted", || async {
+    eventually_some("brief is evicted", WITHIN, || async {
         pods.get_opt("brief").await.unwrap().is_none().then_some(())
     })
     .await;
@@ -249,18 +233,18 @@ async fn a_silent_node_is_unknown_tainted_and_drained_until_it_renews() {
     );
     let tolerant = pods.get("tolerant").await.unwrap();
     assert!(tolerant.metadata.deletion_timestamp.is_none());
-    eventually("a NodeNotReady event", || {
+    eventually_some("a NodeNotReady event", WITHIN, || {
         has_event(&client, "n1", "NodeNotReady")
     })
     .await;
-    eventually("a TaintManagerEviction event", || {
+    eventually_some("a TaintManagerEviction event", WITHIN, || {
         has_event(&client, "doomed", "TaintManagerEviction")
     })
     .await;
 
     // Renewed again: the taints go; Ready is the agent's to set.
     on.store(true, Ordering::SeqCst);
-    eventually("n1's taints are removed", || async {
+    eventually_some("n1's taints are removed", WITHIN, || async {
         let n = nodes.get("n1").await.unwrap();
         taints_of(&n).is_empty().then_some(())
     })
@@ -284,7 +268,7 @@ async fn a_node_reporting_not_ready_is_tainted_not_ready() {
     let on = Arc::new(AtomicBool::new(true));
     let renewer = renew(client.clone(), "sick", on);
     let controller = kgate_cluster::controllers::node_lifecycle::spawn(client.clone(), GRACE);
-    eventually("sick is tainted not-ready", || async {
+    eventually_some("sick is tainted not-ready", WITHIN, || async {
         let n = nodes.get("sick").await.unwrap();
         (taints_of(&n)
             == vec![
@@ -306,10 +290,14 @@ async fn a_node_reporting_not_ready_is_tainted_not_ready() {
     let n = nodes.get("sick").await.unwrap();
     assert_eq!(ready_of(&n).map(|r| r.0).as_deref(), Some("False"));
     set_ready(&client, "sick", "True").await;
-    eventually("the not-ready taints go with Ready=True", || async {
-        let n = nodes.get("sick").await.unwrap();
-        taints_of(&n).is_empty().then_some(())
-    })
+    eventually_some(
+        "the not-ready taints go with Ready=True",
+        WITHIN,
+        || async {
+            let n = nodes.get("sick").await.unwrap();
+            taints_of(&n).is_empty().then_some(())
+        },
+    )
     .await;
     renewer.abort();
     controller.abort();

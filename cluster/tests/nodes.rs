@@ -17,12 +17,11 @@ use kgate_e2e::{kgate_bin, run_bounded, Kgate, Run};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 use std::time::Duration;
-use support::{admin_client, bare_kgate};
+use support::{admin_client, bare_kgate, eventually, kubectl, kubectl_json};
 
 /// Aborts the manager when the test ends, even on a panic.
 struct Manager(tokio::task::JoinHandle<()>);
@@ -44,35 +43,6 @@ fn spec(name: &str) -> NodeSpec {
             ("zone".to_owned(), "a".to_owned()),
         ]),
     }
-}
-
-/// Polls `check` every 200 ms until it is Ok, for at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if tokio::time::Instant::now() >= deadline => {
-                panic!("{what}: not within {timeout:?}; last: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-/// kubectl as the admin, off the async workers.
-fn kubectl(kg: &Kgate, args: &[&str]) -> String {
-    tokio::task::block_in_place(|| kg.kubectl_ok(args))
-}
-
-fn kubectl_json(kg: &Kgate, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&kubectl(kg, &all)).expect("kubectl prints JSON")
 }
 
 /// `kgate node ARGS --data-dir DATA_DIR`.

@@ -7,33 +7,35 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kgate_e2e::Kgate;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::{json, Value};
-use support::{admin_client, bare_kgate};
+use support::{admin_client, bare_kgate, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Polls `check` until it gives a value, or panics after [`DEADLINE`] with its last words.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: not within {DEADLINE:?}; last: {last}")
+/// `kubectl describe pod NAME` once it shows a FailedScheduling event.
+async fn described_failed_scheduling(kg: &Kgate, name: &str) -> String {
+    eventually(
+        &format!("describe shows FailedScheduling for {name}"),
+        DEADLINE,
+        || {
+            let out = tokio::task::block_in_place(|| kg.kubectl(&["describe", "pod", name]));
+            async move {
+                let text = out.stdout.clone();
+                if text.contains("FailedScheduling") {
+                    Ok(text)
+                } else {
+                    Err(format!("{out}"))
+                }
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Creates a Ready node with `cpu` and `memory` allocatable; `extra` is merged into it.
@@ -87,7 +89,7 @@ async fn add_pod(client: &kube::Client, name: &str, requests: Value, spec: Value
 
 async fn node_of(client: &kube::Client, name: &str) -> String {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    eventually(&format!("pod {name} is bound"), || {
+    eventually(&format!("pod {name} is bound"), DEADLINE, || {
         let pods = pods.clone();
         async move {
             let pod = pods.get(name).await.map_err(|e| e.to_string())?;
@@ -181,22 +183,7 @@ async fn places_pods_by_selector_taints_and_load() {
     add_pod(&client, "tolerant", json!({}), tolerant, json!({})).await;
     assert_eq!(node_of(&client, "tolerant").await, "node-c");
     add_pod(&client, "intolerant", json!({}), on_c, json!({})).await;
-    let described = eventually(
-        "describe shows FailedScheduling for the intolerant pod",
-        || {
-            let out =
-                tokio::task::block_in_place(|| kg.kubectl(&["describe", "pod", "intolerant"]));
-            async move {
-                let text = out.stdout.clone();
-                if text.contains("FailedScheduling") {
-                    Ok(text)
-                } else {
-                    Err(format!("{out}"))
-                }
-            }
-        },
-    )
-    .await;
+    let described = described_failed_scheduling(&kg, "intolerant").await;
     assert!(
         described.contains("0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector."),
         "{described}"
@@ -259,25 +246,14 @@ async fn spreads_replicas_reports_unschedulable_and_retries_on_new_node() {
     )
     .await;
     let want = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.";
-    let described = eventually("describe shows FailedScheduling for big", || {
-        let out = tokio::task::block_in_place(|| kg.kubectl(&["describe", "pod", "big"]));
-        async move {
-            let text = out.stdout.clone();
-            if text.contains("FailedScheduling") {
-                Ok(text)
-            } else {
-                Err(format!("{out}"))
-            }
-        }
-    })
-    .await;
+    let described = described_failed_scheduling(&kg, "big").await;
     assert!(
         described.contains("0/3 nodes are available: 3 Insufficient cpu."),
         "{described}"
     );
     assert!(described.contains("default-scheduler"), "{described}");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let condition = eventually("PodScheduled=False", || {
+    let condition = eventually("PodScheduled=False", DEADLINE, || {
         let pods = pods.clone();
         async move {
             let pod = pods.get("big").await.map_err(|e| e.to_string())?;
@@ -310,25 +286,29 @@ async fn spreads_replicas_reports_unschedulable_and_retries_on_new_node() {
         .await
         .unwrap();
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    eventually("the FailedScheduling event counts the repeat", || {
-        let events = events.clone();
-        async move {
-            let list = events
-                .list(&kube::api::ListParams::default().fields("involvedObject.name=big"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let failed: Vec<_> = list
-                .items
-                .iter()
-                .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
-                .map(|e| (e.count, e.message.clone()))
-                .collect();
-            match failed.as_slice() {
-                [(Some(n), _)] if *n >= 2 => Ok(()),
-                other => Err(format!("{other:?}")),
+    eventually(
+        "the FailedScheduling event counts the repeat",
+        DEADLINE,
+        || {
+            let events = events.clone();
+            async move {
+                let list = events
+                    .list(&kube::api::ListParams::default().fields("involvedObject.name=big"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let failed: Vec<_> = list
+                    .items
+                    .iter()
+                    .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+                    .map(|e| (e.count, e.message.clone()))
+                    .collect();
+                match failed.as_slice() {
+                    [(Some(n), _)] if *n >= 2 => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 
     // A node that fits appears: the pod is placed there, without waiting for the slow retry.

@@ -9,9 +9,8 @@
 mod support;
 
 use std::collections::{BTreeSet, HashSet};
-use std::future::Future;
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -19,38 +18,9 @@ use kgate_e2e::Kgate;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
+use support::{eventually, kubectl, kubectl_json};
 
 const WITHIN: Duration = Duration::from_secs(20);
-
-/// Polls `check` until it returns `Some`, or panics after `WITHIN` with the last state.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "{what}: not within {WITHIN:?}; last: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// kubectl as the admin, off the async workers.
-fn kubectl(kg: &Kgate, args: &[&str]) -> String {
-    tokio::task::block_in_place(|| kg.kubectl_ok(args))
-}
-
-fn kubectl_json(kg: &Kgate, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&kubectl(kg, &all)).expect("kubectl prints JSON")
-}
 
 fn in_service_cidr(ip: &str) -> bool {
     let ip: Ipv4Addr = ip.parse().expect("an IPv4 address");
@@ -299,6 +269,7 @@ async fn endpoints_and_slices_follow_ready_pods_and_go_with_the_service() {
     let want_not_ready = set(&["10.244.0.13"]);
     eventually(
         "the Endpoints list the ready and not-ready pods",
+        WITHIN,
         || async {
             let ep = eps.get_opt("web").await.map_err(|e| e.to_string())?;
             let ep = ep.ok_or("no Endpoints yet")?;
@@ -335,10 +306,14 @@ async fn endpoints_and_slices_follow_ready_pods_and_go_with_the_service() {
         ("10.244.0.12".to_owned(), true),
         ("10.244.0.13".to_owned(), false),
     ]);
-    eventually("the EndpointSlice holds the same addresses", || async {
-        let got = slice_endpoints(&slices, "web").await?;
-        (got == want_slice).then_some(()).ok_or(format!("{got:?}"))
-    })
+    eventually(
+        "the EndpointSlice holds the same addresses",
+        WITHIN,
+        || async {
+            let got = slice_endpoints(&slices, "web").await?;
+            (got == want_slice).then_some(()).ok_or(format!("{got:?}"))
+        },
+    )
     .await;
     let list = slices
         .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
@@ -380,7 +355,7 @@ async fn endpoints_and_slices_follow_ready_pods_and_go_with_the_service() {
         .await
         .unwrap();
     let want_ready = set(&["10.244.0.12", "10.244.0.13"]);
-    eventually("the Endpoints follow the pods", || async {
+    eventually("the Endpoints follow the pods", WITHIN, || async {
         let ep = eps.get("web").await.map_err(|e| e.to_string())?;
         let got = addresses(&ep);
         if got.0 == want_ready && got.1.is_empty() {
@@ -390,7 +365,7 @@ async fn endpoints_and_slices_follow_ready_pods_and_go_with_the_service() {
         }
     })
     .await;
-    eventually("the slice follows the pods", || async {
+    eventually("the slice follows the pods", WITHIN, || async {
         let got = slice_endpoints(&slices, "web").await?;
         let want = BTreeSet::from([
             ("10.244.0.12".to_owned(), true),
@@ -406,7 +381,7 @@ async fn endpoints_and_slices_follow_ready_pods_and_go_with_the_service() {
         json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}),
     );
     svcs.create(&PostParams::default(), &named).await.unwrap();
-    eventually("the named port is resolved", || async {
+    eventually("the named port is resolved", WITHIN, || async {
         let ep = eps.get_opt("named").await.map_err(|e| e.to_string())?;
         let got = addresses(&ep.ok_or("no Endpoints yet")?);
         (got.2 == BTreeSet::from([8080]) && got.0.len() == 2)
@@ -417,20 +392,24 @@ async fn endpoints_and_slices_follow_ready_pods_and_go_with_the_service() {
 
     // Deleting the Service removes its Endpoints and slices.
     kubectl(&kg, &["delete", "service", "web"]);
-    eventually("the Endpoints and slices go with the Service", || async {
-        let ep = eps.get_opt("web").await.map_err(|e| e.to_string())?;
-        let left = slices
-            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
-            .await
-            .map_err(|e| e.to_string())?;
-        (ep.is_none() && left.items.is_empty())
-            .then_some(())
-            .ok_or(format!(
-                "endpoints: {}, slices: {}",
-                ep.is_some(),
-                left.items.len()
-            ))
-    })
+    eventually(
+        "the Endpoints and slices go with the Service",
+        WITHIN,
+        || async {
+            let ep = eps.get_opt("web").await.map_err(|e| e.to_string())?;
+            let left = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await
+                .map_err(|e| e.to_string())?;
+            (ep.is_none() && left.items.is_empty())
+                .then_some(())
+                .ok_or(format!(
+                    "endpoints: {}, slices: {}",
+                    ep.is_some(),
+                    left.items.len()
+                ))
+        },
+    )
     .await;
     // The other Service's are untouched.
     assert!(eps.get_opt("named").await.unwrap().is_some());
@@ -454,7 +433,7 @@ async fn kgate_up_runs_the_controllers_under_their_own_roles() {
         &["create", "service", "clusterip", "web", "--tcp=80:8080"],
     );
     make_pod(&pods, "web-1", "10.244.1.1", true).await;
-    eventually("the Endpoints list the pod", || async {
+    eventually("the Endpoints list the pod", WITHIN, || async {
         let ep = eps.get_opt("web").await.map_err(|e| e.to_string())?;
         let got = addresses(&ep.ok_or("no Endpoints yet")?);
         (got.0 == set(&["10.244.1.1"]))
@@ -462,13 +441,13 @@ async fn kgate_up_runs_the_controllers_under_their_own_roles() {
             .ok_or(format!("{got:?}"))
     })
     .await;
-    eventually("the slice lists the pod", || async {
+    eventually("the slice lists the pod", WITHIN, || async {
         let got = slice_endpoints(&slices, "web").await?;
         (got.len() == 1).then_some(()).ok_or(format!("{got:?}"))
     })
     .await;
     kubectl(&kg, &["delete", "service", "web"]);
-    eventually("the Endpoints go with the Service", || async {
+    eventually("the Endpoints go with the Service", WITHIN, || async {
         let ep = eps.get_opt("web").await.map_err(|e| e.to_string())?;
         ep.is_none().then_some(()).ok_or("still there".to_owned())
     })

@@ -9,8 +9,7 @@
 
 mod support;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -21,31 +20,30 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use support::{eventually, kubectl};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
-/// Polls `check` until it returns `Ok`, or panics with its last complaint after `WITHIN`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "{what}: not within {WITHIN:?}; last: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// `kubectl create deployment web --image=nginx --replicas=N`.
+fn create_web(kg: &Kgate, replicas: u32) {
+    kubectl(
+        kg,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            &format!("--replicas={replicas}"),
+        ],
+    );
 }
 
-/// kubectl as the admin (blocking, off the async workers); its stdout.
-fn kubectl(kg: &Kgate, args: &[&str]) -> String {
-    tokio::task::block_in_place(|| kg.kubectl_ok(args))
+/// `kubectl rollout status deployment/web` (up to a minute); its output.
+fn rollout_status(kg: &Kgate) -> String {
+    kubectl(
+        kg,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    )
 }
 
 /// An image the fake node never starts: its pods stay Pending.
@@ -238,6 +236,7 @@ fn replicas(rs: &ReplicaSet) -> i32 {
 async fn settled(client: &Client, image_want: &str, count: usize) -> (ReplicaSet, Vec<ReplicaSet>) {
     eventually(
         &format!("web settles on {count} pods of {image_want}"),
+        WITHIN,
         || async {
             let all = replicasets_of(client, "web").await;
             let active: Vec<&ReplicaSet> = all.iter().filter(|rs| replicas(rs) > 0).collect();
@@ -267,16 +266,7 @@ async fn settled(client: &Client, image_want: &str, count: usize) -> (ReplicaSet
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_heal_and_scale_with_kubectl() {
     let (kg, client, tasks) = cluster().await;
-    kubectl(
-        &kg,
-        &[
-            "create",
-            "deployment",
-            "web",
-            "--image=nginx",
-            "--replicas=3",
-        ],
-    );
+    create_web(&kg, 3);
     let (rs, all) = settled(&client, "nginx", 3).await;
     assert_eq!(all.len(), 1);
     let hash = rs.labels()["pod-template-hash"].clone();
@@ -299,7 +289,7 @@ async fn create_heal_and_scale_with_kubectl() {
     // A deleted pod is replaced.
     let victim = pods[0].name_any();
     kubectl(&kg, &["delete", "pod", &victim, "--wait=false"]);
-    eventually("a replacement pod", || async {
+    eventually("a replacement pod", WITHIN, || async {
         let pods = pods_of(&client, &rs).await;
         let names: Vec<String> = pods.iter().map(ResourceExt::name_any).collect();
         (pods.len() == 3 && !names.contains(&victim))
@@ -325,10 +315,7 @@ async fn create_heal_and_scale_with_kubectl() {
     assert_eq!(rs5.name_any(), rs.name_any());
     kubectl(&kg, &["scale", "deployment", "web", "--replicas=2"]);
     settled(&client, "nginx", 2).await;
-    let out = kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    let out = rollout_status(&kg);
     assert!(out.contains("successfully rolled out"), "{out}");
     let d: Deployment = Api::namespaced(client.clone(), "default")
         .get("web")
@@ -367,7 +354,7 @@ async fn create_heal_and_scale_with_kubectl() {
 
     // Down to zero: no pod, and the counts are gone from the status, as kube omits them.
     kubectl(&kg, &["scale", "deployment", "web", "--replicas=0"]);
-    eventually("web has no pod", || async {
+    eventually("web has no pod", WITHIN, || async {
         let pods = pods_of(&client, &rs).await;
         let d: Deployment = Api::namespaced(client.clone(), "default")
             .get("web")
@@ -381,10 +368,7 @@ async fn create_heal_and_scale_with_kubectl() {
             .ok_or(format!("{} pods, {s:?}", pods.len()))
     })
     .await;
-    let out = kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    let out = rollout_status(&kg);
     assert!(out.contains("successfully rolled out"), "{out}");
     let describe = kubectl(&kg, &["describe", "rs", &rs.name_any()]);
     assert!(describe.contains("Created pod: "), "{describe}");
@@ -395,16 +379,7 @@ async fn create_heal_and_scale_with_kubectl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rollouts_with_kubectl() {
     let (kg, client, tasks) = cluster().await;
-    kubectl(
-        &kg,
-        &[
-            "create",
-            "deployment",
-            "web",
-            "--image=nginx",
-            "--replicas=3",
-        ],
-    );
+    create_web(&kg, 3);
     let (first, _) = settled(&client, "nginx", 3).await;
 
     // A new template rolls to a new ReplicaSet, revision 2, with the change cause.
@@ -418,10 +393,7 @@ async fn rollouts_with_kubectl() {
         ],
     );
     kubectl(&kg, &["set", "image", "deployment/web", "nginx=nginx:1.27"]);
-    let out = kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    let out = rollout_status(&kg);
     assert!(
         out.contains("deployment \"web\" successfully rolled out"),
         "{out}"
@@ -453,10 +425,7 @@ async fn rollouts_with_kubectl() {
     // Undo returns to the first template: its ReplicaSet, as revision 3.
     let out = kubectl(&kg, &["rollout", "undo", "deployment/web"]);
     assert!(out.contains("rolled back"), "{out}");
-    kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    rollout_status(&kg);
     let (back, all) = settled(&client, "nginx", 3).await;
     assert_eq!(back.name_any(), first.name_any());
     assert_eq!(revision(&back), "3");
@@ -473,10 +442,7 @@ async fn rollouts_with_kubectl() {
 
     // Restart: a new template annotation, so a new ReplicaSet.
     kubectl(&kg, &["rollout", "restart", "deployment/web"]);
-    kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    rollout_status(&kg);
     let (restarted, all) = settled(&client, "nginx", 3).await;
     assert_ne!(restarted.name_any(), first.name_any());
     assert_eq!(revision(&restarted), "4");
@@ -500,7 +466,7 @@ async fn rollouts_with_kubectl() {
     kubectl(&kg, &["rollout", "pause", "deployment/web"]);
     kubectl(&kg, &["set", "image", "deployment/web", "nginx=nginx:1.28"]);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    eventually("the paused deployment is observed", || async {
+    eventually("the paused deployment is observed", WITHIN, || async {
         let d = deployments.get("web").await.unwrap();
         let status = d.status.clone().unwrap_or_default();
         let reason = status
@@ -521,10 +487,7 @@ async fn rollouts_with_kubectl() {
     let (scaled, _) = settled(&client, "nginx", 4).await;
     assert_eq!(scaled.name_any(), restarted.name_any());
     kubectl(&kg, &["rollout", "resume", "deployment/web"]);
-    kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    rollout_status(&kg);
     let (resumed, _) = settled(&client, "nginx:1.28", 4).await;
     assert_eq!(revision(&resumed), "5");
     let describe = kubectl(&kg, &["describe", "deployment", "web"]);
@@ -548,7 +511,7 @@ async fn rollouts_with_kubectl() {
             r#"{"spec":{"revisionHistoryLimit":1}}"#,
         ],
     );
-    eventually("old replica sets are pruned to one", || async {
+    eventually("old replica sets are pruned to one", WITHIN, || async {
         let all = replicasets_of(&client, "web").await;
         let mut revisions: Vec<String> = all.iter().map(revision).collect();
         revisions.sort();
@@ -578,10 +541,7 @@ async fn recreate_scales_old_to_zero_before_the_new() {
         .unwrap();
     let (first, _) = settled(&client, "nginx", 2).await;
     kubectl(&kg, &["set", "image", "deployment/web", "nginx=nginx:1.27"]);
-    kubectl(
-        &kg,
-        &["rollout", "status", "deployment/web", "--timeout=60s"],
-    );
+    rollout_status(&kg);
     let (second, all) = settled(&client, "nginx:1.27", 2).await;
     assert_ne!(first.name_any(), second.name_any());
     assert_eq!(all.len(), 2);
@@ -630,13 +590,17 @@ async fn replicaset_adopts_releases_and_replaces_failed_pods() {
     }))
     .unwrap();
     let rs = sets.create(&PostParams::default(), &rs).await.unwrap();
-    let owned = eventually("the orphan is adopted and one pod added", || async {
-        let owned = pods_of(&client, &rs).await;
-        let names: Vec<String> = owned.iter().map(ResourceExt::name_any).collect();
-        (owned.len() == 2 && names.contains(&"orphan".to_owned()))
-            .then_some(owned)
-            .ok_or(format!("{names:?}"))
-    })
+    let owned = eventually(
+        "the orphan is adopted and one pod added",
+        WITHIN,
+        || async {
+            let owned = pods_of(&client, &rs).await;
+            let names: Vec<String> = owned.iter().map(ResourceExt::name_any).collect();
+            (owned.len() == 2 && names.contains(&"orphan".to_owned()))
+                .then_some(owned)
+                .ok_or(format!("{names:?}"))
+        },
+    )
     .await;
     let created = owned.iter().find(|p| p.name_any() != "orphan").unwrap();
     assert!(created.name_any().starts_with("db-"));
@@ -649,13 +613,17 @@ async fn replicaset_adopts_releases_and_replaces_failed_pods() {
     )
     .await
     .unwrap();
-    eventually("the relabeled pod is released and replaced", || async {
-        let released = pods.get("orphan").await.unwrap();
-        let owned = pods_of(&client, &rs).await;
-        (released.owner_references().is_empty() && owned.len() == 2)
-            .then_some(())
-            .ok_or(format!("{} owned", owned.len()))
-    })
+    eventually(
+        "the relabeled pod is released and replaced",
+        WITHIN,
+        || async {
+            let released = pods.get("orphan").await.unwrap();
+            let owned = pods_of(&client, &rs).await;
+            (released.owner_references().is_empty() && owned.len() == 2)
+                .then_some(())
+                .ok_or(format!("{} owned", owned.len()))
+        },
+    )
     .await;
 
     // A Failed pod no longer counts.
@@ -669,6 +637,7 @@ async fn replicaset_adopts_releases_and_replaces_failed_pods() {
     .unwrap();
     eventually(
         "the failed pod is replaced and the status reports it",
+        WITHIN,
         || async {
             let owned = pods_of(&client, &rs).await;
             let status = sets.get("db").await.unwrap().status.unwrap_or_default();
@@ -693,7 +662,7 @@ async fn replicaset_adopts_releases_and_replaces_failed_pods() {
     )
     .await
     .unwrap();
-    eventually("no pod is left", || async {
+    eventually("no pod is left", WITHIN, || async {
         let owned = pods_of(&client, &rs).await;
         let status = sets.get("db").await.unwrap().status.unwrap_or_default();
         (owned.is_empty() && status.replicas == 0 && status.observed_generation == Some(2))
@@ -707,16 +676,7 @@ async fn replicaset_adopts_releases_and_replaces_failed_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stuck_rollout_is_bounded_and_scales_proportionally() {
     let (kg, client, tasks) = cluster().await;
-    kubectl(
-        &kg,
-        &[
-            "create",
-            "deployment",
-            "web",
-            "--image=nginx",
-            "--replicas=10",
-        ],
-    );
+    create_web(&kg, 10);
     let (old, _) = settled(&client, "nginx", 10).await;
     // kube's documented example: maxSurge 3, maxUnavailable 2.
     kubectl(
@@ -741,6 +701,7 @@ async fn a_stuck_rollout_is_bounded_and_scales_proportionally() {
     let want = |o: i32, n: i32| vec![(BROKEN.to_owned(), n), ("nginx".to_owned(), o)];
     eventually(
         "the rollout stops within surge and unavailability",
+        WITHIN,
         || async {
             let all = replicasets_of(&client, "web").await;
             (sizes(&all) == want(8, 5))
@@ -761,7 +722,7 @@ async fn a_stuck_rollout_is_bounded_and_scales_proportionally() {
     // Scaling to 15 (+3 surge = 18) spreads the 5 new replicas by the sets' sizes: the old set
     // gets round(8*18/13)-8 = 3, the new one round(5*18/13)-5 = 2 (kube's documented 11/7).
     kubectl(&kg, &["scale", "deployment", "web", "--replicas=15"]);
-    eventually("replicas are added proportionally", || async {
+    eventually("replicas are added proportionally", WITHIN, || async {
         let all = replicasets_of(&client, "web").await;
         (sizes(&all) == want(11, 7))
             .then_some(())

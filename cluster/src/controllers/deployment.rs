@@ -16,25 +16,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, TryStreamExt};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
 };
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{self, Action};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::workloads_common::{
-    controller_of, controller_ref, is_already_exists, is_not_found, now, object_reference,
-    record_event, retry_after, selector_is_empty, selector_matches, Error, RESYNC,
+    claim, controller_of, controller_ref, delete_if_uid, is_already_exists, is_not_found, now,
+    object_reference, one_by_one, owners_to_sync, record_event, run_applier, selector_is_empty,
+    Error, RESYNC,
 };
 
 /// The component name in Events.
@@ -97,62 +98,20 @@ async fn run(client: Client) {
         .reflect(rs_writer)
         .touched_objects()
         .map_ok(move |rs: ReplicaSet| deployments_of(&rs, &owners));
-    let queue = stream::select(d_trigger, rs_trigger).flat_map(|batch| {
-        let items: Vec<Result<ObjectRef<Deployment>, watcher::Error>> = match batch {
-            Ok(refs) => refs.into_iter().map(Ok).collect(),
-            Err(e) => vec![Err(e)],
-        };
-        stream::iter(items)
-    });
+    let queue = one_by_one(stream::select(d_trigger, rs_trigger));
     let ctx = Arc::new(Ctx {
         client,
         replicasets: rs_store,
     });
-    controller::applier(
-        |d, ctx| Box::pin(reconcile(d, ctx)),
-        |_d, err: &Error, _ctx| Action::requeue(retry_after(err)),
-        ctx,
-        d_store,
-        queue,
-        controller::Config::default().concurrency(8),
-    )
-    .for_each(|result| async move {
-        match result {
-            Ok(_) => {}
-            Err(controller::Error::ReconcilerFailed(err, obj)) if err.is_conflict() => {
-                tracing::debug!(deployment = %obj, error = %err, "deployment sync lost a race; retrying");
-            }
-            Err(controller::Error::ReconcilerFailed(err, obj)) => {
-                tracing::warn!(deployment = %obj, error = %err, "deployment sync failed; retrying");
-            }
-            Err(controller::Error::ObjectNotFound(_)) => {}
-            Err(e) => tracing::warn!(error = %e, "deployment controller watch failed; retrying"),
-        }
-    })
-    .await;
+    run_applier("deployment", reconcile, ctx, d_store, queue, 8).await;
 }
 
 /// The Deployments a ReplicaSet event concerns: its controller if that is a Deployment, else
 /// (an orphan) every Deployment of its namespace whose selector matches it.
 fn deployments_of(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Vec<ObjectRef<Deployment>> {
-    let ns = rs.namespace().unwrap_or_default();
-    if let Some(owner) = controller_of(&rs.metadata) {
-        if owner.kind == "Deployment" && owner.api_version.starts_with("apps/") {
-            return vec![ObjectRef::new(&owner.name).within(&ns)];
-        }
-        return Vec::new();
-    }
-    deployments
-        .state()
-        .iter()
-        .filter(|d| d.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|d| {
-            d.spec
-                .as_ref()
-                .is_some_and(|s| selector_matches(&s.selector, rs.metadata.labels.as_ref()))
-        })
-        .map(|d| ObjectRef::from_obj(d.as_ref()))
-        .collect()
+    owners_to_sync(&rs.metadata, deployments, |d| {
+        d.spec.as_ref().map(|s| &s.selector)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,90 +633,18 @@ fn requeue(d: &Deployment) -> Action {
 /// releasing owned ones that stopped matching.
 async fn claim_replicasets(ctx: &Ctx, d: &Deployment) -> Result<Vec<ReplicaSet>, Error> {
     let ns = d.namespace().unwrap_or_default();
-    let uid = d.metadata.uid.clone().unwrap_or_default();
     let selector = d
         .spec
         .as_ref()
         .map(|s| s.selector.clone())
         .unwrap_or_default();
-    let deleting = d.metadata.deletion_timestamp.is_some();
-    let mut claimed = Vec::new();
-    let mut can_adopt: Option<bool> = None;
-    for rs in ctx.replicasets.state() {
-        if rs.metadata.namespace.as_deref() != Some(ns.as_str()) {
-            continue;
-        }
-        let matches = selector_matches(&selector, rs.metadata.labels.as_ref());
-        match controller_of(&rs.metadata) {
-            Some(owner) if owner.uid == uid => {
-                if matches {
-                    claimed.push((*rs).clone());
-                } else if !deleting {
-                    let refs: Vec<OwnerReference> = rs
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .filter(|r| r.uid != uid)
-                        .cloned()
-                        .collect();
-                    set_owner_refs(ctx, &rs, refs).await?;
-                }
-            }
-            Some(_) => {}
-            None => {
-                if !matches || deleting || rs.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                if can_adopt.is_none() {
-                    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-                    let fresh = api.get_opt(&d.name_any()).await?;
-                    can_adopt = Some(fresh.is_some_and(|f| {
-                        f.metadata.uid == d.metadata.uid && f.metadata.deletion_timestamp.is_none()
-                    }));
-                }
-                if can_adopt != Some(true) {
-                    continue;
-                }
-                let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
-                refs.push(controller_ref("apps/v1", "Deployment", &d.metadata));
-                if let Some(adopted) = set_owner_refs(ctx, &rs, refs).await? {
-                    claimed.push(adopted);
-                }
-            }
-        }
-    }
-    Ok(claimed)
-}
-
-async fn set_owner_refs(
-    ctx: &Ctx,
-    rs: &ReplicaSet,
-    refs: Vec<OwnerReference>,
-) -> Result<Option<ReplicaSet>, Error> {
-    let api = rs_api(ctx, rs);
-    let refs = if refs.is_empty() {
-        Value::Null
-    } else {
-        serde_json::to_value(refs)?
-    };
-    let patch = json!({"metadata": {
-        "ownerReferences": refs,
-        "resourceVersion": rs.metadata.resource_version,
-        "uid": rs.metadata.uid,
-    }});
-    match api
-        .patch(
-            &rs.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(rs) => Ok(Some(rs)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let candidates = ctx
+        .replicasets
+        .state()
+        .into_iter()
+        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()));
+    let claimed = claim(&ctx.client, d, &selector, candidates).await?;
+    Ok(claimed.into_iter().map(Arc::unwrap_or_clone).collect())
 }
 
 fn rs_api(ctx: &Ctx, rs: &ReplicaSet) -> Api<ReplicaSet> {
@@ -1041,12 +928,9 @@ async fn sets_and_sync_revision(
         }
     };
     if !already_existed && replicas > 0 {
-        record_event(
-            &ctx.client,
-            COMPONENT,
-            object_reference("apps/v1", "Deployment", &d.metadata),
-            "Normal",
-            "ScalingReplicaSet",
+        scaling_event(
+            ctx,
+            d,
             format!("Scaled up replica set {name} from 0 to {replicas}"),
         )
         .await;
@@ -1067,6 +951,19 @@ async fn sets_and_sync_revision(
     }
     sets.new = Some(created);
     Ok(sets)
+}
+
+/// kube's "ScalingReplicaSet" Event on the Deployment.
+async fn scaling_event(ctx: &Ctx, d: &Deployment, message: String) {
+    record_event(
+        &ctx.client,
+        COMPONENT,
+        object_reference("apps/v1", "Deployment", &d.metadata),
+        "Normal",
+        "ScalingReplicaSet",
+        message,
+    )
+    .await;
 }
 
 /// kube's `scaleReplicaSet`: sets the replicas and the replicas annotations when either
@@ -1105,12 +1002,9 @@ async fn scale_rs(
     *rs = updated;
     if old_scale != new_scale {
         let direction = if new_scale > old_scale { "up" } else { "down" };
-        record_event(
-            &ctx.client,
-            COMPONENT,
-            object_reference("apps/v1", "Deployment", &d.metadata),
-            "Normal",
-            "ScalingReplicaSet",
+        scaling_event(
+            ctx,
+            d,
             format!("Scaled {direction} replica set {name} from {old_scale} to {new_scale}"),
         )
         .await;
@@ -1389,13 +1283,7 @@ async fn cleanup(ctx: &Ctx, d: &Deployment, sets: &Sets) -> Result<(), Error> {
             .then_with(|| by_creation(a, b))
     });
     for rs in cleanable.into_iter().take(excess) {
-        let params = DeleteParams {
-            preconditions: rs.metadata.uid.clone().map(|uid| kube::api::Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
+        let params = delete_if_uid(&rs.metadata);
         match rs_api(ctx, rs).delete(&rs.name_any(), &params).await {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
@@ -1484,6 +1372,7 @@ async fn sync_rollout_status(ctx: &Ctx, d: &mut Deployment, sets: &Sets) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn deployment(value: Value) -> Deployment {
         serde_json::from_value(value).unwrap()

@@ -17,13 +17,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{self, Action};
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
@@ -31,9 +31,9 @@ use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 
 use super::workloads_common::{
-    controller_of, controller_ref, is_not_found, is_pod_active, is_pod_available, is_pod_ready,
-    now, object_reference, ready_since, record_event, retry_after, selector_matches, status_code,
-    until_available, Error, RESYNC,
+    claim, controller_of, controller_ref, delete_if_uid, is_not_found, is_pod_active,
+    is_pod_available, is_pod_ready, now, object_reference, one_by_one, owners_to_sync, ready_since,
+    record_event, run_applier, status_code, until_available, Error, RESYNC,
 };
 
 /// The component name in Events.
@@ -213,64 +213,21 @@ async fn run(client: Client) {
             }
             Event::Init | Event::InitDone => Vec::new(),
         });
-    let queue = stream::select(rs_trigger, pod_trigger).flat_map(|batch| {
-        let items: Vec<Result<ObjectRef<ReplicaSet>, watcher::Error>> = match batch {
-            Ok(refs) => refs.into_iter().map(Ok).collect(),
-            Err(e) => vec![Err(e)],
-        };
-        stream::iter(items)
-    });
-
+    let queue = one_by_one(stream::select(rs_trigger, pod_trigger));
     let ctx = Arc::new(Ctx {
         client,
         pods: pod_store,
         expectations,
     });
-    controller::applier(
-        |rs, ctx| Box::pin(reconcile(rs, ctx)),
-        |_rs, err: &Error, _ctx| Action::requeue(retry_after(err)),
-        ctx,
-        rs_store,
-        queue,
-        controller::Config::default().concurrency(16),
-    )
-    .for_each(|result| async move {
-        match result {
-            Ok(_) => {}
-            Err(controller::Error::ReconcilerFailed(err, obj)) if err.is_conflict() => {
-                tracing::debug!(replicaset = %obj, error = %err, "replicaset sync lost a race; retrying");
-            }
-            Err(controller::Error::ReconcilerFailed(err, obj)) => {
-                tracing::warn!(replicaset = %obj, error = %err, "replicaset sync failed; retrying");
-            }
-            Err(controller::Error::ObjectNotFound(_)) => {}
-            Err(e) => tracing::warn!(error = %e, "replicaset controller watch failed; retrying"),
-        }
-    })
-    .await;
+    run_applier("replicaset", reconcile, ctx, rs_store, queue, 16).await;
 }
 
 /// The ReplicaSets a pod event concerns: its controller if that is a ReplicaSet, else (an
 /// orphan) every ReplicaSet of its namespace whose selector matches it.
 fn replicasets_of(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
-    let ns = pod.namespace().unwrap_or_default();
-    if let Some(owner) = controller_of(&pod.metadata) {
-        if owner.kind == "ReplicaSet" && owner.api_version.starts_with("apps/") {
-            return vec![ObjectRef::new(&owner.name).within(&ns)];
-        }
-        return Vec::new();
-    }
-    replicasets
-        .state()
-        .iter()
-        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|rs| {
-            rs.spec
-                .as_ref()
-                .is_some_and(|s| selector_matches(&s.selector, pod.metadata.labels.as_ref()))
-        })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-        .collect()
+    owners_to_sync(&pod.metadata, replicasets, |rs| {
+        rs.spec.as_ref().map(|s| &s.selector)
+    })
 }
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -330,95 +287,7 @@ async fn claim_pods(
     let Some(spec) = rs.spec.as_ref() else {
         return Ok(Vec::new());
     };
-    let uid = rs.metadata.uid.clone().unwrap_or_default();
-    let deleting = rs.metadata.deletion_timestamp.is_some();
-    let mut claimed = Vec::new();
-    let mut can_adopt: Option<bool> = None;
-    for pod in pods {
-        let matches = selector_matches(&spec.selector, pod.metadata.labels.as_ref());
-        match controller_of(&pod.metadata) {
-            Some(owner) if owner.uid == uid => {
-                if matches {
-                    claimed.push(pod);
-                } else if !deleting {
-                    set_owner_refs(ctx, &pod, owned_refs_without(&pod.metadata, &uid)).await?;
-                }
-            }
-            Some(_) => {}
-            None => {
-                if !matches || deleting || pod.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                // kube re-reads the owner before adopting (it may be a recreated namesake).
-                if can_adopt.is_none() {
-                    can_adopt = Some(still_adoptable(ctx, rs).await?);
-                }
-                if can_adopt != Some(true) {
-                    continue;
-                }
-                let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
-                refs.push(controller_ref("apps/v1", "ReplicaSet", &rs.metadata));
-                if let Some(adopted) = set_owner_refs(ctx, &pod, refs).await? {
-                    claimed.push(Arc::new(adopted));
-                }
-            }
-        }
-    }
-    Ok(claimed)
-}
-
-/// The pod's owner references without the one of `uid`.
-fn owned_refs_without(meta: &ObjectMeta, uid: &str) -> Vec<OwnerReference> {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .filter(|r| r.uid != uid)
-        .cloned()
-        .collect()
-}
-
-/// True when the ReplicaSet, read fresh, is the same object and not being deleted.
-async fn still_adoptable(ctx: &Ctx, rs: &ReplicaSet) -> Result<bool, Error> {
-    let api: Api<ReplicaSet> =
-        Api::namespaced(ctx.client.clone(), &rs.namespace().unwrap_or_default());
-    match api.get_opt(&rs.name_any()).await? {
-        Some(fresh) => Ok(
-            fresh.metadata.uid == rs.metadata.uid && fresh.metadata.deletion_timestamp.is_none()
-        ),
-        None => Ok(false),
-    }
-}
-
-/// Sets the pod's owner references (adopt or release), guarded by its resourceVersion; `None`
-/// when the pod is gone.
-async fn set_owner_refs(
-    ctx: &Ctx,
-    pod: &Pod,
-    refs: Vec<OwnerReference>,
-) -> Result<Option<Pod>, Error> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
-    let refs = if refs.is_empty() {
-        Value::Null
-    } else {
-        serde_json::to_value(refs)?
-    };
-    let patch = json!({"metadata": {
-        "ownerReferences": refs,
-        "resourceVersion": pod.metadata.resource_version,
-        "uid": pod.metadata.uid,
-    }});
-    match api
-        .patch(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(p) => Ok(Some(p)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    claim(&ctx.client, rs, &spec.selector, pods).await
 }
 
 /// kube's `manageReplicas`: creates or deletes pods so that the active ones number
@@ -504,14 +373,7 @@ async fn manage_replicas(
                 let api = api.clone();
                 async move {
                     let name = p.name_any();
-                    let params = DeleteParams {
-                        preconditions: p.metadata.uid.clone().map(|uid| kube::api::Preconditions {
-                            uid: Some(uid),
-                            resource_version: None,
-                        }),
-                        ..DeleteParams::default()
-                    };
-                    (p, api.delete(&name, &params).await)
+                    (p, api.delete(&name, &delete_if_uid(&p.metadata)).await)
                 }
             }))
             .await;

@@ -1,17 +1,29 @@
 //! What the ReplicaSet and Deployment controllers share, as kube's `pkg/controller` helpers do:
 //! label selector matching, controller references, pod readiness and availability, the error
-//! type and its retry policy, and best-effort Events.
+//! type and its retry policy, best-effort Events, the applier loop and its trigger queue, and
+//! claiming (adopting and releasing) the objects a controller owns.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{stream, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::{self, Action};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 
 /// How often every object is reconciled again even without a watch event (kube's resync).
 pub(crate) const RESYNC: Duration = Duration::from_secs(300);
@@ -241,6 +253,220 @@ pub(crate) fn object_reference(
         uid: meta.uid.clone(),
         resource_version: meta.resource_version.clone(),
         field_path: None,
+    }
+}
+
+/// Delete options that only delete the object with this uid (not a recreated namesake).
+pub(crate) fn delete_if_uid(meta: &ObjectMeta) -> DeleteParams {
+    DeleteParams {
+        preconditions: meta.uid.clone().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
+/// The applier's queue: each watch event's batch of objects to sync, one request each (a watch
+/// error passes through, for the applier to report).
+pub(crate) fn one_by_one<K, S>(
+    batches: S,
+) -> impl Stream<Item = Result<ObjectRef<K>, watcher::Error>>
+where
+    K: Resource,
+    S: Stream<Item = Result<Vec<ObjectRef<K>>, watcher::Error>>,
+{
+    batches.flat_map(|batch| {
+        let items: Vec<Result<ObjectRef<K>, watcher::Error>> = match batch {
+            Ok(refs) => refs.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        stream::iter(items)
+    })
+}
+
+/// Runs kube-runtime's applier (the engine under `Controller`) over `store` and `queue` until
+/// the task is aborted: failed reconciles are requeued by [`retry_after`] and logged, as are
+/// watch failures (`name` says which controller, e.g. "replicaset").
+pub(crate) async fn run_applier<K, C, F, Fut>(
+    name: &'static str,
+    mut reconcile: F,
+    ctx: Arc<C>,
+    store: Store<K>,
+    queue: impl Stream<Item = Result<ObjectRef<K>, watcher::Error>>,
+    concurrency: u16,
+) where
+    K: Resource<DynamicType = ()> + Clone + Debug + 'static,
+    F: FnMut(Arc<K>, Arc<C>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    controller::applier(
+        move |obj, ctx| Box::pin(reconcile(obj, ctx)),
+        |_obj, err: &Error, _ctx| Action::requeue(retry_after(err)),
+        ctx,
+        store,
+        queue,
+        controller::Config::default().concurrency(concurrency),
+    )
+    .for_each(|result| async move {
+        match result {
+            Ok(_) => {}
+            Err(controller::Error::ReconcilerFailed(err, obj)) if err.is_conflict() => {
+                tracing::debug!(object = %obj, error = %err, "{name} sync lost a race; retrying");
+            }
+            Err(controller::Error::ReconcilerFailed(err, obj)) => {
+                tracing::warn!(object = %obj, error = %err, "{name} sync failed; retrying");
+            }
+            Err(controller::Error::ObjectNotFound(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "{name} controller watch failed; retrying"),
+        }
+    })
+    .await;
+}
+
+/// The owners of kind `K` a watch event about `child` concerns: its controller if that is a
+/// `K`, else (an orphan) every `K` of its namespace whose selector matches it.
+pub(crate) fn owners_to_sync<K>(
+    child: &ObjectMeta,
+    owners: &Store<K>,
+    selector: impl Fn(&K) -> Option<&LabelSelector>,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let ns = child.namespace.clone().unwrap_or_default();
+    if let Some(owner) = controller_of(child) {
+        if owner.kind == K::kind(&()) && owner.api_version.starts_with("apps/") {
+            return vec![ObjectRef::new(&owner.name).within(&ns)];
+        }
+        return Vec::new();
+    }
+    owners
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(ns.as_str()))
+        .filter(|o| selector(o).is_some_and(|s| selector_matches(s, child.labels.as_ref())))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+/// kube's `ClaimObjects` (`ClaimPods`, `ClaimReplicaSets`): the `candidates` (of the owner's
+/// namespace) that `owner` controls after adopting matching orphans and releasing owned ones
+/// that no longer match `selector`.
+pub(crate) async fn claim<O, K>(
+    client: &Client,
+    owner: &O,
+    selector: &LabelSelector,
+    candidates: impl IntoIterator<Item = Arc<K>>,
+) -> Result<Vec<Arc<K>>, Error>
+where
+    O: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let uid = owner.meta().uid.clone().unwrap_or_default();
+    let deleting = owner.meta().deletion_timestamp.is_some();
+    let mut claimed = Vec::new();
+    let mut can_adopt: Option<bool> = None;
+    for obj in candidates {
+        let meta = obj.meta();
+        let matches = selector_matches(selector, meta.labels.as_ref());
+        match controller_of(meta) {
+            Some(owner_ref) if owner_ref.uid == uid => {
+                if matches {
+                    claimed.push(obj);
+                } else if !deleting {
+                    let refs = meta
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .filter(|r| r.uid != uid)
+                        .cloned()
+                        .collect();
+                    set_owner_refs(client, obj.as_ref(), refs).await?;
+                }
+            }
+            Some(_) => {}
+            None => {
+                if !matches || deleting || meta.deletion_timestamp.is_some() {
+                    continue;
+                }
+                // kube re-reads the owner before adopting (it may be a recreated namesake).
+                if can_adopt.is_none() {
+                    can_adopt = Some(still_adoptable(client, owner).await?);
+                }
+                if can_adopt != Some(true) {
+                    continue;
+                }
+                let mut refs = meta.owner_references.clone().unwrap_or_default();
+                refs.push(controller_ref(
+                    &O::api_version(&()),
+                    &O::kind(&()),
+                    owner.meta(),
+                ));
+                if let Some(adopted) = set_owner_refs(client, obj.as_ref(), refs).await? {
+                    claimed.push(Arc::new(adopted));
+                }
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// True when the owner, read fresh, is the same object and not being deleted.
+async fn still_adoptable<O>(client: &Client, owner: &O) -> Result<bool, Error>
+where
+    O: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<O> = Api::namespaced(client.clone(), &owner.namespace().unwrap_or_default());
+    let fresh = api.get_opt(&owner.name_any()).await?;
+    Ok(fresh
+        .is_some_and(|f| f.meta().uid == owner.meta().uid && f.meta().deletion_timestamp.is_none()))
+}
+
+/// Sets the object's owner references (adopt or release), guarded by its resourceVersion;
+/// `None` when the object is gone.
+async fn set_owner_refs<K>(
+    client: &Client,
+    obj: &K,
+    refs: Vec<OwnerReference>,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let refs = if refs.is_empty() {
+        Value::Null
+    } else {
+        serde_json::to_value(refs)?
+    };
+    let patch = json!({"metadata": {
+        "ownerReferences": refs,
+        "resourceVersion": obj.meta().resource_version,
+        "uid": obj.meta().uid,
+    }});
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

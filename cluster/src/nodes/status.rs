@@ -3,7 +3,7 @@
 //! Lease heartbeat, and a bound pod's Running status. The agent ([`super::agent`]) only sends
 //! them.
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Map, Value};
@@ -334,44 +334,36 @@ pub fn running_pod_status(pod: &Pod, placement: PodPlacement, now: Timestamp) ->
     let spec = pod.spec.as_ref();
     let container_id = |name: &str| format!("{RUNTIME}://{uid}/{name}");
     let image_id = |image: &str| format!("{RUNTIME}://{image}");
+    let status_of = |c: &Container, started: bool, state: Value| {
+        let image = c.image.clone().unwrap_or_default();
+        json!({
+            "name": c.name,
+            "image": image,
+            "imageID": image_id(&image),
+            "containerID": container_id(&c.name),
+            "ready": true,
+            "started": started,
+            "restartCount": 0,
+            "state": state,
+        })
+    };
     let containers: Vec<Value> = spec
         .map(|s| s.containers.as_slice())
         .unwrap_or_default()
         .iter()
-        .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            json!({
-                "name": c.name,
-                "image": image,
-                "imageID": image_id(&image),
-                "containerID": container_id(&c.name),
-                "ready": true,
-                "started": true,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": start}},
-            })
-        })
+        .map(|c| status_of(c, true, json!({"running": {"startedAt": start}})))
         .collect();
     let init_containers: Vec<Value> = spec
         .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default()
         .iter()
         .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            json!({
-                "name": c.name,
-                "image": image,
-                "imageID": image_id(&image),
+            let state = json!({"terminated": {
+                "exitCode": 0, "reason": "Completed",
+                "startedAt": start, "finishedAt": start,
                 "containerID": container_id(&c.name),
-                "ready": true,
-                "started": false,
-                "restartCount": 0,
-                "state": {"terminated": {
-                    "exitCode": 0, "reason": "Completed",
-                    "startedAt": start, "finishedAt": start,
-                    "containerID": container_id(&c.name),
-                }},
-            })
+            }});
+            status_of(c, false, state)
         })
         .collect();
     let pod_ip = placement.pod_ip.to_string();
