@@ -22,3 +22,20 @@ pub use decision::Decision;
 pub use request_info::RequestInfo;
 pub use status::Status;
 pub use user::UserInfo;
+
+/// An error and its causes on one line, `: `-separated, for a log field or a message. A cause
+/// whose text the line already holds is left out (many errors repeat their source's text).
+/// kgate's error texts name checks and public names, never credentials.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -55,15 +55,4 @@ pub enum GatewayError {
     Internal(String),
 }
 
-/// An error and its causes on one line, for a log field or a message (texts name checks and
-/// public names, never credentials).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use kgate_core::error_chain;

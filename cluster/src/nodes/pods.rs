@@ -375,7 +375,7 @@ impl NodePods {
                 self.due.insert(uid.to_owned(), at);
             }
             Err(error) => {
-                tracing::warn!(node = %self.node, pod = %key_of(pod), error = %error_chain(&error), "cannot mount the pod's token; retrying");
+                tracing::warn!(node = %self.node, pod = %key_of(pod), error = %kgate_core::error_chain(&error), "cannot mount the pod's token; retrying");
                 self.retry_token(uid);
             }
         }
@@ -386,16 +386,4 @@ impl NodePods {
         self.token_next.insert(uid.to_owned(), at);
         self.due.insert(uid.to_owned(), at);
     }
-}
-
-/// An error and its sources, `: `-separated (none of them holds a token).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -41,10 +41,10 @@ use tokio::time::{Instant, Interval, Sleep};
 use super::codec::{decode_object, set_resource_version, Negotiated, JSON};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::storage::collection_prefix;
-use super::watch_cache::{Update, Updates, WatchCache, WatchCacheError};
+use super::watch_cache::{SharedEvent, Update, Updates, WatchCache, WatchCacheError};
 use crate::resources::ResourceDef;
 use crate::schema::{self, IncludeObject};
-use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
 
 /// How often a watch with bookmarks sends one.
 pub const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
@@ -350,27 +350,29 @@ impl Watcher {
 
     /// The line for a store event after selector filtering, or `None` when the client should not
     /// hear of it.
-    fn event_line(&mut self, event: &WatchEvent) -> Option<Bytes> {
-        let current = match decode_object(&event.kv) {
+    fn event_line(&mut self, event: &SharedEvent) -> Option<Bytes> {
+        // Decoded once for all watchers (see `SharedEvent`); cloned only by those that send it.
+        let current = match event.current() {
             Ok(obj) => obj,
-            Err(status) => return Some(self.fail(&status)),
+            Err(status) => return Some(self.fail(status)),
         };
-        let now_matches = self.matches(&current);
+        let now_matches = self.matches(current);
         match event.kind {
-            EventKind::Create => now_matches.then(|| self.object_line("ADDED", current)),
-            EventKind::Delete => now_matches.then(|| self.object_line("DELETED", current)),
+            EventKind::Create => now_matches.then(|| self.object_line("ADDED", current.clone())),
+            EventKind::Delete => now_matches.then(|| self.object_line("DELETED", current.clone())),
             EventKind::Update => {
-                let previous = match event.prev.as_ref().map(decode_object).transpose() {
-                    Ok(prev) => prev,
-                    Err(status) => return Some(self.fail(&status)),
+                let previous = match event.previous() {
+                    None => None,
+                    Some(Ok(prev)) => Some(prev),
+                    Some(Err(status)) => return Some(self.fail(status)),
                 };
-                let was_matching = previous.as_ref().is_some_and(|p| self.matches(p));
+                let was_matching = previous.is_some_and(|p| self.matches(p));
                 match (was_matching, now_matches) {
-                    (true, true) => Some(self.object_line("MODIFIED", current)),
-                    (false, true) => Some(self.object_line("ADDED", current)),
+                    (true, true) => Some(self.object_line("MODIFIED", current.clone())),
+                    (false, true) => Some(self.object_line("ADDED", current.clone())),
                     (true, false) => {
                         // kube sends the last state the client could see, at the new revision.
-                        let mut old = previous.unwrap_or(current);
+                        let mut old = previous.unwrap_or(current).clone();
                         set_resource_version(&mut old, event.kv.mod_revision);
                         Some(self.object_line("DELETED", old))
                     }

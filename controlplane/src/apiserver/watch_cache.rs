@@ -39,6 +39,9 @@ use thiserror::Error;
 use super::storage::collection_prefix;
 use crate::resources::ResourceDef;
 use crate::store::{Revision, Store, StoreError, WatchEvent};
+use kgate_core::Status;
+use serde_json::Value;
+use std::sync::OnceLock;
 
 mod feed;
 
@@ -71,11 +74,62 @@ impl Default for WatchCacheConfig {
     }
 }
 
+/// A store event as every watcher it goes to shares it: its objects are decoded at most once,
+/// by the first watcher that needs them. A thousand node agents watching pods with a
+/// `spec.nodeName` field selector must not parse every pod a thousand times to find that it is
+/// not theirs.
+#[derive(Debug)]
+pub struct SharedEvent {
+    event: WatchEvent,
+    current: OnceLock<Result<Value, Status>>,
+    previous: OnceLock<Option<Result<Value, Status>>>,
+}
+
+impl SharedEvent {
+    pub fn new(event: WatchEvent) -> Self {
+        Self {
+            event,
+            current: OnceLock::new(),
+            previous: OnceLock::new(),
+        }
+    }
+
+    /// The object after the change (the last state, for a delete), at the event's revision.
+    pub fn current(&self) -> Result<&Value, &Status> {
+        self.current
+            .get_or_init(|| super::codec::decode_object(&self.event.kv))
+            .as_ref()
+    }
+
+    /// The object before the change, if the event carries it.
+    pub fn previous(&self) -> Option<Result<&Value, &Status>> {
+        self.previous
+            .get_or_init(|| self.event.prev.as_ref().map(super::codec::decode_object))
+            .as_ref()
+            .map(Result::as_ref)
+    }
+}
+
+impl std::ops::Deref for SharedEvent {
+    type Target = WatchEvent;
+    fn deref(&self) -> &WatchEvent {
+        &self.event
+    }
+}
+
+impl PartialEq for SharedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+    }
+}
+
+impl Eq for SharedEvent {}
+
 /// One item of a subscriber's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// A change under the subscriber's prefix, after its revision, in revision order.
-    Event(Arc<WatchEvent>),
+    Event(Arc<SharedEvent>),
     /// Every matching event at or below this revision has been sent (a bookmark may say so).
     Progress(Revision),
 }
@@ -170,7 +224,7 @@ impl WatchCache {
         let stream = self.store.watch(prefix, after).await?;
         Ok(stream
             .map(|item| {
-                item.map(|event| Update::Event(Arc::new(event)))
+                item.map(|event| Update::Event(Arc::new(SharedEvent::new(event))))
                     .map_err(WatchCacheError::Store)
             })
             .boxed())

@@ -22,6 +22,7 @@ use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use kgate_core::error_chain;
 use openidconnect::core::CoreProviderMetadata;
 use openidconnect::reqwest;
 use serde::Deserialize;
@@ -778,21 +779,6 @@ impl Inner {
         }
         Ok(body)
     }
-}
-
-/// An error and its sources, `: `-separated (reqwest's own text alone hides the cause).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let next = e.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = e.source();
-    }
-    text
 }
 
 fn is_tls(reason: &str) -> bool {

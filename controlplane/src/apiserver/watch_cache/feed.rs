@@ -10,8 +10,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Update, Updates, WatchCacheConfig, WatchCacheError};
-use crate::store::{Revision, StoreError, WatchEvent, WatchStream};
+use super::{SharedEvent, Update, Updates, WatchCacheConfig, WatchCacheError};
+use crate::store::{Revision, StoreError, WatchStream};
 
 /// The shared watch of one resource.
 pub(super) struct Feed {
@@ -29,7 +29,7 @@ struct FeedState {
     floor: Revision,
     /// The last revision dispatched (or the start revision).
     progress: Revision,
-    buffer: VecDeque<Arc<WatchEvent>>,
+    buffer: VecDeque<Arc<SharedEvent>>,
     subscribers: Vec<Subscriber>,
     next_id: u64,
     /// Since when the feed has had no subscriber.
@@ -167,7 +167,7 @@ impl Feed {
 
     /// Buffers `event` and queues it for every matching subscriber with room; returns those
     /// without room.
-    fn offer(&self, event: &Arc<WatchEvent>, buffer: usize) -> Vec<Blocked> {
+    fn offer(&self, event: &Arc<SharedEvent>, buffer: usize) -> Vec<Blocked> {
         let mut guard = self.lock();
         let state = &mut *guard;
         let revision = event.revision();
@@ -209,7 +209,7 @@ impl Feed {
     /// Sends `event` to each subscriber `offer` found full, waiting at most what the budget
     /// allows; cuts off those still full. The feed dispatches nothing else meanwhile, so order
     /// holds for everyone.
-    async fn dispatch(&self, event: Arc<WatchEvent>, buffer: usize, budget: &mut TimeBudget) {
+    async fn dispatch(&self, event: Arc<SharedEvent>, buffer: usize, budget: &mut TimeBudget) {
         let blocked = self.offer(&event, buffer);
         if blocked.is_empty() {
             return;
@@ -337,8 +337,12 @@ async fn run(feed: Arc<Feed>, mut stream: WatchStream, config: WatchCacheConfig)
         };
         match next {
             Some(Ok(event)) => {
-                feed.dispatch(Arc::new(event), config.buffer, &mut budget)
-                    .await
+                feed.dispatch(
+                    Arc::new(SharedEvent::new(event)),
+                    config.buffer,
+                    &mut budget,
+                )
+                .await
             }
             Some(Err(error)) => break error,
             None => break StoreError::Unavailable("the store's watch stream ended".into()),
@@ -394,7 +398,7 @@ impl TimeBudget {
 struct Subscription {
     feed: Arc<Feed>,
     id: u64,
-    backlog: VecDeque<Arc<WatchEvent>>,
+    backlog: VecDeque<Arc<SharedEvent>>,
     /// The feed's progress when it joined, if past its revision.
     progress: Option<Revision>,
     rx: mpsc::Receiver<Update>,
