@@ -66,7 +66,9 @@ pub async fn start(
     .context("creating a work directory")?;
     let mut procs = Vec::new();
     let mut etcd_pid = None;
-    let mut extra = Vec::new();
+    // The storage alone: no simulated nodes, scheduler or controllers adding their own load
+    // (the figures before issue 7 were taken without them).
+    let mut extra: Vec<std::ffi::OsString> = vec!["--nodes=0".into(), "--controllers=".into()];
     if kind == Kind::Etcd {
         let (proc, url) = start_etcd(etcd, dir.path()).await?;
         etcd_pid = Some(proc.id());
