@@ -59,6 +59,11 @@ pub struct ClusterArgs {
     /// evicted (kube-controller-manager's flag; a number with s, m or h).
     #[arg(long, default_value = "40s")]
     pub node_monitor_grace_period: String,
+    /// Where the simulated nodes write the ServiceAccount token files their pods' volumes project
+    /// (`<dir>/<node>/pods/<namespace>_<pod>_<uid>/token`); `DATA_DIR/nodes` by default. Kubelet
+    /// keeps such volumes on tmpfs: a folder under /dev/shm does the same here.
+    #[arg(long, value_name = "DIR")]
+    pub node_state_dir: Option<std::path::PathBuf>,
 }
 
 /// The cluster flags after validation.
@@ -67,6 +72,8 @@ pub struct ClusterSettings {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) components: BTreeSet<&'static str>,
     pub(crate) node_monitor_grace_period: std::time::Duration,
+    /// `None`: `DATA_DIR/nodes`.
+    pub(crate) node_state_dir: Option<std::path::PathBuf>,
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -105,6 +112,7 @@ impl ClusterArgs {
             .ok_or_else(|| invalid("node-monitor-grace-period", "must be positive"))?;
         Ok(ClusterSettings {
             node_monitor_grace_period,
+            node_state_dir: self.node_state_dir,
             nodes,
             components: parse_components(&self.controllers)
                 .map_err(|r| invalid("controllers", r))?,
@@ -345,7 +353,12 @@ pub(crate) async fn start(
                     client,
                     nodes::NodeManagerOptions {
                         // Where the nodes "mount" their pods' projected ServiceAccount tokens.
-                        state_dir: Some(data_dir.join("nodes")),
+                        state_dir: Some(
+                            settings
+                                .node_state_dir
+                                .clone()
+                                .unwrap_or_else(|| data_dir.join("nodes")),
+                        ),
                     },
                 )
             }
@@ -407,6 +420,7 @@ mod tests {
             node_pods: 10,
             controllers: "*".into(),
             node_monitor_grace_period: "40s".into(),
+            node_state_dir: None,
         }
         .validate()
         .unwrap();

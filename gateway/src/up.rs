@@ -176,7 +176,10 @@ pub async fn start_gateway(config: GatewayConfig) -> Result<Running, RunError> {
     // The control plane signs with the keys of the shared data directory; the gateway verifies
     // with them (and follows their rotation).
     let tokens = wiring::TokenSettings {
-        keys: wiring::service_account_keys(&settings.data_dir)?,
+        keys: wiring::service_account_keys(
+            &settings.data_dir,
+            config.service_accounts.signing_algorithm,
+        )?,
         settings: config.service_accounts,
     };
     start_gateway_part(settings, pki, upstream, tokens, None).await

@@ -167,7 +167,8 @@ pub(crate) async fn open_control_plane(
 /// Gives the control plane a ServiceAccount token issuer: TokenRequest
 /// (`serviceaccounts/token`) and the legacy token Secret controller, whose Secrets get
 /// `root_ca_pem` as `ca.crt`. The signing keys live in `DATA_DIR/pki/service-account-keys`
-/// (RS256, as kubeadm's `sa.key`, which every verifier understands), created on first start.
+/// (by default RS256, as kubeadm's `sa.key`, which every verifier understands), created on
+/// first start.
 /// Returns the keys, for a verifier of the tokens issued.
 pub(crate) async fn enable_service_account_tokens(
     api: &ApiServer,
@@ -175,7 +176,7 @@ pub(crate) async fn enable_service_account_tokens(
     settings: &ServiceAccountSettings,
     root_ca_pem: &str,
 ) -> Result<kgate_tokens::SharedKeys, WiringError> {
-    let keys = service_account_keys(data_dir)?;
+    let keys = service_account_keys(data_dir, settings.signing_algorithm)?;
     let issuer = Arc::new(kgate_tokens::TokenIssuer::new(
         keys.clone(),
         kgate_tokens::IssuerConfig {
@@ -258,18 +259,18 @@ pub(crate) fn service_account_keys_dir(data_dir: &Path) -> std::path::PathBuf {
     crate::pki::Pki::dir_of(data_dir).join("service-account-keys")
 }
 
-/// The ServiceAccount keys of a data directory (created when absent, RS256), for a gateway
-/// whose control plane runs apart but shares the data directory.
+/// The ServiceAccount keys of a data directory (created when absent, with `algorithm`).
 pub(crate) fn service_account_keys(
     data_dir: &Path,
+    algorithm: kgate_tokens::Algorithm,
 ) -> Result<kgate_tokens::SharedKeys, WiringError> {
     let dir = service_account_keys_dir(data_dir);
-    let keys = kgate_tokens::KeySet::load_or_create(&dir, kgate_tokens::Algorithm::Rs256).map_err(
-        |e| WiringError::ServiceAccountKeys {
+    let keys = kgate_tokens::KeySet::load_or_create(&dir, algorithm).map_err(|e| {
+        WiringError::ServiceAccountKeys {
             dir: dir.clone(),
             source: Box::new(e),
-        },
-    )?;
+        }
+    })?;
     Ok(kgate_tokens::SharedKeys::new(keys))
 }
 

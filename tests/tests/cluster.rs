@@ -37,6 +37,60 @@ fn kgate_node(kg: &Kgate, args: &[&str]) -> String {
         .to_owned()
 }
 
+/// The pod's spec has the token volume the ServiceAccount admission adds, and its node wrote the
+/// token that volume projects (0600, bound to the pod) into its state folder, under the node's
+/// own identity (which may not read ServiceAccounts, as kube's system:node role).
+fn pod_token_is_mounted(kg: &Kgate, name: &str) {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let pod = json(kg, &["get", "pod", name]);
+    assert_eq!(pod["spec"]["serviceAccountName"], "default", "{pod}");
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| {
+            v["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("kube-api-access-"))
+        })
+        .unwrap_or_else(|| panic!("no token volume: {pod}"));
+    assert_eq!(
+        volume["projected"]["sources"][0]["serviceAccountToken"]["path"],
+        "token"
+    );
+    assert_eq!(
+        pod["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let file = kg
+        .data_dir()
+        .join("nodes")
+        .join(node)
+        .join("pods")
+        .join(format!("default_{name}_{uid}"))
+        .join("token");
+    let token = poll("the pod's token file", CONVERGE, || {
+        std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))
+    });
+    let mode = std::fs::metadata(&file).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+    let part = |i: usize| -> Value {
+        let encoded = token.split('.').nth(i).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| panic!("the token file holds no JWT"))
+    };
+    assert_eq!(part(0)["alg"], "ES256");
+    let claims = part(1);
+    assert_eq!(claims["sub"], "system:serviceaccount:default:default");
+    assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid);
+}
+
 /// The pods of namespace `ns` matching `selector`: name to (phase, node, pod IP, ready).
 fn pods(kg: &Kgate, ns: &str, selector: &str) -> BTreeMap<String, (String, String, String, bool)> {
     let list = json(kg, &["get", "pods", "-n", ns, "-l", selector]);
@@ -126,7 +180,11 @@ fn ready_nodes(kg: &Kgate) -> Vec<String> {
 
 #[test]
 fn a_deployment_ends_as_running_pods_spread_over_ready_nodes_and_heals() {
-    let kg = kgate(&["--node-monitor-grace-period=5s"]);
+    // ES256 signing keys here: the pods' tokens below show which key signed them.
+    let kg = kgate(&[
+        "--node-monitor-grace-period=5s",
+        "--service-account-signing-algorithm=ES256",
+    ]);
     let nodes = poll("3 Ready nodes", CONVERGE, || {
         let ready = ready_nodes(&kg);
         if ready.len() == 3 {
@@ -158,6 +216,7 @@ fn a_deployment_ends_as_running_pods_spread_over_ready_nodes_and_heals() {
     kg.kubectl_ok(&["delete", "pod", &victim, "--wait=false"]);
     let healed = running(&kg, "default", "app=web", 6);
     assert!(!healed.contains_key(&victim), "{healed:#?}");
+    pod_token_is_mounted(&kg, healed.keys().next().map_or("", String::as_str));
 
     // Scale both ways.
     kg.kubectl_ok(&["scale", "deployment", "web", "--replicas=8"]);

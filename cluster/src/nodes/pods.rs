@@ -7,7 +7,7 @@
 //! agent or of kgate keeps the addresses pods already have.
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher::{self, Event};
@@ -24,7 +24,7 @@ use super::tokens;
 
 /// How soon a failed pod status write is tried again.
 const RETRY: Duration = Duration::from_secs(5);
-/// How soon a pod whose ServiceAccount is missing (or whose token failed) is tried again.
+/// How soon a pod whose token request or file write failed is tried again.
 const TOKEN_RETRY: Duration = Duration::from_secs(15);
 
 /// One node's pods.
@@ -331,39 +331,16 @@ impl NodePods {
         }
     }
 
-    /// Requests the pod's token and writes it; schedules its refresh (or a retry).
+    /// Requests the token the pod's spec projects and writes it; schedules its refresh (or a
+    /// retry).
     async fn mount_token(&mut self, pod: &Pod, uid: &str) {
-        let (Some(dir), Some(sa)) = (self.pod_dir(pod), tokens::service_account_of(pod)) else {
+        let (Some(dir), Some(projection)) = (self.pod_dir(pod), tokens::projection_of(pod)) else {
             return;
         };
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let accounts: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
-        match accounts.get_opt(&sa).await {
-            Ok(Some(account))
-                if tokens::automount_disabled(&account)
-                    && pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.automount_service_account_token)
-                        != Some(true) =>
-            {
-                return;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                tracing::debug!(node = %self.node, pod = %key_of(pod), serviceaccount = %sa, "the pod's ServiceAccount does not exist yet");
-                self.retry_token(uid);
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(node = %self.node, pod = %key_of(pod), %error, "cannot read the pod's ServiceAccount; retrying");
-                self.retry_token(uid);
-                return;
-            }
-        }
-        let written = match tokens::request(&self.client, namespace, &sa, name, uid).await {
-            Ok(token) => tokens::write(&dir, &token).map(|()| token),
+        let written = match tokens::request(&self.client, namespace, &projection, name, uid).await {
+            Ok(token) => tokens::write(&dir, &projection.path, &token).map(|()| token),
             Err(e) => Err(e),
         };
         match written {

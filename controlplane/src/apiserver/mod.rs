@@ -30,6 +30,7 @@ pub(crate) mod objects;
 mod protobuf;
 mod read;
 mod request;
+mod service_accounts;
 mod service_ips;
 mod storage;
 mod subresources;

@@ -9,6 +9,8 @@
 // boxing it here would only move the allocation into every caller.
 #![allow(clippy::result_large_err)]
 
+use std::borrow::Cow;
+
 use kgate_core::Status;
 use serde_json::Value;
 
@@ -454,24 +456,25 @@ fn kind_fields(def: &ResourceDef) -> Option<&'static [&'static str]> {
 }
 
 /// The value of a field label on an object, as kube's `GetAttrs` functions compute it: missing
-/// strings are "", booleans and numbers print as Go's `fmt.Sprint` does.
-fn field_value(object: &Value, field: &str) -> String {
+/// strings are "", booleans and numbers print as Go's `fmt.Sprint` does. Borrowed when the
+/// object holds the string, as matching runs for every watcher on every event.
+pub(crate) fn field_value<'a>(object: &'a Value, field: &str) -> Cow<'a, str> {
     let at = |path: &str| {
         path.split('.')
             .try_fold(object, |v, k| v.get(k))
             .filter(|v| !v.is_null())
     };
-    let text = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
+    let text = |v: Option<&'a Value>| match v {
+        Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+        Some(other) => Cow::Owned(other.to_string()),
+        None => Cow::Borrowed(""),
     };
+    let flag = |b: bool| Cow::Borrowed(if b { "true" } else { "false" });
     match field {
-        "spec.unschedulable" | "spec.hostNetwork" => at(field)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            .to_string(),
-        "status.replicas" => at(field).and_then(Value::as_i64).unwrap_or(0).to_string(),
+        "spec.unschedulable" | "spec.hostNetwork" => {
+            flag(at(field).and_then(Value::as_bool).unwrap_or(false))
+        }
+        "status.replicas" => Cow::Owned(at(field).and_then(Value::as_i64).unwrap_or(0).to_string()),
         // kube reads the first of status.podIPs, which mirrors status.podIP.
         "status.podIP" => text(at("status.podIPs.0.ip").or_else(|| at("status.podIP"))),
         "source" => text(at("source.component")),
@@ -600,9 +603,15 @@ impl FieldSelector {
     /// The name when the selector requires `metadata.name` to equal one value (a lookup by key
     /// can then replace a scan).
     pub fn required_name(&self) -> Option<&str> {
+        self.required_value("metadata.name")
+    }
+
+    /// The value `field` must equal for the selector to hold, if a term requires one (the watch
+    /// cache then routes only the events with that value to the watch).
+    pub fn required_value(&self, field: &str) -> Option<&str> {
         self.terms
             .iter()
-            .find(|t| t.field == "metadata.name" && !t.negated)
+            .find(|t| t.field == field && !t.negated)
             .map(|t| t.value.as_str())
     }
 

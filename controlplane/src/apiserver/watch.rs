@@ -134,7 +134,7 @@ pub async fn serve_watch_with(
     let mut queued = VecDeque::new();
     let events = match ctx
         .cache
-        .watch(ctx.def, ctx.namespace.as_deref(), after)
+        .watch_selected(ctx.def, ctx.namespace.as_deref(), after, &ctx.fields)
         .await
     {
         Ok(stream) => Some(stream),
@@ -358,8 +358,8 @@ impl Watcher {
         };
         let now_matches = self.matches(current);
         match event.kind {
-            EventKind::Create => now_matches.then(|| self.object_line("ADDED", current.clone())),
-            EventKind::Delete => now_matches.then(|| self.object_line("DELETED", current.clone())),
+            EventKind::Create => now_matches.then(|| self.current_line("ADDED", event)),
+            EventKind::Delete => now_matches.then(|| self.current_line("DELETED", event)),
             EventKind::Update => {
                 let previous = match event.previous() {
                     None => None,
@@ -368,8 +368,8 @@ impl Watcher {
                 };
                 let was_matching = previous.is_some_and(|p| self.matches(p));
                 match (was_matching, now_matches) {
-                    (true, true) => Some(self.object_line("MODIFIED", current.clone())),
-                    (false, true) => Some(self.object_line("ADDED", current.clone())),
+                    (true, true) => Some(self.current_line("MODIFIED", event)),
+                    (false, true) => Some(self.current_line("ADDED", event)),
                     (true, false) => {
                         // kube sends the last state the client could see, at the new revision.
                         let mut old = previous.unwrap_or(current).clone();
@@ -379,6 +379,21 @@ impl Watcher {
                     (false, false) => None,
                 }
             }
+        }
+    }
+
+    /// The event's object after the change as a `kind` line: as JSON, serialized once for all
+    /// watchers (see [`SharedEvent::json_line`]).
+    fn current_line(&mut self, kind: &str, event: &SharedEvent) -> Bytes {
+        match self.negotiated {
+            Negotiated::Json => match event.json_line(kind) {
+                Ok(line) => line,
+                Err(status) => self.fail(status),
+            },
+            Negotiated::Table(_) => match event.current() {
+                Ok(current) => self.object_line(kind, current.clone()),
+                Err(status) => self.fail(status),
+            },
         }
     }
 

@@ -8,7 +8,11 @@
 //! - a ring buffer of the last [`WatchCacheConfig::buffer`] events, so a watch from
 //!   resourceVersion N inside it starts without touching the store;
 //! - one bounded channel per subscriber, filled only with the events under its key prefix (its
-//!   namespace). Label and field selectors stay in [`super::watch`].
+//!   namespace) and, for a watch whose field selector requires one value of the resource's
+//!   [`trigger_field`] (pods by `spec.nodeName`, as kube's cacher indexes them), only with the
+//!   events whose object had or has that value. A thousand node agents each watching their own
+//!   pods are then not all woken for every pod. Selectors are matched in full in
+//!   [`super::watch`]; the routing only spares the watches that could not match.
 //!
 //! What a subscriber can rely on: every matching event after its revision, in order, or the end
 //! of its stream with an error; never a silent gap.
@@ -36,16 +40,28 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use thiserror::Error;
 
+use super::selectors::{field_value, FieldSelector};
 use super::storage::collection_prefix;
 use crate::resources::ResourceDef;
 use crate::store::{Revision, Store, StoreError, WatchEvent};
+use bytes::Bytes;
 use kgate_core::Status;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 mod feed;
 
-use feed::{Feed, Join};
+use feed::{Feed, Interest, Join};
+
+/// The field by which the cache routes `def`'s events to the watches that require one value of
+/// it (kube-apiserver's cacher has the same trigger for pods: `spec.nodeName`).
+pub fn trigger_field(def: &ResourceDef) -> Option<&'static str> {
+    match (def.group, def.kind) {
+        ("", "Pod") => Some("spec.nodeName"),
+        _ => None,
+    }
+}
 
 /// How the cache behaves. `Default` gives the values documented on each field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +99,7 @@ pub struct SharedEvent {
     event: WatchEvent,
     current: OnceLock<Result<Value, Status>>,
     previous: OnceLock<Option<Result<Value, Status>>>,
+    current_json: OnceLock<Result<Vec<u8>, Status>>,
 }
 
 impl SharedEvent {
@@ -91,6 +108,7 @@ impl SharedEvent {
             event,
             current: OnceLock::new(),
             previous: OnceLock::new(),
+            current_json: OnceLock::new(),
         }
     }
 
@@ -107,6 +125,48 @@ impl SharedEvent {
             .get_or_init(|| self.event.prev.as_ref().map(super::codec::decode_object))
             .as_ref()
             .map(Result::as_ref)
+    }
+
+    /// The values of `field` in the object after and before the change; `None` when an object
+    /// does not decode (every watch must then hear of the event, to report the error).
+    fn field_values(&self, field: &str) -> Option<FieldValues<'_>> {
+        let current = field_value(self.current().ok()?, field);
+        let previous = match self.previous() {
+            None => None,
+            Some(prev) => Some(field_value(prev.ok()?, field)),
+        };
+        Some(FieldValues { current, previous })
+    }
+
+    /// The event as one line of a JSON watch stream, `{"type":kind,"object":...}`, with the
+    /// object after the change serialized once for every watcher that sends it.
+    pub fn json_line(&self, kind: &str) -> Result<Bytes, &Status> {
+        let object = self
+            .current_json
+            .get_or_init(|| {
+                let object = self.current().map_err(Status::clone)?;
+                Ok(serde_json::to_vec(object).unwrap_or_else(|_| b"{}".to_vec()))
+            })
+            .as_ref()?;
+        let mut line = Vec::with_capacity(object.len() + kind.len() + 24);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(kind.as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(object);
+        line.extend_from_slice(b"}\n");
+        Ok(Bytes::from(line))
+    }
+}
+
+/// A trigger field's values in one event's objects.
+struct FieldValues<'a> {
+    current: Cow<'a, str>,
+    previous: Option<Cow<'a, str>>,
+}
+
+impl FieldValues<'_> {
+    fn contains(&self, value: &str) -> bool {
+        self.current == value || self.previous.as_deref() == Some(value)
     }
 }
 
@@ -188,19 +248,38 @@ impl WatchCache {
         namespace: Option<&str>,
         after: Revision,
     ) -> Result<Updates, StoreError> {
+        self.watch_selected(def, namespace, after, &FieldSelector::everything())
+            .await
+    }
+
+    /// [`WatchCache::watch`] for a watch that will match `fields`: the events that `fields`
+    /// cannot select by the resource's [`trigger_field`] are left out. The caller still matches
+    /// its selectors on what it gets.
+    pub async fn watch_selected(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        after: Revision,
+        fields: &FieldSelector,
+    ) -> Result<Updates, StoreError> {
         let resource = def.key_prefix();
         let prefix = collection_prefix(def, namespace);
+        let trigger = trigger_field(def).and_then(|field| {
+            let value = fields.required_value(field)?;
+            Some((field, value.to_owned()))
+        });
+        let interest = Interest { prefix, trigger };
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots.entry(resource.clone()).or_default().clone()
         };
         let mut current_feed = slot.lock().await;
         if let Some(feed) = current_feed.as_ref() {
-            match feed.join(&prefix, after, self.config.subscriber_capacity) {
+            match feed.join(&interest, after, self.config.subscriber_capacity) {
                 Join::Joined(updates) => return Ok(updates),
                 Join::TooOld => {
                     drop(current_feed);
-                    return self.direct(&prefix, after).await;
+                    return self.direct(&interest.prefix, after).await;
                 }
                 Join::Stopped => {}
             }
@@ -209,7 +288,7 @@ impl WatchCache {
         // the store's, so that a revision from the future does not push later watchers out.
         let start = after.min(self.store.current_revision().await?);
         let stream = self.store.watch(&resource, start).await?;
-        let (feed, updates) = Feed::start(resource, start, stream, &prefix, after, &self.config);
+        let (feed, updates) = Feed::start(resource, start, stream, &interest, after, &self.config);
         *current_feed = Some(feed);
         Ok(updates)
     }

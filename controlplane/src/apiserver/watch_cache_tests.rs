@@ -208,6 +208,78 @@ async fn a_subscriber_sees_only_its_namespace() {
 }
 
 #[tokio::test]
+async fn a_node_watch_gets_only_the_pods_that_were_or_are_on_its_node() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let on_node = |node: &str| FieldSelector::parse(pods(), &format!("spec.nodeName={node}"));
+    let f = &f;
+    let watch = |selector: FieldSelector| async move {
+        f.cache
+            .watch_selected(pods(), None, start, &selector)
+            .await
+            .expect("watch")
+    };
+    let mut n1 = watch(on_node("n1").expect("selector")).await;
+    let mut unscheduled = watch(on_node("").expect("selector")).await;
+    // A negated term routes nothing: such a watch gets every event.
+    let mut not_n1 =
+        watch(FieldSelector::parse(pods(), "spec.nodeName!=n1").expect("selector")).await;
+
+    let pod = |node: Option<&str>| match node {
+        Some(node) => format!(r#"{{"spec":{{"nodeName":"{node}"}}}}"#).into_bytes(),
+        None => b"{}".to_vec(),
+    };
+    let key = "/registry/pods/a/web".to_owned();
+    let created = f.store.create(&key, pod(None)).await.expect("create");
+    let bound = f
+        .store
+        .update(&key, pod(Some("n1")), created.mod_revision)
+        .await
+        .expect("bind");
+    let moved = f
+        .store
+        .update(&key, pod(Some("n2")), bound.mod_revision)
+        .await
+        .expect("move");
+    let other = f
+        .store
+        .create("/registry/pods/a/db", pod(Some("n2")))
+        .await
+        .expect("create");
+    let last = f.pod("a", "last").await;
+
+    // n1 hears of the binding and of the move away (its previous object was on n1), not of
+    // the pods that never were on it.
+    assert_eq!(
+        events(&mut n1, 2).await,
+        vec![
+            (key.clone(), bound.mod_revision),
+            (key.clone(), moved.mod_revision)
+        ]
+    );
+    // The unscheduled watch ("" is a missing nodeName) hears of the creation, the binding and
+    // the pod created without a node.
+    assert_eq!(
+        events(&mut unscheduled, 3).await,
+        vec![
+            (key.clone(), created.mod_revision),
+            (key.clone(), bound.mod_revision),
+            last.clone()
+        ]
+    );
+    assert_eq!(events(&mut not_n1, 5).await.len(), 5);
+    // Nothing more reached n1: the next item is progress past the last event.
+    let after_last = loop {
+        match next(&mut n1).await {
+            Some(Ok(Update::Progress(revision))) if revision >= last.1 => break revision,
+            Some(Ok(Update::Progress(_))) => continue,
+            other => panic!("expected progress, got {other:?}"),
+        }
+    };
+    assert!(after_last >= other.mod_revision);
+}
+
+#[tokio::test]
 async fn resume_inside_the_buffer_needs_no_store_watch() {
     let f = fixture(WatchCacheConfig::default());
     let start = f.now().await;

@@ -346,3 +346,34 @@ async fn a_watcher_that_falls_behind_is_closed_without_an_error() {
     }
     assert!(ended(&mut ev).await, "closed, with no ERROR event");
 }
+
+#[test]
+fn a_shared_json_line_is_the_line_each_watcher_would_write() {
+    let event = SharedEvent::new(crate::store::WatchEvent {
+        kind: EventKind::Create,
+        kv: KeyValue {
+            key: "/registry/pods/ns/web".into(),
+            value: pod("web", "quoted \"app\" é"),
+            create_revision: 7,
+            mod_revision: 7,
+        },
+        prev: None,
+    });
+    let current = event.current().expect("decodes");
+    for kind in ["ADDED", "MODIFIED", "DELETED"] {
+        assert_eq!(event.json_line(kind).expect("line"), line(kind, current));
+    }
+    assert!(current.pointer("/metadata/resourceVersion").is_some());
+
+    let broken = SharedEvent::new(crate::store::WatchEvent {
+        kind: EventKind::Create,
+        kv: KeyValue {
+            key: "/registry/pods/ns/bad".into(),
+            value: b"{not json".to_vec(),
+            create_revision: 8,
+            mod_revision: 8,
+        },
+        prev: None,
+    });
+    assert!(broken.json_line("ADDED").is_err());
+}

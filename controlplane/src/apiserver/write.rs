@@ -17,9 +17,9 @@ use super::objects::{
     prepare_update, StatusFrom,
 };
 use super::request::{Reply, Req};
-use super::service_ips;
 use super::storage::{guaranteed_update, precondition_of, store_status, Target};
 use super::Shared;
+use super::{service_accounts, service_ips};
 use crate::resources::ResourceDef;
 use crate::schema;
 use crate::store::StoreError;
@@ -38,6 +38,9 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     if let Some(ns) = req.namespace.as_deref() {
         let name = meta_str(&obj, "name").unwrap_or("");
         namespaces::check_writable(shared.store.as_ref(), req.def, ns, name).await?;
+        if req.def.group.is_empty() && req.def.kind == "Pod" {
+            service_accounts::admit_pod(shared.store.as_ref(), ns, &mut obj).await?;
+        }
     }
     // Services allocate a ClusterIP; one lock keeps two creations from taking the same one.
     let _ip_guard = if req.def.kind == "Service" && !dry_run {

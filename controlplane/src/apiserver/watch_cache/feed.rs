@@ -10,7 +10,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{SharedEvent, Update, Updates, WatchCacheConfig, WatchCacheError};
+use super::{FieldValues, SharedEvent, Update, Updates, WatchCacheConfig, WatchCacheError};
 use crate::store::{Revision, StoreError, WatchStream};
 
 /// The shared watch of one resource.
@@ -36,9 +36,55 @@ struct FeedState {
     empty_since: Option<Instant>,
 }
 
+/// Which events of the feed a subscriber wants.
+#[derive(Clone)]
+pub(super) struct Interest {
+    /// Its key prefix (a namespace's collection, or the whole resource).
+    pub(super) prefix: String,
+    /// The resource's trigger field and the one value of it the watch requires.
+    pub(super) trigger: Option<(&'static str, String)>,
+}
+
+impl Interest {
+    fn wants(&self, event: &mut Routed<'_>) -> bool {
+        event.event.kv.key.starts_with(&self.prefix)
+            && self
+                .trigger
+                .as_ref()
+                .is_none_or(|(field, value)| event.has(field, value))
+    }
+}
+
+/// An event as the subscribers' interests test it: the trigger field's values are looked up once
+/// for all of them, not once per subscriber.
+struct Routed<'a> {
+    event: &'a SharedEvent,
+    /// The field looked up and its values (`None`: an object did not decode).
+    values: Option<(&'static str, Option<FieldValues<'a>>)>,
+}
+
+impl<'a> Routed<'a> {
+    fn new(event: &'a SharedEvent) -> Self {
+        Routed {
+            event,
+            values: None,
+        }
+    }
+
+    /// Whether `field` had or has `value`; true for an event whose objects do not decode.
+    fn has(&mut self, field: &'static str, value: &str) -> bool {
+        let event = self.event;
+        let (_, values) = match &mut self.values {
+            Some(looked_up) if looked_up.0 == field => looked_up,
+            slot => slot.insert((field, event.field_values(field))),
+        };
+        values.as_ref().is_none_or(|v| v.contains(value))
+    }
+}
+
 struct Subscriber {
     id: u64,
-    prefix: String,
+    interest: Interest,
     /// Events at or below this revision are not for this subscriber (it joined past `progress`).
     after: Revision,
     tx: mpsc::Sender<Update>,
@@ -67,14 +113,14 @@ impl Feed {
         resource: String,
         start: Revision,
         stream: WatchStream,
-        prefix: &str,
+        interest: &Interest,
         after: Revision,
         config: &WatchCacheConfig,
     ) -> (Arc<Feed>, Updates) {
         let feed = Arc::new(Feed::new(resource, start));
         let first = {
             let mut state = feed.lock();
-            feed.register(&mut state, prefix, after, config.subscriber_capacity)
+            feed.register(&mut state, interest, after, config.subscriber_capacity)
         };
         tokio::spawn(run(feed.clone(), stream, config.clone()));
         (feed, first.into_stream())
@@ -102,7 +148,12 @@ impl Feed {
     }
 
     /// Subscribes to a running feed, if `after` is not older than its buffer.
-    pub(super) fn join(self: &Arc<Self>, prefix: &str, after: Revision, capacity: usize) -> Join {
+    pub(super) fn join(
+        self: &Arc<Self>,
+        interest: &Interest,
+        after: Revision,
+        capacity: usize,
+    ) -> Join {
         let mut state = self.lock();
         if !state.running {
             Join::Stopped
@@ -110,7 +161,7 @@ impl Feed {
             Join::TooOld
         } else {
             Join::Joined(
-                self.register(&mut state, prefix, after, capacity)
+                self.register(&mut state, interest, after, capacity)
                     .into_stream(),
             )
         }
@@ -121,7 +172,7 @@ impl Feed {
     fn register(
         self: &Arc<Self>,
         state: &mut FeedState,
-        prefix: &str,
+        interest: &Interest,
         after: Revision,
         capacity: usize,
     ) -> Subscription {
@@ -129,7 +180,7 @@ impl Feed {
         let backlog = state
             .buffer
             .range(first..)
-            .filter(|e| e.kv.key.starts_with(prefix))
+            .filter(|e| interest.wants(&mut Routed::new(e)))
             .cloned()
             .collect();
         let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -138,7 +189,7 @@ impl Feed {
         state.next_id += 1;
         state.subscribers.push(Subscriber {
             id,
-            prefix: prefix.to_owned(),
+            interest: interest.clone(),
             after,
             tx,
             end: end.clone(),
@@ -179,11 +230,12 @@ impl Feed {
             }
         }
         let mut blocked = Vec::new();
+        let mut routed = Routed::new(event);
         state.subscribers.retain_mut(|sub| {
             if revision <= sub.after {
                 return true;
             }
-            if !event.kv.key.starts_with(&sub.prefix) {
+            if !sub.interest.wants(&mut routed) {
                 sub.progress_due = true;
                 return true;
             }
