@@ -4,6 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use http::Uri;
+use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -183,7 +184,31 @@ pub struct UpOptions {
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
     #[command(flatten)]
+    pub admission: AdmissionArgs,
+    #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
+}
+
+/// What the control plane's admission adds to new objects (kube-apiserver's flags).
+#[derive(Debug, Clone, Args)]
+pub struct AdmissionArgs {
+    /// The tolerationSeconds of the `node.kubernetes.io/not-ready:NoExecute` toleration added
+    /// to every new pod without one: how long its pods stay on a node that is not ready.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub default_not_ready_toleration_seconds: u32,
+    /// The same for `node.kubernetes.io/unreachable:NoExecute`: how long pods stay on a node
+    /// that stopped renewing its Lease before they are evicted.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub default_unreachable_toleration_seconds: u32,
+}
+
+impl AdmissionArgs {
+    pub fn settings(&self) -> DefaultTolerationSeconds {
+        DefaultTolerationSeconds {
+            not_ready: self.default_not_ready_toleration_seconds,
+            unreachable: self.default_unreachable_toleration_seconds,
+        }
+    }
 }
 
 /// How the control plane issues ServiceAccount tokens (TokenRequest and legacy token
@@ -304,6 +329,8 @@ pub struct ControlplaneOptions {
     pub storage: StorageArgs,
     #[command(flatten)]
     pub service_accounts: ServiceAccountArgs,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
 }
 
 /// `kgate keys`.
@@ -504,6 +531,7 @@ pub struct UpConfig {
     pub(crate) gateway: GatewaySettings,
     pub(crate) storage: StorageConfig,
     pub(crate) service_accounts: ServiceAccountSettings,
+    pub(crate) admission: DefaultTolerationSeconds,
     pub(crate) cluster: crate::cluster::ClusterSettings,
 }
 
@@ -607,6 +635,7 @@ impl UpOptions {
             gateway: self.gateway.validate()?,
             storage: self.storage.validate()?,
             service_accounts: self.service_accounts.validate()?,
+            admission: self.admission.settings(),
             cluster: self.cluster.validate()?,
         })
     }
@@ -643,6 +672,7 @@ pub struct ControlplaneConfig {
     pub(crate) listen: SocketAddr,
     pub(crate) storage: StorageConfig,
     pub(crate) service_accounts: ServiceAccountSettings,
+    pub(crate) admission: DefaultTolerationSeconds,
 }
 
 impl ControlplaneOptions {
@@ -652,6 +682,7 @@ impl ControlplaneOptions {
             listen: self.listen,
             storage: self.storage.validate()?,
             service_accounts: self.service_accounts.validate()?,
+            admission: self.admission.settings(),
         })
     }
 }

@@ -132,7 +132,8 @@ impl Running {
 pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
     let settings = config.gateway;
     let pki = Pki::load_or_create(&settings.data_dir)?;
-    let control_plane = wiring::open_control_plane(&settings.data_dir, &config.storage).await?;
+    let control_plane =
+        wiring::open_control_plane(&settings.data_dir, &config.storage, config.admission).await?;
     let keys = wiring::enable_service_account_tokens(
         control_plane.closer.api(),
         &settings.data_dir,
@@ -287,7 +288,8 @@ async fn start_gateway_part(
 /// `kgate controlplane`.
 pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, RunError> {
     let pki = Pki::load_or_create(&config.data_dir)?;
-    let control_plane = wiring::open_control_plane(&config.data_dir, &config.storage).await?;
+    let control_plane =
+        wiring::open_control_plane(&config.data_dir, &config.storage, config.admission).await?;
     let keys = wiring::enable_service_account_tokens(
         control_plane.closer.api(),
         &config.data_dir,

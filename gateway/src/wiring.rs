@@ -10,6 +10,7 @@ use crate::readiness::Readiness;
 use crate::reviews::{ReviewContext, Reviews};
 use axum::body::Body;
 use http::{Request, Response};
+use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;
 use kgate_controlplane::apiserver::ApiServer;
 use kgate_controlplane::store::compactor;
 use kgate_controlplane::store::etcd::{EtcdOptions, EtcdStore, EtcdTls};
@@ -133,10 +134,11 @@ impl ControlPlaneCloser {
 }
 
 /// Opens the store `storage` names (by default `DATA_DIR/store/kgate.redb`) and starts the API
-/// server over it.
+/// server over it, new pods getting `default_tolerations`.
 pub(crate) async fn open_control_plane(
     data_dir: &Path,
     storage: &StorageConfig,
+    default_tolerations: DefaultTolerationSeconds,
 ) -> Result<ControlPlane, WiringError> {
     let (store, dyn_store, compactor): (OpenedStore, Arc<dyn Store>, _) = match storage {
         StorageConfig::Embedded { history_revisions } => {
@@ -154,6 +156,7 @@ pub(crate) async fn open_control_plane(
     let api = ApiServer::start(dyn_store)
         .await
         .map_err(|e| WiringError::ApiServer(Box::new(e)))?;
+    api.set_default_toleration_seconds(default_tolerations);
     Ok(ControlPlane {
         router: api.router(),
         closer: ControlPlaneCloser {

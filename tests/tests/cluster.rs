@@ -91,6 +91,35 @@ fn pod_token_is_mounted(kg: &Kgate, name: &str) {
     assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid);
 }
 
+/// The pod got the not-ready and unreachable tolerations the DefaultTolerationSeconds admission
+/// adds (kube's 300 s, and the 2 s of this test's flag), shown by `kubectl describe`.
+fn default_tolerations_are_added(kg: &Kgate, name: &str) {
+    let pod = json(kg, &["get", "pod", name]);
+    let seconds = |key: &str| {
+        pod["spec"]["tolerations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["key"] == key && t["effect"] == "NoExecute" && t["operator"] == "Exists")
+            .map(|t| t["tolerationSeconds"].clone())
+    };
+    assert_eq!(
+        seconds("node.kubernetes.io/not-ready"),
+        Some(300.into()),
+        "{pod}"
+    );
+    assert_eq!(
+        seconds("node.kubernetes.io/unreachable"),
+        Some(2.into()),
+        "{pod}"
+    );
+    let described = kg.kubectl_ok(&["describe", "pod", name]);
+    assert!(
+        described.contains("node.kubernetes.io/not-ready:NoExecute op=Exists for 300s"),
+        "{described}"
+    );
+}
+
 /// The pods of namespace `ns` matching `selector`: name to (phase, node, pod IP, ready).
 fn pods(kg: &Kgate, ns: &str, selector: &str) -> BTreeMap<String, (String, String, String, bool)> {
     let list = json(kg, &["get", "pods", "-n", ns, "-l", selector]);
@@ -184,6 +213,9 @@ fn a_deployment_ends_as_running_pods_spread_over_ready_nodes_and_heals() {
     let kg = kgate(&[
         "--node-monitor-grace-period=5s",
         "--service-account-signing-algorithm=ES256",
+        // Pods stay 2 s on a lost node (kube's default is 300 s), so the test below sees
+        // them come back elsewhere soon.
+        "--default-unreachable-toleration-seconds=2",
     ]);
     let nodes = poll("3 Ready nodes", CONVERGE, || {
         let ready = ready_nodes(&kg);
@@ -217,6 +249,7 @@ fn a_deployment_ends_as_running_pods_spread_over_ready_nodes_and_heals() {
     let healed = running(&kg, "default", "app=web", 6);
     assert!(!healed.contains_key(&victim), "{healed:#?}");
     pod_token_is_mounted(&kg, healed.keys().next().map_or("", String::as_str));
+    default_tolerations_are_added(&kg, healed.keys().next().map_or("", String::as_str));
 
     // Scale both ways.
     kg.kubectl_ok(&["scale", "deployment", "web", "--replicas=8"]);

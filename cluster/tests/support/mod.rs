@@ -14,7 +14,14 @@ use kgate_e2e::{Kgate, Options};
 /// `kgate up` with no simulated nodes and no scheduler or controllers of its own.
 pub fn bare_kgate() -> Kgate {
     Kgate::up_with(Options {
-        gateway_args: vec!["--nodes=0".into(), "--controllers=".into()],
+        gateway_args: vec![
+            "--nodes=0".into(),
+            "--controllers=".into(),
+            // The eviction tests set their own tolerations; kube's default 300 s ones would
+            // hold every other pod on a lost node for five minutes.
+            "--default-not-ready-toleration-seconds=0".into(),
+            "--default-unreachable-toleration-seconds=0".into(),
+        ],
         ..Options::default()
     })
 }

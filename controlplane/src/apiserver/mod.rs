@@ -22,6 +22,7 @@ pub mod watch;
 pub mod watch_cache;
 
 mod bootstrap;
+pub mod default_tolerations;
 mod defaults;
 mod delete;
 pub mod escalation;
@@ -92,6 +93,16 @@ pub(crate) struct Shared {
     pub token_issuer: std::sync::OnceLock<Arc<kgate_tokens::TokenIssuer>>,
     /// The legacy token Secret controller, once enabled; it stops with the server.
     pub token_secrets: std::sync::OnceLock<crate::controllers::Controllers>,
+    /// The `tolerationSeconds` new pods get by default, if set (else kube's defaults).
+    pub default_tolerations: std::sync::OnceLock<default_tolerations::DefaultTolerationSeconds>,
+}
+
+impl Shared {
+    pub(crate) fn default_toleration_seconds(
+        &self,
+    ) -> default_tolerations::DefaultTolerationSeconds {
+        self.default_tolerations.get().copied().unwrap_or_default()
+    }
 }
 
 /// The API server: cheap to clone, one [`Router`] per caller.
@@ -124,6 +135,7 @@ impl ApiServer {
             escalation: std::sync::OnceLock::new(),
             token_issuer: std::sync::OnceLock::new(),
             token_secrets: std::sync::OnceLock::new(),
+            default_tolerations: std::sync::OnceLock::new(),
         });
         bootstrap::run(&shared).await?;
         namespaces::resume_terminating(&shared).await;
@@ -156,6 +168,16 @@ impl ApiServer {
     /// a kube-apiserver without a signing key. A second call changes nothing.
     pub fn enable_token_requests(&self, issuer: Arc<kgate_tokens::TokenIssuer>) {
         let _ = self.shared.token_issuer.set(issuer);
+    }
+
+    /// Sets the `tolerationSeconds` of the not-ready and unreachable tolerations that pods
+    /// created from now on get (see [`default_tolerations`]); kube's 300 s until called. A
+    /// second call changes nothing.
+    pub fn set_default_toleration_seconds(
+        &self,
+        seconds: default_tolerations::DefaultTolerationSeconds,
+    ) {
+        let _ = self.shared.default_tolerations.set(seconds);
     }
 
     /// Starts the legacy token Secret controller (see [`crate::controllers::token_secrets`]):

@@ -19,7 +19,7 @@ use super::objects::{
 use super::request::{Reply, Req};
 use super::storage::{guaranteed_update, precondition_of, store_status, Target};
 use super::Shared;
-use super::{service_accounts, service_ips};
+use super::{default_tolerations, service_accounts, service_ips};
 use crate::resources::ResourceDef;
 use crate::schema;
 use crate::store::StoreError;
@@ -40,6 +40,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         namespaces::check_writable(shared.store.as_ref(), req.def, ns, name).await?;
         if req.def.group.is_empty() && req.def.kind == "Pod" {
             service_accounts::admit_pod(shared.store.as_ref(), ns, &mut obj).await?;
+            default_tolerations::admit_pod(&mut obj, shared.default_toleration_seconds());
         }
     }
     // Services allocate a ClusterIP; one lock keeps two creations from taking the same one.
