@@ -445,6 +445,36 @@ async fn pods_binding_and_tables() {
     assert_eq!(table.body["kind"], "Table");
     assert_eq!(table.body["rows"].as_array().unwrap().len(), 1);
     assert!(!table.rv().is_empty());
+
+    // Metadata only, as metadata informers ask (client-go's metadata client, kube-rs).
+    let meta_list = api
+        .raw(
+            Method::GET,
+            path,
+            None,
+            Vec::new(),
+            Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+        )
+        .await;
+    assert_eq!(meta_list.body["kind"], "PartialObjectMetadataList");
+    assert_eq!(meta_list.body["apiVersion"], "meta.k8s.io/v1");
+    assert!(!meta_list.rv().is_empty());
+    let item = &meta_list.body["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert_eq!(item["metadata"]["name"], "p");
+    assert!(item.get("spec").is_none());
+    let meta_one = api
+        .raw(
+            Method::GET,
+            &format!("{path}/p"),
+            None,
+            Vec::new(),
+            Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+        )
+        .await;
+    assert_eq!(meta_one.body["kind"], "PartialObjectMetadata");
+    assert_eq!(meta_one.body["metadata"]["name"], "p");
+    assert!(meta_one.body.get("status").is_none());
     let head = api
         .raw(Method::HEAD, &format!("{path}/p"), None, Vec::new(), None)
         .await;

@@ -154,6 +154,9 @@ pub enum Negotiated {
     Json,
     /// A `meta.k8s.io/v1` Table, each row carrying the object as asked by `includeObject`.
     Table(IncludeObject),
+    /// `meta.k8s.io/v1` PartialObjectMetadata (a list: PartialObjectMetadataList): metadata only,
+    /// what metadata informers (the garbage collector's) ask for.
+    Metadata,
 }
 
 /// One media range of an `Accept` header.
@@ -187,9 +190,10 @@ impl<'a> MediaRange<'a> {
 
 /// Picks the response form as kube-apiserver does: the first acceptable media range in the
 /// header's order wins (kube ignores `q`). `as=Table;g=meta.k8s.io;v=v1|v1beta1` asks for a
-/// Table; a plain JSON range, `*/*` or no header asks for the object; any other `as=` (such as
-/// `PartialObjectMetadata`, which this server does not serve) is skipped so that the next range
-/// can match. Nothing acceptable (say protobuf alone) is 406.
+/// Table; `as=PartialObjectMetadata` or `as=PartialObjectMetadataList` (same group and versions)
+/// for metadata only, whether the request is for one object or a list (kube insists on the
+/// matching name); a plain JSON range, `*/*` or no header asks for the object; any other `as=`
+/// is skipped so that the next range can match. Nothing acceptable (say protobuf alone) is 406.
 pub fn negotiate(accept: Option<&str>, query: &QueryParams) -> Result<Negotiated, Status> {
     let accept = accept.map(str::trim).unwrap_or("");
     if accept.is_empty() {
@@ -202,11 +206,17 @@ pub fn negotiate(accept: Option<&str>, query: &QueryParams) -> Result<Negotiated
         }
         match range.param("as") {
             None => return Ok(Negotiated::Json),
-            Some("Table")
+            Some(kind)
                 if range.param("g") == Some("meta.k8s.io")
                     && matches!(range.param("v"), Some("v1" | "v1beta1")) =>
             {
-                return Ok(Negotiated::Table(include_object(query)?));
+                match kind {
+                    "Table" => return Ok(Negotiated::Table(include_object(query)?)),
+                    "PartialObjectMetadata" | "PartialObjectMetadataList" => {
+                        return Ok(Negotiated::Metadata)
+                    }
+                    _ => continue,
+                }
             }
             Some(_) => continue,
         }
@@ -214,7 +224,7 @@ pub fn negotiate(accept: Option<&str>, query: &QueryParams) -> Result<Negotiated
     Err(Status::failure(
         406,
         "NotAcceptable",
-        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io",
+        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io",
     ))
 }
 
@@ -362,7 +372,24 @@ mod tests {
             ),
             (
                 Some("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"),
+                Ok(Negotiated::Metadata),
+            ),
+            // kube-rs's metadata watcher, and client-go's metadata client.
+            (
+                Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                Ok(Negotiated::Metadata),
+            ),
+            (
+                Some("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"),
+                Ok(Negotiated::Metadata),
+            ),
+            (
+                Some("application/json;as=PartialObjectMetadata;v=v2;g=meta.k8s.io,application/json"),
                 Ok(Negotiated::Json),
+            ),
+            (
+                Some("application/json;as=Status;v=v1;g=meta.k8s.io"),
+                Err(406),
             ),
             (Some("application/json;as=Table;v=v2;g=meta.k8s.io"), Err(406)),
             (Some("application/vnd.kubernetes.protobuf"), Err(406)),

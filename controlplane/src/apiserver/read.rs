@@ -41,6 +41,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status
                 json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
             table
         }
+        Negotiated::Metadata => schema::partial_object_metadata(&obj),
     }))
 }
 
@@ -240,6 +241,18 @@ pub(crate) async fn list(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Statu
             }
             table["metadata"] = meta;
             table
+        }
+        Negotiated::Metadata => {
+            let mut meta = json!({"resourceVersion": page.revision.to_string()});
+            if let Some(token) = page.continue_token {
+                meta["continue"] = Value::String(token);
+            }
+            json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": page.items.iter().map(schema::partial_object_metadata).collect::<Vec<_>>(),
+            })
         }
     }))
 }

@@ -394,6 +394,10 @@ impl Watcher {
                 Ok(current) => self.object_line(kind, current.clone()),
                 Err(status) => self.fail(status),
             },
+            Negotiated::Metadata => match event.current() {
+                Ok(current) => line(kind, &schema::partial_object_metadata(current)),
+                Err(status) => self.fail(status),
+            },
         }
     }
 
@@ -404,6 +408,7 @@ impl Watcher {
                 let table = self.one_row_table(&obj, include);
                 line(kind, &table)
             }
+            Negotiated::Metadata => line(kind, &schema::partial_object_metadata(&obj)),
         }
     }
 
@@ -446,6 +451,11 @@ impl Watcher {
                 "metadata": metadata,
                 "columnDefinitions": null,
                 "rows": null,
+            }),
+            Negotiated::Metadata => json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": metadata,
             }),
         };
         line("BOOKMARK", &object)

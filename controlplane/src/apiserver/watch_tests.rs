@@ -254,6 +254,40 @@ async fn table_mode_sends_columns_once() {
 }
 
 #[tokio::test]
+async fn metadata_mode_sends_partial_objects() {
+    let f = fixture();
+    f.store.create(&key("a"), pod("a", "x")).await.expect("a");
+    let mut c = ctx(&f);
+    c.negotiated = Negotiated::Metadata;
+    c.bookmarks = true;
+    let mut ev = events(
+        serve_watch_with(
+            c,
+            WatchOptions::default().bookmark_every(Duration::from_millis(50)),
+        )
+        .await
+        .expect("watch"),
+    );
+    let want = |name: &str, object: &Value| {
+        assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+        assert_eq!(object["apiVersion"], "meta.k8s.io/v1");
+        assert_eq!(object["metadata"]["name"], name);
+        assert_eq!(object["metadata"]["labels"]["app"], "x");
+        assert!(object.get("spec").is_none() && object.get("status").is_none());
+    };
+    let (t, initial) = next(&mut ev).await;
+    assert_eq!(t, "ADDED");
+    want("a", &initial);
+    f.store.create(&key("b"), pod("b", "x")).await.expect("b");
+    let (t, live) = next(&mut ev).await;
+    assert_eq!(t, "ADDED");
+    want("b", &live);
+    let (t, bookmark) = next(&mut ev).await;
+    assert_eq!(t, "BOOKMARK");
+    assert_eq!(bookmark["kind"], "PartialObjectMetadata");
+}
+
+#[tokio::test]
 async fn bookmarks_with_initial_events_end() {
     let f = fixture();
     f.store.create(&key("a"), pod("a", "x")).await.expect("a");

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 pub use openapi::{openapi_v3_group_version, openapi_v3_group_version_bytes, openapi_v3_index};
 pub use smp::{strategic_merge, PatchError};
-pub use table::{table, table_row, IncludeObject};
+pub use table::{partial_object_metadata, table, table_row, IncludeObject};
 pub use validate::{strict_decoding_error, type_errors, unknown_fields};
 
 /// The prefix of every schema reference.

@@ -86,15 +86,7 @@ pub fn table_row(
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
-            let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
-            row.insert(
-                "object".into(),
-                json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": meta,
-                }),
-            );
+            row.insert("object".into(), partial_object_metadata(object));
         }
         IncludeObject::Object => {
             row.insert("object".into(), object.clone());
@@ -167,6 +159,17 @@ pub fn human_duration(seconds: i64) -> String {
         };
     }
     format!("{}y", hours / 24 / 365)
+}
+
+/// A `meta.k8s.io/v1` PartialObjectMetadata: the object's metadata alone, as kube serves it for
+/// `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1` and in Table rows.
+pub fn partial_object_metadata(object: &Value) -> Value {
+    let meta = object.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::DynamicObject;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 /// The finalizer of a delete with `propagationPolicy: Orphan`.
 pub const ORPHAN: &str = "orphan";
@@ -28,8 +27,7 @@ pub struct Item {
 
 impl Item {
     /// The object's item; `None` when it has no uid (never from a real server).
-    pub fn from_object(resource: usize, obj: &DynamicObject) -> Option<Item> {
-        let meta = &obj.metadata;
+    pub fn from_object(resource: usize, meta: &ObjectMeta) -> Option<Item> {
         Some(Item {
             resource,
             namespace: meta.namespace.clone(),

@@ -22,7 +22,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, Preconditions,
+};
 use kube::discovery::{verbs, ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt;
@@ -516,17 +518,21 @@ async fn watch(
     ar: ApiResource,
     tx: mpsc::Sender<(usize, Change)>,
 ) {
-    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    // Metadata only (owners, finalizers, deletion), as kube's collector uses metadata
+    // informers: the server sends no spec or status, and nothing here decodes them.
+    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &ar);
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
     while let Some(event) = stream.next().await {
         let change = match event {
-            Ok(watcher::Event::Apply(o)) => Item::from_object(resource, &o).map(Change::Apply),
+            Ok(watcher::Event::Apply(o)) => {
+                Item::from_object(resource, &o.metadata).map(Change::Apply)
+            }
             Ok(watcher::Event::Delete(o)) => o.metadata.uid.map(Change::Delete),
             Ok(watcher::Event::Init) => Some(Change::Init),
             Ok(watcher::Event::InitApply(o)) => {
-                Item::from_object(resource, &o).map(Change::InitApply)
+                Item::from_object(resource, &o.metadata).map(Change::InitApply)
             }
             Ok(watcher::Event::InitDone) => Some(Change::InitDone),
             Err(e) => {
