@@ -56,16 +56,48 @@ pub fn set_resource_version(obj: &mut Value, revision: i64) {
 }
 
 /// The bytes to store for `obj`: its JSON without `metadata.resourceVersion`, which the store
-/// keeps as the mod revision instead (a stored copy would go stale on the next write).
+/// keeps as the mod revision instead (a stored copy would go stale on the next write). Written
+/// straight from `obj`, without copying it: every write of the API server goes through here.
 pub fn encode_object(obj: &Value) -> Result<Vec<u8>, Status> {
-    let mut stored = obj.clone();
-    if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-    }
-    serde_json::to_vec(&stored).map_err(|e| {
+    serde_json::to_vec(&WithoutResourceVersion(obj)).map_err(|e| {
         tracing::error!(error = %e, "object could not be encoded");
         Status::internal("the object could not be encoded")
     })
+}
+
+/// Serializes an object as is but for `metadata.resourceVersion`.
+struct WithoutResourceVersion<'a>(&'a Value);
+
+impl serde::Serialize for WithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Value::Object(map) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, value) in map {
+            match value {
+                Value::Object(meta) if key == "metadata" => {
+                    out.serialize_entry(key, &MetadataWithoutResourceVersion(meta))?
+                }
+                _ => out.serialize_entry(key, value)?,
+            }
+        }
+        out.end()
+    }
+}
+
+struct MetadataWithoutResourceVersion<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for MetadataWithoutResourceVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut out = serializer.serialize_map(None)?;
+        for (key, value) in self.0.iter().filter(|(k, _)| *k != "resourceVersion") {
+            out.serialize_entry(key, value)?;
+        }
+        out.end()
+    }
 }
 
 /// The media type without parameters, lower-cased: `application/json; charset=utf-8` ->
@@ -286,6 +318,30 @@ mod tests {
         assert_eq!(back, json!({"kind":"Pod","metadata":{"name":"p"}}));
         let bare = decode_object(&kv(br#"{"kind":"Pod"}"#, 7)).expect("decodes");
         assert_eq!(bare["metadata"]["resourceVersion"], "7");
+
+        // Byte for byte what serializing a copy without the field gives, key order kept;
+        // a resourceVersion elsewhere than metadata stays.
+        let full = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "resourceVersion": "9", "labels": {"resourceVersion": "x"}},
+            "spec": {"resourceVersion": 1, "containers": [{"name": "a", "image": "i"}]},
+            "status": {"phase": "Running", "x": 1.5},
+        });
+        let mut copy = full.clone();
+        copy["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
+        assert_eq!(
+            encode_object(&full).expect("encodes"),
+            serde_json::to_vec(&copy).expect("json")
+        );
+        // Not an object, or a metadata that is not one: written as is.
+        for odd in [json!([1, 2]), json!({"metadata": "m"})] {
+            assert_eq!(
+                encode_object(&odd).expect("encodes"),
+                serde_json::to_vec(&odd).expect("json")
+            );
+        }
     }
 
     #[test]

@@ -159,7 +159,11 @@ where
             .update(&key, encode_object(&next)?, kv.mod_revision)
             .await
         {
-            Ok(kv) => return decode_object(&kv),
+            Ok(kv) => {
+                // What was stored, without parsing it back.
+                set_resource_version(&mut next, kv.mod_revision);
+                return Ok(next);
+            }
             Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
             Err(e) => return Err(store_status(e, Some(target))),
         }

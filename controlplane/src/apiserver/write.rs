@@ -10,7 +10,7 @@ use http::StatusCode;
 use kgate_core::Status;
 use serde_json::Value;
 
-use super::codec::{decode_object, encode_object};
+use super::codec::{encode_object, set_resource_version};
 use super::namespaces;
 use super::objects::{
     check_fields, check_name, check_namespace, check_type, meta_str, prepare_create,
@@ -83,9 +83,9 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             .await
         {
             Ok(kv) => {
-                return Ok(
-                    Reply::new(StatusCode::CREATED, decode_object(&kv)?).with_warnings(warnings)
-                )
+                // What was stored, without parsing it back.
+                set_resource_version(&mut candidate, kv.mod_revision);
+                return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
             }
             Err(StoreError::AlreadyExists) if generated => {
                 last = Some(Status::already_exists(target.gr(), &name));
