@@ -207,10 +207,6 @@ fn revision(rs: &ReplicaSet) -> String {
         .unwrap_or_default()
 }
 
-fn image_of(rs: &ReplicaSet) -> String {
-    image(rs)
-}
-
 fn image(rs: &ReplicaSet) -> String {
     rs.spec
         .as_ref()
@@ -689,12 +685,12 @@ async fn a_stuck_rollout_is_bounded_and_scales_proportionally() {
             r#"{"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":3,"maxUnavailable":2}}}}"#,
         ],
     );
-    let image = format!("nginx={BROKEN}");
-    kubectl(&kg, &["set", "image", "deployment/web", &image]);
+    let broken = format!("nginx={BROKEN}");
+    kubectl(&kg, &["set", "image", "deployment/web", &broken]);
     // The new pods never get ready, so the rollout stops at 13 pods (10 + 3 surge) with 8
     // available (10 - 2): old 8, new 5.
     let sizes = |all: &[ReplicaSet]| {
-        let mut v: Vec<(String, i32)> = all.iter().map(|rs| (image_of(rs), replicas(rs))).collect();
+        let mut v: Vec<(String, i32)> = all.iter().map(|rs| (image(rs), replicas(rs))).collect();
         v.sort();
         v
     };

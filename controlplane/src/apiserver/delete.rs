@@ -411,6 +411,11 @@ mod tests {
         (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// `send` without a body.
+    async fn bodiless(router: &axum::Router, method: Method, uri: &str) -> (u16, Value) {
+        send(router, method, uri, "application/json", Value::Null).await
+    }
+
     const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
     async fn create(router: &axum::Router, name: &str) {
@@ -442,37 +447,16 @@ mod tests {
         ] {
             create(&router, name).await;
             let uri = format!("{CMS}/{name}?propagationPolicy={policy}");
-            let (code, marked) = send(
-                &router,
-                Method::DELETE,
-                &uri,
-                "application/json",
-                Value::Null,
-            )
-            .await;
+            let (code, marked) = bodiless(&router, Method::DELETE, &uri).await;
             assert_eq!(code, 200, "{marked}");
             assert_eq!(marked["metadata"]["finalizers"], json!([finalizer]));
             assert!(marked["metadata"]["deletionTimestamp"].is_string());
-            let (code, kept) = send(
-                &router,
-                Method::GET,
-                &format!("{CMS}/{name}"),
-                "application/json",
-                Value::Null,
-            )
-            .await;
+            let (code, kept) = bodiless(&router, Method::GET, &format!("{CMS}/{name}")).await;
             assert_eq!(code, 200);
             assert_eq!(kept["metadata"]["finalizers"], json!([finalizer]));
             // The collector's update that removes the finalizer ends the deletion.
             assert_eq!(release(&router, name).await, 200);
-            let (code, _) = send(
-                &router,
-                Method::GET,
-                &format!("{CMS}/{name}"),
-                "application/json",
-                Value::Null,
-            )
-            .await;
+            let (code, _) = bodiless(&router, Method::GET, &format!("{CMS}/{name}")).await;
             assert_eq!(code, 404);
         }
     }
@@ -492,51 +476,15 @@ mod tests {
         )
         .await;
         assert_eq!(code, 200);
-        let (code, _) = send(
-            &router,
-            Method::GET,
-            &format!("{CMS}/bg"),
-            "application/json",
-            Value::Null,
-        )
-        .await;
+        let (code, _) = bodiless(&router, Method::GET, &format!("{CMS}/bg")).await;
         assert_eq!(code, 404);
         // Orphan first, then Background: the orphan finalizer goes and the object with it.
         create(&router, "ob").await;
         let orphan = format!("{CMS}/ob?propagationPolicy=Orphan");
-        assert_eq!(
-            send(
-                &router,
-                Method::DELETE,
-                &orphan,
-                "application/json",
-                Value::Null
-            )
-            .await
-            .0,
-            200
-        );
+        assert_eq!(bodiless(&router, Method::DELETE, &orphan).await.0, 200);
         let background = format!("{CMS}/ob?propagationPolicy=Background");
-        assert_eq!(
-            send(
-                &router,
-                Method::DELETE,
-                &background,
-                "application/json",
-                Value::Null
-            )
-            .await
-            .0,
-            200
-        );
-        let (code, _) = send(
-            &router,
-            Method::GET,
-            &format!("{CMS}/ob"),
-            "application/json",
-            Value::Null,
-        )
-        .await;
+        assert_eq!(bodiless(&router, Method::DELETE, &background).await.0, 200);
+        let (code, _) = bodiless(&router, Method::GET, &format!("{CMS}/ob")).await;
         assert_eq!(code, 404);
         // Foreground then Orphan on an object held by another finalizer: the policy's
         // finalizer is swapped, the other kept.
@@ -549,27 +497,13 @@ mod tests {
             201
         );
         let fg = format!("{CMS}/held?propagationPolicy=Foreground");
-        let (_, marked) = send(
-            &router,
-            Method::DELETE,
-            &fg,
-            "application/json",
-            Value::Null,
-        )
-        .await;
+        let (_, marked) = bodiless(&router, Method::DELETE, &fg).await;
         assert_eq!(
             marked["metadata"]["finalizers"],
             json!(["example.com/hold", "foregroundDeletion"])
         );
         let or = format!("{CMS}/held?propagationPolicy=Orphan");
-        let (_, swapped) = send(
-            &router,
-            Method::DELETE,
-            &or,
-            "application/json",
-            Value::Null,
-        )
-        .await;
+        let (_, swapped) = bodiless(&router, Method::DELETE, &or).await;
         assert_eq!(
             swapped["metadata"]["finalizers"],
             json!(["example.com/hold", "orphan"])
@@ -579,14 +513,7 @@ mod tests {
             marked["metadata"]["deletionTimestamp"]
         );
         // A plain delete of an object already marked changes nothing.
-        let (_, again) = send(
-            &router,
-            Method::DELETE,
-            &format!("{CMS}/held"),
-            "application/json",
-            Value::Null,
-        )
-        .await;
+        let (_, again) = bodiless(&router, Method::DELETE, &format!("{CMS}/held")).await;
         assert_eq!(
             again["metadata"]["finalizers"],
             json!(["example.com/hold", "orphan"])
