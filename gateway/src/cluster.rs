@@ -1,6 +1,7 @@
 //! The cluster's own components in `kgate up` (see `kgate_cluster`): the simulated nodes, the
 //! scheduler and the controllers, started once the gateway serves, as clients of the API through
-//! the front door like any other client.
+//! the gateway's pipeline like any other client (in process, without a socket: see
+//! [`crate::loopback`]).
 //!
 //! Each component has its own identity, a client certificate from kgate's CA, so RBAC holds it
 //! to what Kubernetes gives its counterpart: the scheduler is `system:kube-scheduler` (bound by
@@ -227,18 +228,22 @@ fn controller_roles(component: &str) -> &'static [&'static str] {
     }
 }
 
-/// Makes the components' clients: certificates from the CA for their users.
+/// Makes the components' clients: certificates from the CA for their users, presented to the
+/// pipeline in process.
 pub(crate) struct Identities {
     ca: crate::pki::CertificateAuthority,
-    server: String,
+    pipeline: std::sync::Weak<crate::wiring::PipelineService>,
 }
 
 impl Identities {
-    pub(crate) fn new(ca: crate::pki::CertificateAuthority, server: String) -> Self {
-        Self { ca, server }
+    pub(crate) fn new(
+        ca: crate::pki::CertificateAuthority,
+        pipeline: std::sync::Weak<crate::wiring::PipelineService>,
+    ) -> Self {
+        Self { ca, pipeline }
     }
 
-    async fn client(&self, user: &str, groups: &[&str]) -> Result<kube::Client, String> {
+    fn client(&self, user: &str, groups: &[&str]) -> Result<kube::Client, String> {
         // In memory only, re-issued at every start: a year is beyond any process lifetime.
         let validity = crate::pki::Validity::from_now(time::Duration::days(365));
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
@@ -246,11 +251,10 @@ impl Identities {
             .ca
             .issue_client_cert(user, &groups, validity)
             .map_err(|e| crate::error::error_chain(&e))?;
-        let yaml = crate::kubeconfig::Kubeconfig::new(&self.server, self.ca.cert_pem(), user, cert)
-            .to_yaml()
-            .map_err(|e| crate::error::error_chain(&e))?;
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| e.to_string())?;
-        client_from(kubeconfig).await
+        Ok(crate::loopback::client(
+            self.pipeline.clone(),
+            cert.cert_der,
+        ))
     }
 }
 
@@ -340,9 +344,9 @@ pub(crate) async fn start(
     let mut tasks = Vec::new();
     for component in &chosen {
         let client = match *component {
-            "nodes" => identities.client(NODES_USER, &[NODES_GROUP]).await?,
-            "scheduler" => identities.client(SCHEDULER_USER, &[]).await?,
-            _ => identities.client(CONTROLLERS_USER, &[]).await?,
+            "nodes" => identities.client(NODES_USER, &[NODES_GROUP])?,
+            "scheduler" => identities.client(SCHEDULER_USER, &[])?,
+            _ => identities.client(CONTROLLERS_USER, &[])?,
         };
         let task = match *component {
             "nodes" => {

@@ -11,6 +11,7 @@ pub mod issuer_discovery;
 pub mod kubeconfig;
 pub mod layers;
 pub mod login;
+pub mod loopback;
 pub mod node_cli;
 pub mod object_index;
 pub mod peer;

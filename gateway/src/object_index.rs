@@ -4,7 +4,8 @@
 //! another UID), every cached verification that depended on it is dropped at once through
 //! [`ForgetObject`]: a token of a deleted ServiceAccount gets 401 on its next request.
 //!
-//! Only names and UIDs are kept; a Secret's data passes through the sync and is dropped.
+//! Only names and UIDs are kept, and only metadata is synced ([`Kind::metadata_only`]): a Secret's
+//! data never reaches the gateway, nor a Pod's spec and status.
 
 use crate::rbac_sync::{Kind, RbacSink, SinkError, SyncSet};
 use kgate_tokens::{ObjectKind, ObjectLookup};
@@ -15,7 +16,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// The readiness check of this set: tokens are not verified against a partial picture.
 pub const READINESS_CHECK: &str = "token-objects";
 
-/// ServiceAccounts, Pods, Secrets and Nodes.
+/// ServiceAccounts, Pods, Secrets and Nodes, metadata only: [`identity`] reads nothing else.
 pub static OBJECTS: SyncSet = SyncSet {
     readiness_check: READINESS_CHECK,
     kinds: &[
@@ -23,21 +24,25 @@ pub static OBJECTS: SyncSet = SyncSet {
             kind: "ServiceAccount",
             api_version: "v1",
             path: "/api/v1/serviceaccounts",
+            metadata_only: true,
         },
         Kind {
             kind: "Pod",
             api_version: "v1",
             path: "/api/v1/pods",
+            metadata_only: true,
         },
         Kind {
             kind: "Secret",
             api_version: "v1",
             path: "/api/v1/secrets",
+            metadata_only: true,
         },
         Kind {
             kind: "Node",
             api_version: "v1",
             path: "/api/v1/nodes",
+            metadata_only: true,
         },
     ],
 };
@@ -247,6 +252,15 @@ mod tests {
         // A relist without "ci" forgets it.
         index.replace_kind("ServiceAccount", &[]).expect("list");
         assert_eq!(forgotten(&told), ["ServiceAccount/ci/ci"]);
+    }
+
+    #[test]
+    fn every_kind_is_synced_as_metadata_only() {
+        // `identity` reads only metadata; a Secret's data must never be asked for.
+        for kind in OBJECTS.kinds {
+            assert!(kind.metadata_only, "{}", kind.kind);
+            assert!(object_kind(kind.kind).is_some(), "{}", kind.kind);
+        }
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! means a relist. The set's readiness check turns ready after the first full list of all its
 //! kinds.
 //!
+//! A kind marked [`Kind::metadata_only`] is listed and watched as `meta.k8s.io/v1`
+//! PartialObjectMetadata (what client-go's metadata informers ask for): the upstream sends only
+//! each object's metadata, which is cheaper to send and parse for big objects such as Pods, and
+//! keeps what the sink does not need (a Secret's data) off the wire. The sink still gets objects
+//! of the real `kind` and `apiVersion`.
+//!
 //! This is a deliberately small reflector. kube-rs's reflectors would do the same over any tower
 //! `Service`, but kube + k8s-openapi cost minutes of compile time on the build machines for four
 //! resource types; revisit when the gateway needs more watched kinds.
@@ -30,6 +36,14 @@ pub const SYNC_USER: &str = "system:kgate-gateway";
 
 /// A watch line longer than this is refused (the upstream is trusted, but not unbounded).
 const MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
+/// `Accept` of a metadata-only list, then of its watch. No fallback to full objects: an upstream
+/// that cannot answer metadata only (kube-apiserver can since 1.15) fails the sync with 406,
+/// rather than quietly sending what a metadata-only kind promises to keep off the wire.
+const ACCEPT_METADATA_LIST: &str =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+const ACCEPT_METADATA_WATCH: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+/// `Accept` of a full list or watch.
+const ACCEPT_JSON: &str = "application/json";
 /// Items per list page.
 const PAGE_SIZE: u32 = 500;
 /// Asked of the upstream per watch; the watch is resumed after it ends.
@@ -78,6 +92,10 @@ pub struct Kind {
     pub api_version: &'static str,
     /// The collection path across all namespaces.
     pub path: &'static str,
+    /// List and watch metadata only (PartialObjectMetadata): the sink gets objects with `kind`,
+    /// `apiVersion` and `metadata` and nothing else. For sinks that need no more than names,
+    /// UIDs, labels and the like; the RBAC kinds are full, the authorizer needs their rules.
+    pub metadata_only: bool,
 }
 
 /// Kinds synced together, with the readiness check that waits for all of them.
@@ -97,21 +115,25 @@ pub static RBAC: SyncSet = SyncSet {
             kind: "ClusterRole",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            metadata_only: false,
         },
         Kind {
             kind: "ClusterRoleBinding",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            metadata_only: false,
         },
         Kind {
             kind: "Role",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/roles",
+            metadata_only: false,
         },
         Kind {
             kind: "RoleBinding",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+            metadata_only: false,
         },
     ],
 };
@@ -230,7 +252,12 @@ impl Reflector {
                     .to_string(),
                 );
             }
-            let response = self.upstream.send(request(&uri)?).await?;
+            let accept = if self.kind.metadata_only {
+                ACCEPT_METADATA_LIST
+            } else {
+                ACCEPT_JSON
+            };
+            let response = self.upstream.send(request(&uri, accept)?).await?;
             if response.status() != StatusCode::OK {
                 return Err(SyncError::Status(response.status()));
             }
@@ -266,7 +293,12 @@ impl Reflector {
             self.kind.path,
             percent_encoding::utf8_percent_encode(resource_version, percent_encoding::NON_ALPHANUMERIC),
         );
-        let response = self.upstream.send(request(&uri)?).await?;
+        let accept = if self.kind.metadata_only {
+            ACCEPT_METADATA_WATCH
+        } else {
+            ACCEPT_JSON
+        };
+        let response = self.upstream.send(request(&uri, accept)?).await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::GONE => return Ok(WatchEnd::Expired),
@@ -357,20 +389,26 @@ impl Reflector {
         Ok(None)
     }
 
-    /// List items come without `kind` and `apiVersion`; the sink expects both.
+    /// List items come without `kind` and `apiVersion`, and metadata-only objects say
+    /// `PartialObjectMetadata`; the sink expects both, of the real kind (it dispatches on them).
     fn with_kind(&self, mut object: Value) -> Value {
         if let Some(map) = object.as_object_mut() {
-            map.entry("kind").or_insert_with(|| self.kind.kind.into());
-            map.entry("apiVersion")
-                .or_insert_with(|| self.kind.api_version.into());
+            if self.kind.metadata_only {
+                map.insert("kind".into(), self.kind.kind.into());
+                map.insert("apiVersion".into(), self.kind.api_version.into());
+            } else {
+                map.entry("kind").or_insert_with(|| self.kind.kind.into());
+                map.entry("apiVersion")
+                    .or_insert_with(|| self.kind.api_version.into());
+            }
         }
         object
     }
 }
 
-fn request(uri: &str) -> Result<Request<Body>, SyncError> {
+fn request(uri: &str, accept: &'static str) -> Result<Request<Body>, SyncError> {
     Request::get(uri)
-        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::ACCEPT, accept)
         .header(headers::REMOTE_USER, SYNC_USER)
         .header(
             headers::REMOTE_GROUP,

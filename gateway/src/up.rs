@@ -70,6 +70,9 @@ pub struct Running {
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
     control_plane: Option<wiring::ControlPlaneCloser>,
+    /// The gateway's pipeline, for in-process clients ([`crate::loopback`]), which hold it
+    /// weakly; `None` in `kgate controlplane`, which serves no pipeline.
+    pipeline: Option<Arc<wiring::PipelineService>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -111,6 +114,8 @@ impl Running {
     /// Stops accepting, lets open requests finish briefly, stops background tasks, and closes
     /// the store.
     pub async fn shutdown(self) {
+        // The in-process clients' requests are refused from here on.
+        drop(self.pipeline);
         let _ = self.shutdown.send(());
         if let Err(error) = self.server.await {
             tracing::error!(%error, "the listener task failed");
@@ -159,7 +164,12 @@ pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
             .await
             .map_err(RunError::Cluster)?;
         let ca = CertificateAuthority::load(&Pki::dir_of(&data_dir))?;
-        let identities = crate::cluster::Identities::new(ca, server_url(running.addr));
+        let pipeline = running
+            .pipeline
+            .as_ref()
+            .map(Arc::downgrade)
+            .ok_or(RunError::Cluster("the gateway serves no pipeline".into()))?;
+        let identities = crate::cluster::Identities::new(ca, pipeline);
         let tasks = crate::cluster::start(&config.cluster, &data_dir, &admin, &identities)
             .await
             .map_err(RunError::Cluster)?;
@@ -270,7 +280,7 @@ async fn start_gateway_part(
     let (shutdown, server) = spawn_server(
         listener,
         tls,
-        service,
+        service.clone(),
         ServeOptions::new(settings.max_header_bytes),
     );
     tracing::info!(%addr, "gateway listening");
@@ -282,6 +292,7 @@ async fn start_gateway_part(
         server,
         background,
         control_plane,
+        pipeline: Some(Arc::new(service)),
     })
 }
 
@@ -327,6 +338,7 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
         server,
         background,
         control_plane: Some(control_plane.closer),
+        pipeline: None,
     })
 }
 

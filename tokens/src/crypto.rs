@@ -15,15 +15,21 @@
 //!
 //! `jsonwebtoken` takes its provider from a process-wide slot; [`install`] fills it once. Every
 //! path into `jsonwebtoken` goes through a [`crate::KeySet`], whose constructors call [`install`].
+//! The issuer does not go through the slot: each signing key is parsed once into a [`KeySigner`]
+//! when its key set is loaded, and tokens are made by [`encode`] with it.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind};
 use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
 use jsonwebtoken::signature::{self, Signer, Verifier};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey, Header};
 use ring::rand::SystemRandom;
 use ring::signature as sig;
 use ring::signature::KeyPair as _;
+use serde::Serialize;
+use std::fmt;
 use std::sync::Once;
 
 /// The provider; see the module documentation.
@@ -54,6 +60,14 @@ pub(crate) fn install() {
 }
 
 fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
+    ring_signer(algorithm, key).map(|signer| signer as Box<dyn JwtSigner>)
+}
+
+/// [`RING_PROVIDER`]'s signer, `Send + Sync` so that [`KeySigner`] can keep one.
+fn ring_signer(
+    algorithm: &Algorithm,
+    key: &EncodingKey,
+) -> Result<Box<dyn JwtSigner + Send + Sync>, Error> {
     match algorithm {
         Algorithm::RS256 if key.family() == AlgorithmFamily::Rsa => {
             // Parsed here to fail at construction rather than at signing.
@@ -74,6 +88,43 @@ fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSig
         Algorithm::RS256 | Algorithm::ES256 => Err(ErrorKind::InvalidKeyFormat.into()),
         _ => Err(ErrorKind::UnsupportedAlgorithm.into()),
     }
+}
+
+/// A private key parsed for signing once, when its key set is loaded, and reused for every
+/// token it signs: `jsonwebtoken::encode` would parse the key again for each token (for RSA,
+/// a costly validation). `Debug` shows the algorithm only, never key material.
+pub(crate) struct KeySigner(Box<dyn JwtSigner + Send + Sync>);
+
+impl KeySigner {
+    /// The signer [`RING_PROVIDER`] would make for `key`, with the same errors.
+    pub(crate) fn new(algorithm: Algorithm, key: &EncodingKey) -> Result<Self, Error> {
+        ring_signer(&algorithm, key).map(Self)
+    }
+}
+
+impl fmt::Debug for KeySigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySigner")
+            .field("algorithm", &self.0.algorithm())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `jsonwebtoken::encode` with a [`KeySigner`] made beforehand: the same checks, the same
+/// token (`base64url(header).base64url(claims).base64url(signature)`, JSON by `serde_json`).
+pub(crate) fn encode<T: Serialize>(
+    header: &Header,
+    claims: &T,
+    signer: &KeySigner,
+) -> Result<String, Error> {
+    if signer.0.algorithm() != header.alg {
+        return Err(ErrorKind::InvalidAlgorithm.into());
+    }
+    let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+    let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+    let message = format!("{header}.{claims}");
+    let signature = URL_SAFE_NO_PAD.encode(signer.0.try_sign(message.as_bytes())?);
+    Ok(format!("{message}.{signature}"))
 }
 
 fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>, Error> {

@@ -224,14 +224,17 @@ impl TokenIssuer {
     fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, IssueError> {
         let keys = self.keys.guard();
         let key = keys.signing();
-        let Some(encoding) = &key.encoding else {
+        // The key parsed for signing when it was loaded: a rotation swaps in a new set, whose
+        // signing key the next token uses.
+        let Some(signer) = &key.signer else {
             return Err(IssueError::NoSigningKey);
         };
+        let signer = signer.as_ref().map_err(|e| IssueError::Sign(e.clone()))?;
         // Kubernetes' header: alg and kid, no typ.
         let mut header = jsonwebtoken::Header::new(key.algorithm.jwt());
         header.typ = None;
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, encoding).map_err(IssueError::Sign)
+        crate::crypto::encode(&header, claims, signer).map_err(IssueError::Sign)
     }
 }
 
@@ -247,4 +250,98 @@ fn unix_seconds(t: SystemTime) -> Result<i64, IssueError> {
         .ok()
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .ok_or_else(|| IssueError::InvalidRequest("the clock is before 1970".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::keys::{Algorithm, KeySet};
+    use crate::testutil::*;
+
+    fn kid_of(token: &str) -> String {
+        decode_part(&parts(token).0)["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn tokens_in_a_row_verify_and_a_key_swap_signs_the_next_token() {
+        for algorithm in [Algorithm::Rs256, Algorithm::Es256] {
+            let f = Fixture::new(algorithm);
+            let first_kid = f.keys.current().signing_kid().to_owned();
+            let (a, b) = (f.pod_token(), f.pod_token());
+            assert_ne!(a, b, "{algorithm}");
+            for token in [&a, &b] {
+                assert_eq!(kid_of(token), first_kid);
+                assert!(f.authn.verify_token_at(token, NOW).unwrap().is_some());
+            }
+
+            // A rotation picked up from the directory: the next token has the new key.
+            let rotated = KeySet::rotate(&f.key_dir(), Algorithm::Es256).unwrap();
+            assert!(f.keys.reload_if_changed(&f.key_dir()).unwrap());
+            let c = f.pod_token();
+            assert_eq!(kid_of(&c), rotated);
+            assert_eq!(decode_part(&parts(&c).0)["alg"], "ES256");
+            for token in [&a, &b, &c] {
+                assert!(f.authn.verify_token_at(token, NOW).unwrap().is_some());
+            }
+
+            // A key set stored by the caller: the next token has its key, and only it verifies.
+            let other = tempfile::tempdir().unwrap();
+            let swapped = KeySet::load_or_create(other.path(), Algorithm::Rs256).unwrap();
+            let swapped_kid = swapped.signing_kid().to_owned();
+            f.keys.store(swapped);
+            let d = f.pod_token();
+            assert_eq!(kid_of(&d), swapped_kid);
+            assert_eq!(decode_part(&parts(&d).0)["alg"], "RS256");
+            assert!(f.authn.verify_token_at(&d, NOW).unwrap().is_some());
+            assert!(f.authn.verify_token_at(&c, NOW).is_err());
+            let legacy = f
+                .issuer
+                .issue_legacy("ci", "jenkins", "sa-uid", "jenkins-token")
+                .unwrap();
+            assert_eq!(kid_of(&legacy), swapped_kid);
+            assert!(f.authn.verify_token_at(&legacy, NOW).unwrap().is_some());
+        }
+    }
+
+    #[test]
+    fn the_kept_signer_makes_the_tokens_jsonwebtoken_makes() {
+        for algorithm in [Algorithm::Rs256, Algorithm::Es256] {
+            let f = Fixture::new(algorithm);
+            let keys = f.keys.current();
+            let key = keys.signing();
+            let signer = key.signer.as_ref().unwrap().as_ref().unwrap();
+            let mut header = jsonwebtoken::Header::new(key.algorithm.jwt());
+            header.typ = None;
+            header.kid = Some(key.kid.clone());
+            let ours = crate::crypto::encode(&header, &claims(), signer).unwrap();
+            let theirs = f.sign(&claims());
+            // The same header and claims; for ES256 another (randomized) signature.
+            let ((h, p, _), (th, tp, _)) = (parts(&ours), parts(&theirs));
+            assert_eq!((h, p), (th, tp));
+            if algorithm == Algorithm::Rs256 {
+                // RSASSA-PKCS1-v1_5 is deterministic: the very same token.
+                assert_eq!(ours, theirs);
+            }
+            assert!(f.authn.verify_token_at(&ours, NOW).unwrap().is_some());
+
+            // A header naming another algorithm is refused, as jsonwebtoken refuses it.
+            let other = match algorithm {
+                Algorithm::Rs256 => jsonwebtoken::Algorithm::ES256,
+                Algorithm::Es256 => jsonwebtoken::Algorithm::RS256,
+            };
+            let err = crate::crypto::encode(&jsonwebtoken::Header::new(other), &claims(), signer)
+                .unwrap_err();
+            assert_eq!(
+                *err.kind(),
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+            );
+            // Its Debug names the algorithm and nothing else.
+            assert_eq!(
+                format!("{signer:?}"),
+                format!("KeySigner {{ algorithm: {:?}, .. }}", key.algorithm.jwt())
+            );
+        }
+    }
 }

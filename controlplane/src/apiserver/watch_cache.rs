@@ -24,7 +24,8 @@
 //!   subscriber ends with that error and the next subscription starts a new store watch.
 //! - **Progress.** A subscriber that none of the dispatched events matched gets
 //!   [`Update::Progress`] through the same channel, behind the events before it, so a bookmark at
-//!   that revision never claims an event not yet sent.
+//!   that revision never claims an event not yet sent; at the end of a burst, and no more often
+//!   than [`WatchCacheConfig::progress_every`].
 //! - **N older than the buffer.** kube answers 410 Gone and the client relists. Here that
 //!   subscriber gets its own store watch from N instead (still 410 if the store has compacted N):
 //!   the same events without a relist. It stays direct until it ends; the watch timeout (30 to 60
@@ -77,6 +78,10 @@ pub struct WatchCacheConfig {
     /// How long a feed without subscribers keeps its store watch, so that clients re-watching
     /// after a timeout find it running. Default 30 s.
     pub idle: Duration,
+    /// The least time between two rounds of [`Update::Progress`] to the subscribers that events
+    /// passed by. Default 250 ms: progress only feeds bookmarks (every 10 s at most), and a round
+    /// after every burst meant waking every node agent's watch for every other node's pod.
+    pub progress_every: Duration,
 }
 
 impl Default for WatchCacheConfig {
@@ -86,6 +91,7 @@ impl Default for WatchCacheConfig {
             subscriber_capacity: 1024,
             dispatch_budget: Duration::from_millis(100),
             idle: Duration::from_secs(30),
+            progress_every: Duration::from_millis(250),
         }
     }
 }

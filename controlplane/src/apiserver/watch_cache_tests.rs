@@ -466,3 +466,42 @@ async fn the_store_watch_stops_when_the_last_subscriber_has_been_gone_a_while() 
     let event = f.pod("a", "y").await;
     assert_eq!(events(&mut again, 1).await, vec![event]);
 }
+
+#[tokio::test]
+async fn progress_rounds_are_paced() {
+    let every = Duration::from_millis(300);
+    let f = fixture(WatchCacheConfig {
+        progress_every: every,
+        ..WatchCacheConfig::default()
+    });
+    let start = f.now().await;
+    let mut a = f.watch(Some("a"), start).await;
+    // The first round goes at the end of the first burst.
+    let (_, b1) = f.pod("b", "x").await;
+    assert_eq!(next(&mut a).await, Some(Ok(Update::Progress(b1))));
+    let first_round = Instant::now();
+    // The next one waits for its turn, then carries the latest revision.
+    f.pod("b", "y").await;
+    let (_, b3) = f.pod("b", "z").await;
+    assert_eq!(next(&mut a).await, Some(Ok(Update::Progress(b3))));
+    assert!(first_round.elapsed() >= every - Duration::from_millis(20));
+}
+
+#[tokio::test]
+async fn pacing_holds_back_progress_but_never_events() {
+    let f = fixture(WatchCacheConfig {
+        progress_every: Duration::from_secs(3600),
+        ..WatchCacheConfig::default()
+    });
+    let start = f.now().await;
+    let mut a = f.watch(Some("a"), start).await;
+    let (_, b1) = f.pod("b", "x").await;
+    assert_eq!(next(&mut a).await, Some(Ok(Update::Progress(b1))));
+    // The progress past b2 is owed for an hour; the subscriber's own event comes at once.
+    f.pod("b", "y").await;
+    let (_, a1) = f.pod("a", "w").await;
+    match next(&mut a).await {
+        Some(Ok(Update::Event(e))) => assert_eq!(e.revision(), a1),
+        other => panic!("expected the event, got {other:?}"),
+    }
+}

@@ -18,6 +18,7 @@ pub mod smp;
 pub mod table;
 pub mod validate;
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
@@ -46,18 +47,39 @@ pub fn definition(name: &str) -> Option<&'static Value> {
     DEFINITIONS.get(name)
 }
 
+/// The definition name of every `x-kubernetes-group-version-kind` entry, by (group, version,
+/// kind). Built once: a definition may list several (DeleteOptions and WatchEvent list one per
+/// group version), and where two definitions claim the same one the first in file order wins.
+static DEFINITION_NAMES_BY_KIND: LazyLock<
+    HashMap<(&'static str, &'static str, &'static str), &'static str>,
+> = LazyLock::new(|| {
+    let mut by_kind = HashMap::new();
+    for (name, schema) in DEFINITIONS.iter() {
+        let Some(gvks) = schema
+            .get("x-kubernetes-group-version-kind")
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for g in gvks {
+            let field = |f: &str| g.get(f).and_then(Value::as_str);
+            if let (Some(group), Some(version), Some(kind)) =
+                (field("group"), field("version"), field("kind"))
+            {
+                by_kind
+                    .entry((group, version, kind))
+                    .or_insert(name.as_str());
+            }
+        }
+    }
+    by_kind
+});
+
 /// The name of the definition of a kind, found by its `x-kubernetes-group-version-kind`.
 pub fn definition_name_for_kind(group: &str, version: &str, kind: &str) -> Option<&'static str> {
-    DEFINITIONS.iter().find_map(|(name, schema)| {
-        let gvks = schema.get("x-kubernetes-group-version-kind")?.as_array()?;
-        gvks.iter()
-            .any(|g| {
-                g.get("group").and_then(Value::as_str) == Some(group)
-                    && g.get("version").and_then(Value::as_str) == Some(version)
-                    && g.get("kind").and_then(Value::as_str) == Some(kind)
-            })
-            .then_some(name.as_str())
-    })
+    DEFINITION_NAMES_BY_KIND
+        .get(&(group, version, kind))
+        .copied()
 }
 
 /// The schema of a kind.
@@ -115,6 +137,95 @@ mod tests {
                 r.verbs.contains(&"list"),
                 "{list}"
             );
+        }
+    }
+
+    /// The lookup as it was before [`DEFINITION_NAMES_BY_KIND`]: a scan of every definition.
+    fn definition_name_for_kind_by_scan(
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<&'static str> {
+        DEFINITIONS.iter().find_map(|(name, schema)| {
+            let gvks = schema.get("x-kubernetes-group-version-kind")?.as_array()?;
+            gvks.iter()
+                .any(|g| {
+                    g.get("group").and_then(Value::as_str) == Some(group)
+                        && g.get("version").and_then(Value::as_str) == Some(version)
+                        && g.get("kind").and_then(Value::as_str) == Some(kind)
+                })
+                .then_some(name.as_str())
+        })
+    }
+
+    #[test]
+    fn definition_name_for_kind_matches_a_scan_of_the_definitions() {
+        let meta = |kind: &str| format!("io.k8s.apimachinery.pkg.apis.meta.v1.{kind}");
+        let cases: &[(&str, &str, &str, Option<String>)] = &[
+            ("", "v1", "Pod", Some("io.k8s.api.core.v1.Pod".into())),
+            (
+                "",
+                "v1",
+                "PodList",
+                Some("io.k8s.api.core.v1.PodList".into()),
+            ),
+            (
+                "apps",
+                "v1",
+                "Deployment",
+                Some("io.k8s.api.apps.v1.Deployment".into()),
+            ),
+            (
+                "apps",
+                "v1",
+                "DeploymentList",
+                Some("io.k8s.api.apps.v1.DeploymentList".into()),
+            ),
+            // One definition under many group versions.
+            ("", "v1", "DeleteOptions", Some(meta("DeleteOptions"))),
+            ("apps", "v1", "DeleteOptions", Some(meta("DeleteOptions"))),
+            ("apps", "v1", "WatchEvent", Some(meta("WatchEvent"))),
+            // Unknown kinds, a kind under another group or version, another case.
+            ("", "v1", "NoSuchKind", None),
+            ("apps", "v1", "Pod", None),
+            ("", "v2", "Pod", None),
+            ("", "v1", "pod", None),
+            ("core", "v1", "Pod", None),
+            ("", "", "", None),
+        ];
+        for (group, version, kind, want) in cases {
+            let got = definition_name_for_kind(group, version, kind);
+            assert_eq!(got, want.as_deref(), "{group}/{version} {kind}");
+            assert_eq!(
+                got,
+                definition_name_for_kind_by_scan(group, version, kind),
+                "{group}/{version} {kind}"
+            );
+        }
+        // Every group-version-kind in the data, and every served kind and its list.
+        let mut checked = 0;
+        for schema in definitions().values() {
+            let gvks = schema
+                .get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array);
+            for g in gvks.into_iter().flatten() {
+                let field = |f: &str| g[f].as_str().unwrap();
+                let (group, version, kind) = (field("group"), field("version"), field("kind"));
+                let got = definition_name_for_kind(group, version, kind);
+                assert!(got.is_some(), "{group}/{version} {kind}");
+                assert_eq!(got, definition_name_for_kind_by_scan(group, version, kind));
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked}");
+        for r in RESOURCES {
+            for kind in [r.kind.to_owned(), format!("{}List", r.kind)] {
+                assert_eq!(
+                    definition_name_for_kind(r.group, r.version, &kind),
+                    definition_name_for_kind_by_scan(r.group, r.version, &kind),
+                    "{kind}"
+                );
+            }
         }
     }
 

@@ -21,6 +21,7 @@
 mod files;
 mod material;
 
+use crate::crypto::KeySigner;
 use arc_swap::ArcSwap;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use material::KeyMaterial;
@@ -115,6 +116,9 @@ pub(crate) struct Key {
     pub algorithm: Algorithm,
     pub decoding: DecodingKey,
     pub encoding: Option<EncodingKey>,
+    /// `encoding` parsed for signing, once (present exactly when `encoding` is). An error is
+    /// kept for the issuer to report at signing, as it was when each token parsed the key.
+    pub signer: Option<Result<KeySigner, jsonwebtoken::errors::Error>>,
     jwk: Value,
     seq: u64,
     #[cfg_attr(not(test), allow(dead_code))]
@@ -175,11 +179,16 @@ impl KeySet {
                     reason: "not a private key".into(),
                 });
             }
+            let signer = material
+                .encoding
+                .as_ref()
+                .map(|encoding| KeySigner::new(material.algorithm.jwt(), encoding));
             keys.push(Key {
                 kid: material.kid,
                 algorithm: material.algorithm,
                 decoding: material.decoding,
                 encoding: material.encoding,
+                signer,
                 jwk: material.jwk,
                 seq: file.seq,
                 spki_der: material.spki_der,

@@ -205,6 +205,10 @@ fn debug_shows_no_key_material() {
     let dir = dir_with("rsa-pkcs1.pem");
     let set = KeySet::load(dir.path()).unwrap();
     let pem = String::from_utf8(testdata("rsa-pkcs1.pem")).unwrap();
+    assert_eq!(
+        format!("{:?}", set.signing().signer),
+        "Some(Ok(KeySigner { algorithm: RS256, .. }))"
+    );
     for shown in [
         format!("{set:?}"),
         format!("{set:#?}"),

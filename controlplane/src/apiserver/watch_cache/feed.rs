@@ -366,14 +366,30 @@ async fn run(feed: Arc<Feed>, mut stream: WatchStream, config: WatchCacheConfig)
     // still see their streams end rather than hang.
     let _guard = ShutdownOnDrop(feed.clone());
     let mut budget = TimeBudget::new(config.dispatch_budget);
+    // Progress rounds are paced: at the end of a burst if the last round is old enough, else
+    // when it is.
+    let mut progress_owed = false;
+    let mut last_progress: Option<Instant> = None;
     let error = loop {
         let next = match stream.next().now_or_never() {
             Some(next) => next,
             None => {
                 // A burst is over: tell the subscribers it did not concern how far it went.
-                feed.flush_progress();
+                let due = last_progress.map(|at| at + config.progress_every);
+                if progress_owed && due.is_none_or(|due| due <= Instant::now()) {
+                    feed.flush_progress();
+                    progress_owed = false;
+                    last_progress = Some(Instant::now());
+                }
+                let flush_at = due.filter(|_| progress_owed);
                 tokio::select! {
                     next = stream.next() => next,
+                    () = sleep_until(flush_at) => {
+                        feed.flush_progress();
+                        progress_owed = false;
+                        last_progress = Some(Instant::now());
+                        continue;
+                    }
                     () = feed.idle_elapsed(config.idle) => {
                         if feed.stop_if_idle(config.idle) {
                             tracing::debug!(
@@ -389,6 +405,7 @@ async fn run(feed: Arc<Feed>, mut stream: WatchStream, config: WatchCacheConfig)
         };
         match next {
             Some(Ok(event)) => {
+                progress_owed = true;
                 feed.dispatch(
                     Arc::new(SharedEvent::new(event)),
                     config.buffer,
@@ -406,6 +423,14 @@ async fn run(feed: Arc<Feed>, mut stream: WatchStream, config: WatchCacheConfig)
         "watch cache: the store watch ended; closing its watchers"
     );
     feed.shutdown(WatchCacheError::Store(error));
+}
+
+/// Sleeps until `at`; never with `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 struct ShutdownOnDrop(Arc<Feed>);
