@@ -10,9 +10,10 @@
 //! - one bounded channel per subscriber, filled only with the events under its key prefix (its
 //!   namespace) and, for a watch whose field selector requires one value of the resource's
 //!   [`trigger_field`] (pods by `spec.nodeName`, as kube's cacher indexes them), only with the
-//!   events whose object had or has that value. A thousand node agents each watching their own
-//!   pods are then not all woken for every pod. Selectors are matched in full in
-//!   [`super::watch`]; the routing only spares the watches that could not match.
+//!   events whose object had or has that value, found by an index on that value. A thousand node
+//!   agents each watching their own pods are then neither woken nor even tested for every pod.
+//!   Selectors are matched in full in [`super::watch`]; the routing only spares the watches
+//!   that could not match.
 //!
 //! What a subscriber can rely on: every matching event after its revision, in order, or the end
 //! of its stream with an error; never a silent gap.

@@ -505,3 +505,61 @@ async fn pacing_holds_back_progress_but_never_events() {
         other => panic!("expected the event, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn watches_of_one_node_come_and_go_and_undecodable_events_reach_them_all() {
+    let f = fixture(WatchCacheConfig::default());
+    let start = f.now().await;
+    let on_n1 = FieldSelector::parse(pods(), "spec.nodeName=n1").expect("selector");
+    let on_n2 = FieldSelector::parse(pods(), "spec.nodeName=n2").expect("selector");
+    let watch = |selector: &FieldSelector, after: Revision| {
+        let cache = &f.cache;
+        let selector = selector.clone();
+        async move {
+            cache
+                .watch_selected(pods(), None, after, &selector)
+                .await
+                .expect("watch")
+        }
+    };
+    let mut first = watch(&on_n1, start).await;
+    let leaving = watch(&on_n1, start).await;
+    let mut n2 = watch(&on_n2, start).await;
+    drop(leaving);
+
+    let bound = f
+        .store
+        .create(
+            "/registry/pods/a/web",
+            br#"{"spec":{"nodeName":"n1"}}"#.to_vec(),
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        events(&mut first, 1).await,
+        vec![("/registry/pods/a/web".to_owned(), bound.mod_revision)]
+    );
+    // A watch of the same node joining later is served too.
+    let mut later = watch(&on_n1, bound.mod_revision).await;
+    let again = f
+        .store
+        .create(
+            "/registry/pods/a/db",
+            br#"{"spec":{"nodeName":"n1"}}"#.to_vec(),
+        )
+        .await
+        .expect("create");
+    let expected = vec![("/registry/pods/a/db".to_owned(), again.mod_revision)];
+    assert_eq!(events(&mut first, 1).await, expected);
+    assert_eq!(events(&mut later, 1).await, expected);
+    // An object that does not decode cannot be routed: every node's watch hears of it.
+    let broken = f
+        .store
+        .create("/registry/pods/a/broken", b"not json".to_vec())
+        .await
+        .expect("create");
+    let expected = vec![("/registry/pods/a/broken".to_owned(), broken.mod_revision)];
+    assert_eq!(events(&mut first, 1).await, expected);
+    assert_eq!(events(&mut later, 1).await, expected);
+    assert_eq!(events(&mut n2, 1).await, expected);
+}

@@ -1,7 +1,7 @@
 //! A feed: the one store watch of a resource, its ring buffer and its subscribers' channels,
 //! and the task that dispatches the store's events to them (see [`super`] for the guarantees).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ struct FeedState {
     /// The last revision dispatched (or the start revision).
     progress: Revision,
     buffer: VecDeque<Arc<SharedEvent>>,
-    subscribers: Vec<Subscriber>,
+    subscribers: Subscribers,
     next_id: u64,
     /// Since when the feed has had no subscriber.
     empty_since: Option<Instant>,
@@ -73,25 +73,109 @@ impl<'a> Routed<'a> {
 
     /// Whether `field` had or has `value`; true for an event whose objects do not decode.
     fn has(&mut self, field: &'static str, value: &str) -> bool {
-        let event = self.event;
-        let (_, values) = match &mut self.values {
-            Some(looked_up) if looked_up.0 == field => looked_up,
-            slot => slot.insert((field, event.field_values(field))),
-        };
-        values.as_ref().is_none_or(|v| v.contains(value))
+        self.values(field).is_none_or(|v| v.contains(value))
+    }
+
+    /// The values of `field` after and before the change; `None` when an object does not decode.
+    fn values(&mut self, field: &'static str) -> Option<&FieldValues<'a>> {
+        if self
+            .values
+            .as_ref()
+            .is_none_or(|(looked_up, _)| *looked_up != field)
+        {
+            self.values = Some((field, self.event.field_values(field)));
+        }
+        self.values.as_ref().and_then(|(_, values)| values.as_ref())
     }
 }
 
 struct Subscriber {
-    id: u64,
     interest: Interest,
     /// Events at or below this revision are not for this subscriber (it joined past `progress`).
     after: Revision,
     tx: mpsc::Sender<Update>,
     /// Why its stream ends; set before `tx` is dropped.
     end: Arc<OnceLock<WatchCacheError>>,
-    /// Events it did not match were dispatched since its last item: it is owed a `Progress`.
-    progress_due: bool,
+    /// The revision its stream has covered (its last event or progress): below the feed's
+    /// progress, it is owed a `Progress`.
+    covered: Revision,
+}
+
+/// The subscribers, indexed so that an event is offered only to those that may want it: a
+/// thousand node agents' watches are not each tested for every other node's pod.
+#[derive(Default)]
+struct Subscribers {
+    by_id: HashMap<u64, Subscriber>,
+    /// Those without a trigger value: offered every event.
+    untriggered: Vec<u64>,
+    /// Those with one, by trigger field and value: offered the events whose object had or has
+    /// that value (all of that field's, for an event whose objects do not decode).
+    triggered: HashMap<&'static str, HashMap<String, Vec<u64>>>,
+}
+
+impl Subscribers {
+    fn insert(&mut self, id: u64, subscriber: Subscriber) {
+        match &subscriber.interest.trigger {
+            None => self.untriggered.push(id),
+            Some((field, value)) => self
+                .triggered
+                .entry(field)
+                .or_default()
+                .entry(value.clone())
+                .or_default()
+                .push(id),
+        }
+        self.by_id.insert(id, subscriber);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Subscriber> {
+        let subscriber = self.by_id.remove(&id)?;
+        match &subscriber.interest.trigger {
+            None => self.untriggered.retain(|other| *other != id),
+            Some((field, value)) => {
+                if let Some(values) = self.triggered.get_mut(field) {
+                    if let Some(ids) = values.get_mut(value.as_str()) {
+                        ids.retain(|other| *other != id);
+                        if ids.is_empty() {
+                            values.remove(value.as_str());
+                        }
+                    }
+                    if values.is_empty() {
+                        self.triggered.remove(field);
+                    }
+                }
+            }
+        }
+        Some(subscriber)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The ids of the subscribers `event` may concern; each at most once.
+    fn candidates(&self, event: &mut Routed<'_>) -> Vec<u64> {
+        let mut ids = self.untriggered.clone();
+        for (field, values) in &self.triggered {
+            match event.values(field) {
+                Some(found) => {
+                    let previous = found.previous.as_deref().filter(|p| *p != found.current);
+                    for value in std::iter::once(found.current.as_ref()).chain(previous) {
+                        ids.extend(values.get(value).into_iter().flatten());
+                    }
+                }
+                // Every watch of the field must hear of an event it cannot route.
+                None => ids.extend(values.values().flatten()),
+            }
+        }
+        ids
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Subscriber> + '_ {
+        self.untriggered.clear();
+        self.triggered.clear();
+        self.by_id.drain().map(|(_, subscriber)| subscriber)
+    }
 }
 
 pub(super) enum Join {
@@ -134,7 +218,7 @@ impl Feed {
                 floor: start,
                 progress: start,
                 buffer: VecDeque::new(),
-                subscribers: Vec::new(),
+                subscribers: Subscribers::default(),
                 next_id: 0,
                 empty_since: None,
             }),
@@ -187,14 +271,17 @@ impl Feed {
         let end = Arc::new(OnceLock::new());
         let id = state.next_id;
         state.next_id += 1;
-        state.subscribers.push(Subscriber {
+        state.subscribers.insert(
             id,
-            interest: interest.clone(),
-            after,
-            tx,
-            end: end.clone(),
-            progress_due: false,
-        });
+            Subscriber {
+                interest: interest.clone(),
+                after,
+                tx,
+                end: end.clone(),
+                // The stream starts with the buffered events and the feed's progress.
+                covered: after.max(state.progress),
+            },
+        );
         state.empty_since = None;
         Subscription {
             feed: self.clone(),
@@ -209,7 +296,7 @@ impl Feed {
 
     fn leave(&self, id: u64) {
         let mut state = self.lock();
-        state.subscribers.retain(|s| s.id != id);
+        state.subscribers.remove(id);
         if state.subscribers.is_empty() && state.empty_since.is_none() {
             state.empty_since = Some(Instant::now());
             self.left.notify_one();
@@ -230,31 +317,31 @@ impl Feed {
             }
         }
         let mut blocked = Vec::new();
+        let mut closed = Vec::new();
         let mut routed = Routed::new(event);
-        state.subscribers.retain_mut(|sub| {
-            if revision <= sub.after {
-                return true;
-            }
-            if !sub.interest.wants(&mut routed) {
-                sub.progress_due = true;
-                return true;
+        for id in state.subscribers.candidates(&mut routed) {
+            let Some(sub) = state.subscribers.by_id.get_mut(&id) else {
+                continue;
+            };
+            if revision <= sub.after || !sub.interest.wants(&mut routed) {
+                continue;
             }
             match sub.tx.try_send(Update::Event(event.clone())) {
-                Ok(()) => {
-                    sub.progress_due = false;
-                    true
-                }
+                Ok(()) => sub.covered = revision,
                 Err(TrySendError::Full(_)) => {
-                    sub.progress_due = false;
+                    // Sent by `dispatch`, or the subscriber is cut off.
+                    sub.covered = revision;
                     blocked.push(Blocked {
-                        id: sub.id,
+                        id,
                         tx: sub.tx.clone(),
                     });
-                    true
                 }
-                Err(TrySendError::Closed(_)) => false,
+                Err(TrySendError::Closed(_)) => closed.push(id),
             }
-        });
+        }
+        for id in closed {
+            state.subscribers.remove(id);
+        }
         blocked
     }
 
@@ -284,14 +371,12 @@ impl Feed {
             return;
         }
         let mut state = self.lock();
-        state.subscribers.retain(|sub| {
-            if !slow.contains(&sub.id) {
-                return true;
+        for id in &slow {
+            if let Some(sub) = state.subscribers.remove(*id) {
+                // Set before the sender drops: the stream reads it after the queued events.
+                let _ = sub.end.set(WatchCacheError::Lagged);
             }
-            // Set before the sender drops: the stream reads it after the queued events.
-            let _ = sub.end.set(WatchCacheError::Lagged);
-            false
-        });
+        }
         tracing::info!(
             resource = %self.resource,
             count = slow.len(),
@@ -305,19 +390,20 @@ impl Feed {
         let mut guard = self.lock();
         let state = &mut *guard;
         let progress = state.progress;
-        state.subscribers.retain_mut(|sub| {
-            if !sub.progress_due {
-                return true;
+        let mut closed = Vec::new();
+        for (id, sub) in &mut state.subscribers.by_id {
+            if sub.covered >= progress {
+                continue;
             }
             match sub.tx.try_send(Update::Progress(progress)) {
-                Ok(()) => {
-                    sub.progress_due = false;
-                    true
-                }
-                Err(TrySendError::Full(_)) => true,
-                Err(TrySendError::Closed(_)) => false,
+                Ok(()) => sub.covered = progress,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Closed(_)) => closed.push(*id),
             }
-        });
+        }
+        for id in closed {
+            state.subscribers.remove(id);
+        }
     }
 
     /// Resolves when the feed has had no subscriber for `idle` (maybe spuriously: check with
@@ -354,7 +440,7 @@ impl Feed {
         }
         state.running = false;
         state.buffer = VecDeque::new();
-        for sub in state.subscribers.drain(..) {
+        for sub in state.subscribers.drain() {
             let _ = sub.end.set(reason.clone());
         }
     }
