@@ -338,6 +338,11 @@ impl Watcher {
         line("ERROR", &status_value(status))
     }
 
+    /// Whether every object matches (no name, label or field selector).
+    fn selects_everything(&self) -> bool {
+        self.name.is_none() && self.labels.is_everything() && self.fields.is_everything()
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         if let Some(name) = &self.name {
             let have = obj.pointer("/metadata/name").and_then(Value::as_str);
@@ -360,6 +365,11 @@ impl Watcher {
         match event.kind {
             EventKind::Create => now_matches.then(|| self.current_line("ADDED", event)),
             EventKind::Delete => now_matches.then(|| self.current_line("DELETED", event)),
+            // Without selectors an update is a MODIFIED whatever the object was: its previous
+            // state need not be decoded.
+            EventKind::Update if self.selects_everything() && event.prev.is_some() => {
+                Some(self.current_line("MODIFIED", event))
+            }
             EventKind::Update => {
                 let previous = match event.previous() {
                     None => None,

@@ -189,6 +189,36 @@ async fn from_a_revision_and_by_name() {
 }
 
 #[tokio::test]
+async fn without_selectors_an_update_needs_no_previous_object() {
+    let f = fixture();
+    // A previous state that does not decode: only a watch that must test it fails on it.
+    let a = f
+        .store
+        .create(&key("a"), b"not json".to_vec())
+        .await
+        .expect("a");
+    let mut plain = ctx(&f);
+    plain.resource_version = Some(a.mod_revision.to_string());
+    let mut labelled = ctx(&f);
+    labelled.resource_version = Some(a.mod_revision.to_string());
+    labelled.labels = LabelSelector::parse("app=x").expect("selector");
+    let mut plain = events(serve_watch(plain).await.expect("watch"));
+    let mut labelled = events(serve_watch(labelled).await.expect("watch"));
+    let a2 = f
+        .store
+        .update(&key("a"), pod("a", "x"), a.mod_revision)
+        .await
+        .expect("a2");
+    let (t, o) = next(&mut plain).await;
+    assert_eq!(
+        (t.as_str(), name_rv(&o)),
+        ("MODIFIED", ("a".into(), a2.mod_revision.to_string()))
+    );
+    let (t, _) = next(&mut labelled).await;
+    assert_eq!(t, "ERROR");
+}
+
+#[tokio::test]
 async fn compacted_revision_is_an_expired_error_event() {
     let f = fixture();
     let a = f.store.create(&key("a"), pod("a", "x")).await.expect("a");
