@@ -342,6 +342,18 @@ pub(crate) async fn start(
         ensure_namespace(admin, "kube-node-lease").await?;
     }
     let mut tasks = Vec::new();
+    // One pod watch and cache for the controllers that follow pods, as kube-controller-manager
+    // shares one pod informer.
+    let mut shared_pods = if chosen
+        .iter()
+        .any(|c| matches!(*c, "replicaset" | "endpoints" | "nodelifecycle"))
+    {
+        Some(controllers::shared_pods::SharedPods::new(
+            identities.client(CONTROLLERS_USER, &[])?,
+        ))
+    } else {
+        None
+    };
     for component in &chosen {
         let client = match *component {
             "nodes" => identities.client(NODES_USER, &[NODES_GROUP])?,
@@ -367,17 +379,38 @@ pub(crate) async fn start(
                 )
             }
             "scheduler" => scheduler::spawn(client),
-            "replicaset" => controllers::replicaset::spawn(client),
+            "replicaset" => match shared_pods.as_mut() {
+                Some(pods) => {
+                    controllers::replicaset::spawn_with_pods(client, pods.store(), pods.subscribe())
+                }
+                None => controllers::replicaset::spawn(client),
+            },
             "deployment" => controllers::deployment::spawn(client),
-            "endpoints" => controllers::endpoints::spawn(client),
+            "endpoints" => match shared_pods.as_mut() {
+                Some(pods) => {
+                    controllers::endpoints::spawn_with_pods(client, pods.store(), pods.subscribe())
+                }
+                None => controllers::endpoints::spawn(client),
+            },
             "garbagecollector" => controllers::gc::spawn(client),
-            "nodelifecycle" => {
-                controllers::node_lifecycle::spawn(client, settings.node_monitor_grace_period)
-            }
+            "nodelifecycle" => match shared_pods.as_ref() {
+                Some(pods) => controllers::node_lifecycle::spawn_with_pods(
+                    client,
+                    pods.store(),
+                    settings.node_monitor_grace_period,
+                ),
+                None => {
+                    controllers::node_lifecycle::spawn(client, settings.node_monitor_grace_period)
+                }
+            },
             _ => continue,
         };
         tracing::info!(component, "cluster component started");
         tasks.push(task);
+    }
+    if let Some(pods) = shared_pods {
+        // Started after every consumer subscribed, so none misses the initial list.
+        tasks.push(pods.start());
     }
     Ok(tasks)
 }

@@ -5,4 +5,5 @@ pub mod endpoints;
 pub mod gc;
 pub mod node_lifecycle;
 pub mod replicaset;
+pub mod shared_pods;
 pub(crate) mod workloads_common;

@@ -5,9 +5,9 @@
 //! `status` (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
 //! observedGeneration) through the status subresource.
 //!
-//! It runs kube-runtime's applier (the engine under `Controller`) over two reflectors, one of
-//! ReplicaSets and one of Pods, so the pod watch both fills the cache the reconciler reads and
-//! triggers the owner (or, for an orphan, every ReplicaSet whose selector matches it). As
+//! It runs kube-runtime's applier (the engine under `Controller`) over a reflector of
+//! ReplicaSets and the pod watch (its own, or one shared through [`SharedPods`]), so the pod
+//! watch both fills the cache the reconciler reads and triggers the owner (or, for an orphan, every ReplicaSet whose selector matches it). As
 //! kube's controller, it keeps "expectations": after creating or deleting pods it does not act
 //! again for that ReplicaSet until the watch has shown those changes, so a stale cache never
 //! causes a second round of creations.
@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::{stream, TryStreamExt};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -30,6 +30,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 
+use super::shared_pods::{AbortOnDrop, SharedPods};
 use super::workloads_common::{
     claim, controller_of, controller_ref, delete_if_uid, is_not_found, is_pod_active,
     is_pod_available, is_pod_ready, now, object_reference, one_by_one, owners_to_sync, ready_since,
@@ -44,9 +45,26 @@ const BURST_REPLICAS: usize = 500;
 /// then only delays the next round.
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs the controller until the task is aborted.
+/// Runs the controller until the task is aborted, with a pod watch of its own.
 pub fn spawn(client: Client) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(client))
+    let mut shared = SharedPods::new(client.clone());
+    let events = shared.subscribe();
+    let pods = shared.store();
+    let watch = AbortOnDrop(shared.start());
+    tokio::spawn(async move {
+        let _watch = watch;
+        run(client, pods, events).await;
+    })
+}
+
+/// Runs the controller until the task is aborted, on a [`SharedPods`]' store and one of its
+/// subscriptions.
+pub fn spawn_with_pods(
+    client: Client,
+    pods: Store<Pod>,
+    events: impl Stream<Item = Arc<Event<Pod>>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(client, pods, events))
 }
 
 /// What a ReplicaSet waits to see in the pod watch before it acts again.
@@ -174,11 +192,13 @@ struct Ctx {
     expectations: Arc<Expectations>,
 }
 
-async fn run(client: Client) {
+async fn run(
+    client: Client,
+    pod_store: Store<Pod>,
+    pod_events: impl Stream<Item = Arc<Event<Pod>>> + Send + 'static,
+) {
     let rs_api: Api<ReplicaSet> = Api::all(client.clone());
-    let pod_api: Api<Pod> = Api::all(client.clone());
     let (rs_store, rs_writer) = reflector::store();
-    let (pod_store, pod_writer) = reflector::store();
     let expectations = Arc::new(Expectations::default());
 
     let forgetter = expectations.clone();
@@ -199,20 +219,19 @@ async fn run(client: Client) {
         });
     let owners = rs_store.clone();
     let observer = expectations.clone();
-    let pod_trigger = watcher(pod_api, watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_writer)
-        .map_ok(move |event| match event {
+    let pod_trigger = pod_events.map(move |event| {
+        Ok::<_, watcher::Error>(match &*event {
             Event::Apply(pod) | Event::InitApply(pod) => {
-                observer.observe(&pod, false);
-                replicasets_of(&pod, &owners)
+                observer.observe(pod, false);
+                replicasets_of(pod, &owners)
             }
             Event::Delete(pod) => {
-                observer.observe(&pod, true);
-                replicasets_of(&pod, &owners)
+                observer.observe(pod, true);
+                replicasets_of(pod, &owners)
             }
             Event::Init | Event::InitDone => Vec::new(),
-        });
+        })
+    });
     let queue = one_by_one(stream::select(rs_trigger, pod_trigger));
     let ctx = Arc::new(Ctx {
         client,

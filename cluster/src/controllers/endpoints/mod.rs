@@ -4,8 +4,8 @@
 //! `kubernetes.io/service-name` ([`slices`]). Both follow pods (IP, readiness, labels,
 //! deletion) and the Service (selector, ports), and go away with the Service.
 //!
-//! One kube-runtime applier over Services drives both: reflectors of Pods, Endpoints and
-//! EndpointSlices fill the caches the reconciler reads and trigger the Services they concern (a
+//! One kube-runtime applier over Services drives both: reflectors of Endpoints and
+//! EndpointSlices and the pod watch (its own, or one shared through [`SharedPods`]) fill the caches the reconciler reads and trigger the Services they concern (a
 //! pod the Services whose selector matches it now or matched it before; an Endpoints or a slice
 //! its Service). A Service that is gone surfaces as the applier's `ObjectNotFound`, and its
 //! controller-owned Endpoints and slices are deleted then. As kube's slice controller, it
@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -29,6 +29,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
+
+use super::shared_pods::{AbortOnDrop, SharedPods};
 
 pub use slices::{MANAGED_BY, MANAGED_BY_LABEL, MAX_ENDPOINTS_PER_SLICE, SERVICE_NAME_LABEL};
 
@@ -66,9 +68,27 @@ fn status_code(err: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Runs the Endpoints and EndpointSlice controllers until the task is aborted.
+/// Runs the Endpoints and EndpointSlice controllers until the task is aborted, with a pod watch
+/// of their own.
 pub fn spawn(client: Client) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(client))
+    let mut shared = SharedPods::new(client.clone());
+    let events = shared.subscribe();
+    let pods = shared.store();
+    let watch = AbortOnDrop(shared.start());
+    tokio::spawn(async move {
+        let _watch = watch;
+        run(client, pods, events).await;
+    })
+}
+
+/// Runs the Endpoints and EndpointSlice controllers until the task is aborted, on a
+/// [`SharedPods`]' store and one of its subscriptions.
+pub fn spawn_with_pods(
+    client: Client,
+    pods: Store<Pod>,
+    events: impl Stream<Item = Arc<Event<Pod>>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(client, pods, events))
 }
 
 /// What the reconciler reads and remembers.
@@ -82,9 +102,12 @@ struct Ctx {
     expectations: slices::Expectations,
 }
 
-async fn run(client: Client) {
+async fn run(
+    client: Client,
+    pod_store: Store<Pod>,
+    pod_events: impl Stream<Item = Arc<Event<Pod>>> + Send + 'static,
+) {
     let (svc_store, svc_writer) = reflector::store();
-    let (pod_store, pod_writer) = reflector::store();
     let (ep_store, ep_writer) = reflector::store();
     let (slice_store, slice_writer) = reflector::store();
 
@@ -98,14 +121,13 @@ async fn run(client: Client) {
     .map_ok(|svc: Service| vec![ObjectRef::from_obj(&svc)]);
     let members = Arc::new(Membership::default());
     let services = svc_store.clone();
-    let pod_trigger = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_writer)
-        .map_ok(move |event| match event {
-            Event::Apply(pod) | Event::InitApply(pod) => members.update(&pod, &services, false),
-            Event::Delete(pod) => members.update(&pod, &services, true),
+    let pod_trigger = pod_events.map(move |event| {
+        Ok::<_, watcher::Error>(match &*event {
+            Event::Apply(pod) | Event::InitApply(pod) => members.update(pod, &services, false),
+            Event::Delete(pod) => members.update(pod, &services, true),
             Event::Init | Event::InitDone => Vec::new(),
-        });
+        })
+    });
     let ep_trigger = watcher(
         Api::<Endpoints>::all(client.clone()),
         watcher::Config::default(),

@@ -9,7 +9,8 @@
 //! is deleted (its controller recreates it elsewhere), at once or when its
 //! `tolerationSeconds` run out. `NodeNotReady` and `TaintManagerEviction` Events say so.
 //!
-//! Nodes, Leases and Pods are watched through reflectors; every pass (each second) works from
+//! Nodes and Leases are watched through reflectors, Pods through a [`SharedPods`] store (its
+//! own, or one shared with other controllers); every pass (each second) works from
 //! them, and a failed write is simply done again on the next pass.
 
 mod taints;
@@ -30,6 +31,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use super::shared_pods::{AbortOnDrop, SharedPods};
 use taints::{Eviction, Health};
 
 /// kube-controller-manager's default `--node-monitor-grace-period`.
@@ -47,16 +49,22 @@ const EVICTION_COMPONENT: &str = "taint-eviction-controller";
 /// Runs the controller until the task is aborted: a node whose Lease was not renewed for
 /// `grace_period` becomes NotReady.
 pub fn spawn(client: kube::Client, grace_period: Duration) -> JoinHandle<()> {
-    tokio::spawn(run(client, grace_period))
+    let shared = SharedPods::new(client.clone());
+    let pods = shared.store();
+    let watch = AbortOnDrop(shared.start());
+    tokio::spawn(async move {
+        let _watch = watch;
+        run(client, pods, grace_period).await;
+    })
 }
 
-/// Aborts the task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// As [`spawn`], reading pods from a [`SharedPods`]' store.
+pub fn spawn_with_pods(
+    client: kube::Client,
+    pods: Store<Pod>,
+    grace_period: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(run(client, pods, grace_period))
 }
 
 /// A reflector's store of `api`, kept up to date by a task that ends with the guard.
@@ -88,13 +96,12 @@ where
     }
 }
 
-async fn run(client: kube::Client, grace_period: Duration) {
+async fn run(client: kube::Client, pods: Store<Pod>, grace_period: Duration) {
     let (nodes, _n) = reflect(Api::<Node>::all(client.clone()), "nodes");
     let (leases, _l) = reflect(
         Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
         "leases",
     );
-    let (pods, _p) = reflect(Api::<Pod>::all(client.clone()), "pods");
     for (ready, what) in [
         (nodes.wait_until_ready().await, "nodes"),
         (leases.wait_until_ready().await, "leases"),
