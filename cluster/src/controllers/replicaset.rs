@@ -6,11 +6,12 @@
 //! observedGeneration) through the status subresource.
 //!
 //! It runs kube-runtime's applier (the engine under `Controller`) over a reflector of
-//! ReplicaSets and the pod watch (its own, or one shared through [`SharedPods`]), so the pod
-//! watch both fills the cache the reconciler reads and triggers the owner (or, for an orphan, every ReplicaSet whose selector matches it). As
-//! kube's controller, it keeps "expectations": after creating or deleting pods it does not act
-//! again for that ReplicaSet until the watch has shown those changes, so a stale cache never
-//! causes a second round of creations.
+//! ReplicaSets and the pod watch (its own, or one shared through
+//! [`SharedPods`](super::shared_pods::SharedPods)), so the pod watch both fills the cache the
+//! reconciler reads and triggers the owner (or, for an orphan, every ReplicaSet whose selector
+//! matches it). As kube's controller, it keeps "expectations": after creating or deleting pods
+//! it does not act again for that ReplicaSet until the watch has shown those changes, so a stale
+//! cache never causes a second round of creations.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -30,7 +31,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 
-use super::shared_pods::{AbortOnDrop, SharedPods};
+use super::shared_pods::spawn_with_own_pods;
 use super::workloads_common::{
     claim, controller_of, controller_ref, delete_if_uid, is_not_found, is_pod_active,
     is_pod_available, is_pod_ready, now, object_reference, one_by_one, owners_to_sync, ready_since,
@@ -47,18 +48,11 @@ const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the controller until the task is aborted, with a pod watch of its own.
 pub fn spawn(client: Client) -> tokio::task::JoinHandle<()> {
-    let mut shared = SharedPods::new(client.clone());
-    let events = shared.subscribe();
-    let pods = shared.store();
-    let watch = AbortOnDrop(shared.start());
-    tokio::spawn(async move {
-        let _watch = watch;
-        run(client, pods, events).await;
-    })
+    spawn_with_own_pods(client, run)
 }
 
-/// Runs the controller until the task is aborted, on a [`SharedPods`]' store and one of its
-/// subscriptions.
+/// Runs the controller until the task is aborted, on a
+/// [`SharedPods`](super::shared_pods::SharedPods)' store and one of its subscriptions.
 pub fn spawn_with_pods(
     client: Client,
     pods: Store<Pod>,

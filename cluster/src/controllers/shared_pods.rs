@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use futures::{stream, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -18,6 +19,7 @@ use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
+use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -48,10 +50,10 @@ impl SharedPods {
 
     /// Every event of the watch, from the initial list on, after the store has taken it in.
     /// The stream ends when the watch task does.
-    pub fn subscribe(&mut self) -> impl Stream<Item = Arc<Event<Pod>>> + Send + 'static {
+    pub fn subscribe(&mut self) -> PodEvents {
         let (tx, events) = channel();
         self.subscribers.push(tx);
-        events
+        events.boxed()
     }
 
     /// The pod cache (ready once the initial list is in).
@@ -65,6 +67,26 @@ impl SharedPods {
             watcher(Api::<Pod>::all(self.client), watcher::Config::default()).default_backoff();
         tokio::spawn(fan_out(events, self.writer, self.subscribers))
     }
+}
+
+/// A subscription to a [`SharedPods`].
+pub type PodEvents = BoxStream<'static, Arc<Event<Pod>>>;
+
+/// Spawns a component that follows pods with a [`SharedPods`] of its own (`kgate up` passes
+/// one shared by several instead); the watch stops with the component's task.
+pub(crate) fn spawn_with_own_pods<F, Fut>(client: Client, run: F) -> JoinHandle<()>
+where
+    F: FnOnce(Client, Store<Pod>, PodEvents) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut shared = SharedPods::new(client.clone());
+    let events = shared.subscribe();
+    let pods = shared.store();
+    let watch = AbortOnDrop(shared.start());
+    tokio::spawn(async move {
+        let _watch = watch;
+        run(client, pods, events).await;
+    })
 }
 
 /// Aborts the task when dropped: ties a watch task to the component that started it.

@@ -4,13 +4,14 @@
 //! `kubernetes.io/service-name` ([`slices`]). Both follow pods (IP, readiness, labels,
 //! deletion) and the Service (selector, ports), and go away with the Service.
 //!
-//! One kube-runtime applier over Services drives both: reflectors of Endpoints and
-//! EndpointSlices and the pod watch (its own, or one shared through [`SharedPods`]) fill the caches the reconciler reads and trigger the Services they concern (a
-//! pod the Services whose selector matches it now or matched it before; an Endpoints or a slice
-//! its Service). A Service that is gone surfaces as the applier's `ObjectNotFound`, and its
-//! controller-owned Endpoints and slices are deleted then. As kube's slice controller, it
-//! remembers the slices it wrote and waits for the cache to show them before it computes a
-//! Service's slices again, so a stale cache never doubles them.
+//! One kube-runtime applier over Services drives both: reflectors of Endpoints and EndpointSlices
+//! and the pod watch (its own, or one shared through
+//! [`SharedPods`](super::shared_pods::SharedPods)) fill the caches the reconciler reads and trigger
+//! the Services they concern (a pod the Services whose selector matches it now or matched it
+//! before; an Endpoints or a slice its Service). A Service that is gone surfaces as the applier's
+//! `ObjectNotFound`, and its controller-owned Endpoints and slices are deleted then. As kube's
+//! slice controller, it remembers the slices it wrote and waits for the cache to show them before
+//! it computes a Service's slices again, so a stale cache never doubles them.
 
 mod slices;
 mod subsets;
@@ -30,7 +31,7 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 
-use super::shared_pods::{AbortOnDrop, SharedPods};
+use super::shared_pods::spawn_with_own_pods;
 
 pub use slices::{MANAGED_BY, MANAGED_BY_LABEL, MAX_ENDPOINTS_PER_SLICE, SERVICE_NAME_LABEL};
 
@@ -71,18 +72,11 @@ fn status_code(err: &kube::Error) -> Option<u16> {
 /// Runs the Endpoints and EndpointSlice controllers until the task is aborted, with a pod watch
 /// of their own.
 pub fn spawn(client: Client) -> tokio::task::JoinHandle<()> {
-    let mut shared = SharedPods::new(client.clone());
-    let events = shared.subscribe();
-    let pods = shared.store();
-    let watch = AbortOnDrop(shared.start());
-    tokio::spawn(async move {
-        let _watch = watch;
-        run(client, pods, events).await;
-    })
+    spawn_with_own_pods(client, run)
 }
 
 /// Runs the Endpoints and EndpointSlice controllers until the task is aborted, on a
-/// [`SharedPods`]' store and one of its subscriptions.
+/// [`SharedPods`](super::shared_pods::SharedPods)' store and one of its subscriptions.
 pub fn spawn_with_pods(
     client: Client,
     pods: Store<Pod>,

@@ -9,9 +9,10 @@
 //! is deleted (its controller recreates it elsewhere), at once or when its
 //! `tolerationSeconds` run out. `NodeNotReady` and `TaintManagerEviction` Events say so.
 //!
-//! Nodes and Leases are watched through reflectors, Pods through a [`SharedPods`] store (its
-//! own, or one shared with other controllers); every pass (each second) works from
-//! them, and a failed write is simply done again on the next pass.
+//! Nodes and Leases are watched through reflectors, Pods through a
+//! [`SharedPods`](super::shared_pods::SharedPods) store (its own, or one shared with other
+//! controllers); every pass (each second) works from them, and a failed write is simply done
+//! again on the next pass.
 
 mod taints;
 
@@ -31,7 +32,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use super::shared_pods::{AbortOnDrop, SharedPods};
+use super::shared_pods::{spawn_with_own_pods, AbortOnDrop};
 use taints::{Eviction, Health};
 
 /// kube-controller-manager's default `--node-monitor-grace-period`.
@@ -49,16 +50,13 @@ const EVICTION_COMPONENT: &str = "taint-eviction-controller";
 /// Runs the controller until the task is aborted: a node whose Lease was not renewed for
 /// `grace_period` becomes NotReady.
 pub fn spawn(client: kube::Client, grace_period: Duration) -> JoinHandle<()> {
-    let shared = SharedPods::new(client.clone());
-    let pods = shared.store();
-    let watch = AbortOnDrop(shared.start());
-    tokio::spawn(async move {
-        let _watch = watch;
-        run(client, pods, grace_period).await;
+    // It reads the store only; the subscription it does not use is dropped at once.
+    spawn_with_own_pods(client, move |client, pods, _events| {
+        run(client, pods, grace_period)
     })
 }
 
-/// As [`spawn`], reading pods from a [`SharedPods`]' store.
+/// As [`spawn`], reading pods from a [`SharedPods`](super::shared_pods::SharedPods)' store.
 pub fn spawn_with_pods(
     client: kube::Client,
     pods: Store<Pod>,
