@@ -4,11 +4,12 @@ use axum::routing::get;
 use bytes::Bytes;
 use std::collections::HashMap;
 
+/// What a test sink was told, in order.
 #[derive(Default)]
-struct RecordingSink(Mutex<Vec<String>>);
+struct Log(Mutex<Vec<String>>);
 
-impl RecordingSink {
-    fn log(&self) -> Vec<String> {
+impl Log {
+    fn entries(&self) -> Vec<String> {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -19,6 +20,18 @@ impl RecordingSink {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(entry);
+    }
+}
+
+#[derive(Default)]
+struct RecordingSink(Log);
+
+impl RecordingSink {
+    fn log(&self) -> Vec<String> {
+        self.0.entries()
+    }
+    fn push(&self, entry: String) {
+        self.0.push(entry);
     }
 }
 
@@ -131,20 +144,14 @@ async fn lists_then_applies_watch_events_and_turns_ready() {
 /// Records every object the sync hands over as `kind/apiVersion/name`, and whether any carried
 /// more than metadata.
 #[derive(Default)]
-struct ObjectSink(Mutex<Vec<String>>);
+struct ObjectSink(Log);
 
 impl ObjectSink {
     fn log(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.entries()
     }
     fn push(&self, entry: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(entry);
+        self.0.push(entry);
     }
     fn describe(object: &Value) -> String {
         let mut fields: Vec<&str> = object
