@@ -6,8 +6,8 @@
 //! connection's [`PeerCertificates`], exactly as [`crate::serve`] hands over what a TLS peer
 //! presented; the X.509 authenticator verifies it and RBAC judges its user as for any client.
 //! What is skipped is only what a network needs: TCP, the TLS record layer, HTTP framing. With
-//! ten thousand pods on a 2-core machine those cost about a fifth of kgate's CPU when the
-//! components were clients of the listener (BENCHMARKS.md, "The cluster under load").
+//! 1,000 simulated nodes on a 2-core machine that cut kgate's CPU per pod by about 30%
+//! (BENCHMARKS.md, "The cluster under load").
 //!
 //! Trust: the TLS handshake proves the peer holds the certificate's key; here the certificate
 //! never leaves the process that issued it, and nothing outside the process can reach this
