@@ -315,6 +315,7 @@ pub(crate) async fn start(
     admin: &kube::Client,
     identities: &Identities,
 ) -> Result<Vec<JoinHandle<()>>, String> {
+    use kgate_cluster::controllers::shared_pods::SharedPods;
     use kgate_cluster::{controllers, nodes, scheduler};
     let chosen: Vec<&'static str> = COMPONENTS
         .iter()
@@ -343,17 +344,8 @@ pub(crate) async fn start(
     }
     let mut tasks = Vec::new();
     // One pod watch and cache for the controllers that follow pods, as kube-controller-manager
-    // shares one pod informer.
-    let mut shared_pods = if chosen
-        .iter()
-        .any(|c| matches!(*c, "replicaset" | "endpoints" | "nodelifecycle"))
-    {
-        Some(controllers::shared_pods::SharedPods::new(
-            identities.client(CONTROLLERS_USER, &[])?,
-        ))
-    } else {
-        None
-    };
+    // shares one pod informer; made with the first of them, started once all have subscribed.
+    let mut shared_pods: Option<SharedPods> = None;
     for component in &chosen {
         let client = match *component {
             "nodes" => identities.client(NODES_USER, &[NODES_GROUP])?,
@@ -379,30 +371,21 @@ pub(crate) async fn start(
                 )
             }
             "scheduler" => scheduler::spawn(client),
-            "replicaset" => match shared_pods.as_mut() {
-                Some(pods) => {
-                    controllers::replicaset::spawn_with_pods(client, pods.store(), pods.subscribe())
-                }
-                None => controllers::replicaset::spawn(client),
-            },
+            "replicaset" => {
+                let pods = shared_pods.get_or_insert_with(|| SharedPods::new(client.clone()));
+                controllers::replicaset::spawn_with_pods(client, pods.store(), pods.subscribe())
+            }
             "deployment" => controllers::deployment::spawn(client),
-            "endpoints" => match shared_pods.as_mut() {
-                Some(pods) => {
-                    controllers::endpoints::spawn_with_pods(client, pods.store(), pods.subscribe())
-                }
-                None => controllers::endpoints::spawn(client),
-            },
+            "endpoints" => {
+                let pods = shared_pods.get_or_insert_with(|| SharedPods::new(client.clone()));
+                controllers::endpoints::spawn_with_pods(client, pods.store(), pods.subscribe())
+            }
             "garbagecollector" => controllers::gc::spawn(client),
-            "nodelifecycle" => match shared_pods.as_ref() {
-                Some(pods) => controllers::node_lifecycle::spawn_with_pods(
-                    client,
-                    pods.store(),
-                    settings.node_monitor_grace_period,
-                ),
-                None => {
-                    controllers::node_lifecycle::spawn(client, settings.node_monitor_grace_period)
-                }
-            },
+            "nodelifecycle" => {
+                let pods = shared_pods.get_or_insert_with(|| SharedPods::new(client.clone()));
+                let grace = settings.node_monitor_grace_period;
+                controllers::node_lifecycle::spawn_with_pods(client, pods.store(), grace)
+            }
             _ => continue,
         };
         tracing::info!(component, "cluster component started");
