@@ -46,6 +46,14 @@ impl ResourceDef {
         matches!(self.group, AUTHORIZATION | AUTHENTICATION)
     }
 
+    /// What routing needs: the scope, and whether a collection path across namespaces exists.
+    pub fn known(&self) -> kgate_core::scope::KnownResource {
+        kgate_core::scope::KnownResource {
+            namespaced: self.namespaced,
+            listable: self.verbs.contains(&"list"),
+        }
+    }
+
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.contains(&sub)
     }
@@ -130,6 +138,22 @@ pub static RESOURCES: &[ResourceDef] = &[
 ];
 
 /// The resource served at `group/version/plural`.
+/// This table as the gateway's routing sees it: the resources the embedded API server serves,
+/// the review APIs (answered by the gateway) included.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinResources;
+
+impl kgate_core::scope::ResourceScopes for BuiltinResources {
+    fn lookup(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+    ) -> Option<kgate_core::scope::KnownResource> {
+        lookup(group, version, resource).map(ResourceDef::known)
+    }
+}
+
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
         .iter()

@@ -14,6 +14,7 @@ pub mod authz;
 pub mod decision;
 pub mod headers;
 pub mod request_info;
+pub mod scope;
 pub mod status;
 pub mod user;
 

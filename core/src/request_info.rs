@@ -40,6 +40,12 @@ pub struct RequestInfo {
     pub name: String,
     /// The path segments from the resource on: `[resource, name, subresource, ...]`.
     pub parts: Vec<String>,
+    /// The resource was addressed under `/namespaces/{namespace}/` (`/api/v1/namespaces/a/pods`),
+    /// as opposed to a path of its own (`/api/v1/pods`, or a namespace itself:
+    /// `/api/v1/namespaces/a`). Routing compares it with the resource's scope
+    /// ([`crate::scope`]); `namespace` alone cannot tell `/api/v1/namespaces/a` from
+    /// `/api/v1/namespaces/a/namespaces/a`.
+    pub under_namespace: bool,
 }
 
 /// Verbs that may stand in the path before the resource (`/api/v1/watch/pods`).
@@ -102,6 +108,7 @@ impl RequestInfo {
             info.namespace = rest[1].clone();
             if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2].as_str()) {
                 rest = &rest[2..];
+                info.under_namespace = true;
             }
         }
         info.parts = rest.to_vec();
@@ -342,6 +349,26 @@ mod tests {
                 ],
                 "{method} {url}"
             );
+        }
+    }
+
+    #[test]
+    fn under_namespace_tells_a_namespace_from_a_resource_in_it() {
+        for (path, under) in [
+            ("/api/v1/namespaces", false),
+            ("/api/v1/namespaces/a", false),
+            ("/api/v1/namespaces/a/status", false),
+            ("/api/v1/namespaces/a/finalize", false),
+            ("/api/v1/namespaces/a/namespaces", true),
+            ("/api/v1/namespaces/a/namespaces/a", true),
+            ("/api/v1/namespaces/a/pods", true),
+            ("/api/v1/watch/namespaces/a/pods", true),
+            ("/api/v1/pods", false),
+            ("/api/v1/nodes/n1", false),
+            ("/apis/apps/v1/namespaces/a/deployments/web/scale", true),
+        ] {
+            let info = RequestInfo::parse("GET", path, None).expect(path);
+            assert_eq!(info.under_namespace, under, "{path}");
         }
     }
 

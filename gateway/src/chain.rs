@@ -17,18 +17,21 @@ use crate::layers::impersonation::ImpersonationLayer;
 use crate::layers::limits::LimitsLayer;
 use crate::layers::request_info::RequestInfoLayer;
 use crate::layers::rescue::RescueLayer;
+use crate::layers::scope::ScopeLayer;
 use crate::layers::trace::TraceLayer;
 use crate::readiness::Readiness;
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_core::authn::AuthenticatorUnion;
 use kgate_core::authz::AuthorizerChain;
+use kgate_core::scope::ResourceScopes;
 use std::convert::Infallible;
+use std::sync::Arc;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
 /// What the pipeline is built from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChainConfig {
     /// Who is calling: x509, tokens, and anonymous where enabled.
     pub authenticator: AuthenticatorUnion,
@@ -40,6 +43,8 @@ pub struct ChainConfig {
     pub max_header_bytes: usize,
     /// What `/readyz` reports.
     pub readiness: Readiness,
+    /// The upstream's resources and their scopes, for routing by scope before authorization.
+    pub scopes: Arc<dyn ResourceScopes>,
 }
 
 /// The whole pipeline as one service for the listener: it never fails, every error is already a
@@ -62,6 +67,7 @@ where
         max_body_bytes,
         max_header_bytes,
         readiness,
+        scopes,
     } = config;
     let service = ServiceBuilder::new()
         // 0. Trace: the request span (verb, resource, namespace, user.name are filled in by
@@ -90,9 +96,13 @@ where
         //    refusal), the proof's user replaced, the headers removed.
         .layer(ImpersonationLayer::new(authorizer.clone()))
         // (Flow control goes here when it lands: 429 with Retry-After over the bound.)
-        // 7. Authorization: Authenticated + RequestInfo → Authorized, or 403 in kube's words.
+        // 7. Scope: a resource at the wrong scope in the path (a cluster-scoped one under
+        //    /namespaces/{ns}/) has no route: 404 before authorization decides on that
+        //    namespace.
+        .layer(ScopeLayer::new(scopes))
+        // 8. Authorization: Authenticated + RequestInfo → Authorized, or 403 in kube's words.
         .layer(AuthorizationLayer::new(authorizer))
-        // 8. The handler: the upstream proxy, which demands the Authorized proof.
+        // 9. The handler: the upstream proxy, which demands the Authorized proof.
         .service(handler);
     BoxCloneSyncService::new(service)
 }

@@ -88,6 +88,7 @@ fn config(readiness: Readiness) -> ChainConfig {
         max_body_bytes: 64,
         max_header_bytes: 1024,
         readiness,
+        scopes: Arc::new(kgate_core::scope::UnknownResources),
     }
 }
 

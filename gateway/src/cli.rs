@@ -331,6 +331,11 @@ pub struct ControlplaneOptions {
     pub service_accounts: ServiceAccountArgs,
     #[command(flatten)]
     pub admission: AdmissionArgs,
+    /// The gateway's AuthorizationPolicy file: the escalation and bind checks of RBAC writes
+    /// ask the same chain as the gateway's requests, deny lines first, so give both processes
+    /// the same file. Reloaded when it changes.
+    #[arg(long)]
+    pub authorization_policy_file: Option<PathBuf>,
 }
 
 /// `kgate keys`.
@@ -673,6 +678,7 @@ pub struct ControlplaneConfig {
     pub(crate) storage: StorageConfig,
     pub(crate) service_accounts: ServiceAccountSettings,
     pub(crate) admission: DefaultTolerationSeconds,
+    pub(crate) authorization_policy_file: Option<PathBuf>,
 }
 
 impl ControlplaneOptions {
@@ -683,6 +689,7 @@ impl ControlplaneOptions {
             storage: self.storage.validate()?,
             service_accounts: self.service_accounts.validate()?,
             admission: self.admission.settings(),
+            authorization_policy_file: self.authorization_policy_file,
         })
     }
 }

@@ -13,6 +13,10 @@ pub enum GatewayError {
     /// The path is not canonical or cannot be interpreted (400).
     #[error("bad request path")]
     RequestInfo(#[from] RequestInfoError),
+    /// The path puts a resource at the wrong scope (404, or 405 for a namespaced collection
+    /// outside a namespace).
+    #[error("no route: {0}")]
+    NoRoute(#[from] kgate_core::scope::NoRoute),
     /// Authentication failed (401).
     #[error("authentication failed")]
     Unauthenticated(#[source] AuthnError),

@@ -65,12 +65,17 @@ enum Review {
     Token,
 }
 
-/// The review a request creates, if it is one.
+/// The review a request creates, if it is one at its own scope: LocalSubjectAccessReview under
+/// `/namespaces/{ns}/`, the others outside. A review path at the wrong scope is not a review
+/// (the scope stage has answered it 404 already; were it miswired, the upstream answers).
 fn review(info: &RequestInfo) -> Option<Review> {
-    if info.api_group == "authentication.k8s.io" && info.resource == "tokenreviews" {
-        return review_kind_of(info, "tokenreviews").map(|()| Review::Token);
-    }
-    review_kind(info).map(Review::Authz)
+    let review = if info.api_group == "authentication.k8s.io" && info.resource == "tokenreviews" {
+        review_kind_of(info, "tokenreviews").map(|()| Review::Token)
+    } else {
+        review_kind(info).map(Review::Authz)
+    }?;
+    let local = review == Review::Authz(ReviewKind::LocalSubjectAccessReview);
+    (info.under_namespace == local).then_some(review)
 }
 
 /// `Some` when `info` is a create of `resource` in v1.

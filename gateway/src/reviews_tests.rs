@@ -78,6 +78,7 @@ fn service(upstream: Upstream) -> GatewayService {
         max_body_bytes: 1 << 20,
         max_header_bytes: 8192,
         readiness: Readiness::default(),
+        scopes: Arc::new(kgate_controlplane::resources::BuiltinResources),
     };
     build(config, Reviews::new(context, upstream))
 }
@@ -236,4 +237,48 @@ fn only_creates_of_review_resources_are_reviews() {
         review_kind(&parse("POST", "/api/v1/namespaces/x/pods")),
         None
     );
+}
+
+#[test]
+fn a_review_path_at_the_wrong_scope_is_not_a_review() {
+    let parse = |path: &str| {
+        RequestInfo::parse("POST", path, None).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    for path in [
+        "/apis/authorization.k8s.io/v1/namespaces/team/subjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/namespaces/team/selfsubjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/namespaces/team/selfsubjectrulesreviews",
+        "/apis/authentication.k8s.io/v1/namespaces/team/tokenreviews",
+        "/apis/authentication.k8s.io/v1/namespaces/team/selfsubjectreviews",
+        "/apis/authorization.k8s.io/v1/localsubjectaccessreviews",
+    ] {
+        assert_eq!(review(&parse(path)), None, "{path}");
+    }
+    for path in [
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/namespaces/team/localsubjectaccessreviews",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+    ] {
+        assert!(review(&parse(path)).is_some(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn reviews_under_the_wrong_scope_are_404_and_never_answered() {
+    let upstream = Upstream::default();
+    let service = service(upstream.clone());
+    let question = json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods"}}
+    });
+    let (code, body) = post(
+        &service,
+        "alice",
+        "/apis/authorization.k8s.io/v1/namespaces/team/subjectaccessreviews",
+        &question,
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(body["reason"], "NotFound");
+    assert_eq!(upstream.0.load(Ordering::SeqCst), 0);
 }

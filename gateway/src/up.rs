@@ -225,7 +225,7 @@ async fn start_gateway_part(
         // same objects, fed by the same sync.
         control_plane
             .api()
-            .enable_escalation_checks(authorizers.rbac.clone());
+            .enable_escalation_checks(authorizers.rbac.clone(), authorizers.chain.clone());
     }
     let limits = PipelineLimits {
         max_body_bytes: settings.max_request_bytes,
@@ -298,6 +298,11 @@ async fn start_gateway_part(
 
 /// `kgate controlplane`.
 pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, RunError> {
+    // A bad policy file stops kgate here, before anything listens.
+    let policy = match &config.authorization_policy_file {
+        Some(path) => Some(crate::policy_reload::load(path)?),
+        None => None,
+    };
     let pki = Pki::load_or_create(&config.data_dir)?;
     let control_plane =
         wiring::open_control_plane(&config.data_dir, &config.storage, config.admission).await?;
@@ -312,18 +317,22 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
     let listener = bind(config.listen).await?;
     let addr = local_addr(&listener, config.listen)?;
     // RBAC writes are checked for escalation against this server's own RBAC objects, kept by
-    // the same list+watch the gateway uses, over the in-process router.
+    // the same list+watch the gateway uses, over the in-process router; `escalate` and `bind`
+    // are asked of a chain built as the gateway's (same policy file, deny lines first).
     let readiness = Readiness::default();
-    let rbac = Arc::new(kgate_authz::RbacAuthorizer::new());
+    let authorizers = wiring::authorizer(policy.as_ref().map(|p| p.handle.clone()))?;
     control_plane
         .closer
         .api()
-        .enable_escalation_checks(rbac.clone());
+        .enable_escalation_checks(authorizers.rbac.clone(), authorizers.chain.clone());
     let mut background = crate::rbac_sync::spawn(
         Upstream::InProcess(control_plane.router.clone()),
-        wiring::rbac_sink(rbac),
+        authorizers.sink.clone(),
         readiness.clone(),
     );
+    if let Some(policy) = policy {
+        background.push(crate::policy_reload::spawn(policy));
+    }
     // `kgate keys rotate` from another process: sign with the new key at once.
     background.push(wiring::spawn_key_reload(&config.data_dir, keys));
     let service = FrontProxyGuard::new(control_plane.router);

@@ -377,7 +377,7 @@ pub(crate) fn authorizer(
 }
 
 /// The sink that keeps `rbac` in step with a control plane's list and watch.
-pub(crate) fn rbac_sink(rbac: Arc<kgate_authz::RbacAuthorizer>) -> Arc<dyn RbacSink> {
+fn rbac_sink(rbac: Arc<kgate_authz::RbacAuthorizer>) -> Arc<dyn RbacSink> {
     Arc::new(RbacAuthorizerSink(rbac))
 }
 
@@ -427,6 +427,9 @@ pub(crate) fn pipeline(
         max_body_bytes: limits.max_body_bytes,
         max_header_bytes: limits.max_header_bytes,
         readiness,
+        // The upstream is kgate's own control plane (in process or `kgate controlplane`),
+        // which serves the resources of this table.
+        scopes: Arc::new(kgate_controlplane::resources::BuiltinResources),
     };
     Ok(crate::chain::build(config, handler))
 }

@@ -233,7 +233,7 @@ pub struct Options {
     pub max_header_bytes: Option<usize>,
     /// `--etcd-servers` (for `up`, or the split mode's control plane).
     pub etcd_servers: Option<String>,
-    /// `--authorization-policy-file` (for `up`, or the split mode's gateway).
+    /// `--authorization-policy-file` (for `up`, or both processes of the split mode).
     pub authorization_policy_file: Option<PathBuf>,
     /// More gateway flags (for `up`, or the split mode's gateway), e.g. `--authentication-config`.
     pub gateway_args: Vec<String>,
@@ -547,6 +547,11 @@ impl Kgate {
                     "127.0.0.1:0".to_owned(),
                 ];
                 args.extend(self.options.storage_args());
+                // The control plane's escalation and bind checks ask the same policy.
+                if let Some(path) = &self.options.authorization_policy_file {
+                    args.push("--authorization-policy-file".to_owned());
+                    args.push(path.display().to_string());
+                }
                 let mut cp = Proc::spawn("kgate-controlplane", &args, &logs);
                 let url = cp.wait_line("kgate control plane is ready on ", START_TIMEOUT);
                 let cp_addr = parse_url_addr(&url, &cp);
@@ -850,9 +855,13 @@ impl Request<'_> {
     }
 
     /// A JSON body (`Content-Type: application/json`).
-    pub fn json(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.headers
-            .push("Content-Type: application/json".to_owned());
+    pub fn json(self, body: impl Into<Vec<u8>>) -> Self {
+        self.body("application/json", body)
+    }
+
+    /// A body of `content_type` (a patch: `application/merge-patch+json`, ...).
+    pub fn body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        self.headers.push(format!("Content-Type: {content_type}"));
         self.body = Some(body.into());
         self
     }

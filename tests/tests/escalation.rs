@@ -151,3 +151,171 @@ fn split_mode_checks_escalation_too() {
     let kg = Kgate::split();
     escalation_flow(&kg);
 }
+
+/// Review finding 1: a user who may only patch ClusterRoles labels cluster-admin so that the
+/// aggregation controller copies `*` into `view`, making every viewer cluster-admin. Kubernetes
+/// skips the escalation check only for updates that change nothing but the fields the garbage
+/// collector writes; a label is not one of them, so the new rules (`*` on `*`) must be held.
+#[test]
+fn a_clusterrole_patcher_cannot_relabel_cluster_admin_into_an_aggregated_role() {
+    let kg = Kgate::up();
+    kg.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        "clusterrole-patcher",
+        "--verb=get,list,patch,update",
+        "--resource=clusterroles.rbac.authorization.k8s.io",
+    ]);
+    kg.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "mallory-patcher",
+        "--clusterrole=clusterrole-patcher",
+        "--user=mallory",
+    ]);
+    let mallory = kg.kubeconfig_for("mallory", &[], "24h");
+    kg.kubectl_as_eventually(&mallory, &["get", "clusterrole", "cluster-admin"]);
+
+    let relabel = kg.kubectl_as(
+        &mallory,
+        &[
+            "label",
+            "clusterrole",
+            "cluster-admin",
+            "rbac.authorization.k8s.io/aggregate-to-view=true",
+        ],
+    );
+    relabel.fails_with(r#"clusterroles.rbac.authorization.k8s.io "cluster-admin" is forbidden: user "mallory" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:"#);
+    relabel.fails_with(r#"{APIGroups:["*"], Resources:["*"], Verbs:["*"]}"#);
+    // The same through a raw merge patch, and on `view` itself (whose aggregated rules she
+    // does not hold; its aggregationRule would need full authority besides).
+    let status = kg
+        .request(
+            "PATCH",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin",
+        )
+        .identity(kgate_e2e::Identity::Kubeconfig(mallory.clone()))
+        .body(
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"rbac.authorization.k8s.io/aggregate-to-edit":"true"}}}"#,
+        )
+        .send()
+        .assert_status(403);
+    assert_eq!(status["reason"], "Forbidden", "{status}");
+    kg.kubectl_as(
+        &mallory,
+        &["label", "clusterrole", "view", "kgate.test/touched=true"],
+    )
+    .fails_with(r#"clusterroles.rbac.authorization.k8s.io "view" is forbidden: user "mallory""#);
+
+    // Nothing changed: no label on cluster-admin, and `view` grants no wildcard.
+    let labels = kg.kubectl_ok(&[
+        "get",
+        "clusterrole",
+        "cluster-admin",
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert!(!labels.contains("aggregate-to"), "{labels}");
+    let view = kg.kubectl_ok(&["get", "clusterrole", "view", "-o", "json"]);
+    assert!(!view.contains(r#""*""#), "view gained a wildcard:\n{view}");
+    assert!(!view.contains("kgate.test/touched"), "{view}");
+    // What Kubernetes lets through: an update of the fields the garbage collector writes.
+    kg.kubectl_as(
+        &mallory,
+        &[
+            "patch",
+            "clusterrole",
+            "cluster-admin",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["kgate.test/hold"]}}"#,
+        ],
+    )
+    .ok();
+    kg.kubectl_ok(&[
+        "patch",
+        "clusterrole",
+        "cluster-admin",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+}
+
+/// Review finding 6: an `escalate` grant limited by resourceNames does not apply to a create,
+/// which Kubernetes authorizes with an empty name (the object has none in the URL yet); it does
+/// apply to updates of that role.
+#[test]
+fn an_escalate_grant_by_name_does_not_cover_creating_that_role() {
+    let kg = Kgate::up();
+    kg.kubectl_ok(&["create", "namespace", "team"]);
+    kg.kubectl_ok(&[
+        "create",
+        "role",
+        "named-escalator",
+        "-n",
+        "team",
+        "--verb=escalate",
+        "--resource=roles.rbac.authorization.k8s.io",
+        "--resource-name=deployer",
+    ]);
+    kg.kubectl_ok(&[
+        "create",
+        "role",
+        "role-writer",
+        "-n",
+        "team",
+        "--verb=create,get,list,update,patch",
+        "--resource=roles.rbac.authorization.k8s.io",
+    ]);
+    for role in ["named-escalator", "role-writer"] {
+        kg.kubectl_ok(&[
+            "create",
+            "rolebinding",
+            &format!("erin-{role}"),
+            "-n",
+            "team",
+            &format!("--role={role}"),
+            "--user=erin",
+        ]);
+    }
+    let erin = kg.kubeconfig_for("erin", &[], "24h");
+    kg.kubectl_as_eventually(&erin, &["get", "roles", "-n", "team"]);
+    let create = [
+        "create",
+        "role",
+        "deployer",
+        "-n",
+        "team",
+        "--verb=delete",
+        "--resource=deployments.apps",
+    ];
+    kg.kubectl_as(&erin, &create)
+        .fails_with("is attempting to grant RBAC permissions not currently held");
+    kg.kubectl(&["get", "role", "deployer", "-n", "team"])
+        .fails_with("NotFound");
+    // Once it exists, the grant by name lets her widen it.
+    kg.kubectl_ok(&[
+        "create",
+        "role",
+        "deployer",
+        "-n",
+        "team",
+        "--verb=get",
+        "--resource=deployments.apps",
+    ]);
+    kg.kubectl_as_eventually(
+        &erin,
+        &[
+            "patch",
+            "role",
+            "deployer",
+            "-n",
+            "team",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/rules/0/verbs/-","value":"delete"}]"#,
+        ],
+    );
+}

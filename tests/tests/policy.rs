@@ -212,3 +212,153 @@ fn a_malformed_policy_file_stops_kgate_at_start() {
         }
     }
 }
+
+/// `delegate` may bind any ClusterRole in team and write Roles with `escalate` (RBAC), but two
+/// deny lines take binding `admin` and escalating Roles named `locked` from her.
+const DELEGATION_DENY: &str = r#"apiVersion: kgate.io/v1alpha1
+kind: AuthorizationPolicy
+policies:
+  - p, deny, delegate, *, bind, rbac.authorization.k8s.io, clusterroles, *, admin, *
+  - p, deny, delegate, *, escalate, rbac.authorization.k8s.io, roles, team, locked, *
+"#;
+
+/// Review finding 4: the escalation and bind checks of RBAC writes ask the same authorizer
+/// chain as requests, deny lines first, so a deny line on `bind` or `escalate` holds there.
+fn deny_lines_hold_for_bind_and_escalate(kg: &Kgate, policy: &Path) {
+    kg.kubectl_ok(&["create", "namespace", "team"]);
+    let delegator = kg.write_file(
+        "delegator.yaml",
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: delegator
+rules:
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles, roles]
+  verbs: [bind, escalate]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create, get, list, update, patch]
+"#,
+    );
+    kg.kubectl_ok(&["apply", "-f", &delegator.display().to_string()]);
+    kg.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "delegate-delegator",
+        "-n",
+        "team",
+        "--clusterrole=delegator",
+        "--user=delegate",
+    ]);
+    let delegate = kg.kubeconfig_for("delegate", &[], "24h");
+    // RBAC's `bind` lets her bind what she does not hold...
+    kg.kubectl_as_eventually(
+        &delegate,
+        &[
+            "create",
+            "rolebinding",
+            "bob-edit",
+            "-n",
+            "team",
+            "--clusterrole=edit",
+            "--user=bob",
+        ],
+    );
+    // ...but not admin, which a deny line names.
+    kg.kubectl_as(
+        &delegate,
+        &[
+            "create",
+            "rolebinding",
+            "bob-admin",
+            "-n",
+            "team",
+            "--clusterrole=admin",
+            "--user=bob",
+        ],
+    )
+    .fails_with(r#"rolebindings.rbac.authorization.k8s.io "bob-admin" is forbidden: user "delegate" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:"#);
+    kg.kubectl(&["get", "rolebinding", "bob-admin", "-n", "team"])
+        .fails_with("NotFound");
+    // The access review asks the same chain.
+    let can_i = kg.kubectl_as(
+        &delegate,
+        &[
+            "auth",
+            "can-i",
+            "bind",
+            "clusterroles.rbac.authorization.k8s.io/admin",
+            "-n",
+            "team",
+        ],
+    );
+    let line = format!(
+        r#"no - policy: denied by line 4 of {}: "p, deny, delegate, *, bind, rbac.authorization.k8s.io, clusterroles, *, admin, *""#,
+        policy.display()
+    );
+    assert_eq!(can_i.stdout.trim(), line, "{can_i}");
+
+    // `escalate` lets her write a Role granting what she lacks, except the one denied.
+    kg.kubectl_as_eventually(
+        &delegate,
+        &[
+            "create",
+            "role",
+            "open",
+            "-n",
+            "team",
+            "--verb=delete",
+            "--resource=secrets",
+        ],
+    );
+    kg.kubectl_ok(&[
+        "create",
+        "role",
+        "locked",
+        "-n",
+        "team",
+        "--verb=get",
+        "--resource=secrets",
+    ]);
+    kg.kubectl_as(
+        &delegate,
+        &[
+            "patch",
+            "role",
+            "locked",
+            "-n",
+            "team",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/rules/0/verbs/-","value":"delete"}]"#,
+        ],
+    )
+    .fails_with(r#"roles.rbac.authorization.k8s.io "locked" is forbidden: user "delegate" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:"#);
+    let verbs = kg.kubectl_ok(&[
+        "get",
+        "role",
+        "locked",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.rules[0].verbs}",
+    ]);
+    assert_eq!(verbs.trim(), r#"["get"]"#);
+}
+
+#[test]
+fn deny_lines_hold_for_bind_and_escalate_checks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = policy_file(&dir, DELEGATION_DENY);
+    let kg = Kgate::up_with(with_policy(&path));
+    deny_lines_hold_for_bind_and_escalate(&kg, &path);
+}
+
+#[test]
+fn deny_lines_hold_for_bind_and_escalate_checks_in_the_split_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = policy_file(&dir, DELEGATION_DENY);
+    let kg = Kgate::split_with(with_policy(&path));
+    deny_lines_hold_for_bind_and_escalate(&kg, &path);
+}

@@ -1,20 +1,36 @@
-//! Privilege-escalation prevention for RBAC writes, as kube-apiserver's RBAC registry does it:
-//! a user may create or update a Role or ClusterRole only with every permission it grants (in
-//! that namespace) or the `escalate` verb on it; and a RoleBinding or ClusterRoleBinding only
-//! with every permission of the role it binds or the `bind` verb on that role. Members of
-//! `system:masters` may do both.
+//! Privilege-escalation prevention for RBAC writes, as kube-apiserver's RBAC registry
+//! (`pkg/registry/rbac/*/policybased`) does it, step for step:
 //!
-//! The writer is the user the gateway names in its front-proxy headers. What the writer holds
-//! comes from [`RbacAuthorizer`], fed from this server's own watch like the gateway's, so the
-//! answer is the one the gateway would give. The check is synchronous so it can run inside the
+//! - **Role / ClusterRole**, create and update alike: allowed outright with the `escalate` verb
+//!   on the role, asked with the request's namespace and name (empty on a create, so a grant
+//!   limited by resourceNames never covers creating that role). Otherwise an update that changes
+//!   nothing but the fields the garbage collector writes (ownerReferences, finalizers) passes;
+//!   anything else must grant only what the writer already holds (the new rules), and a
+//!   ClusterRole with an aggregationRule, on the new object or the old, needs full authority
+//!   (`*` on `*.*` and every non-resource URL), since aggregation can gather anything.
+//! - **RoleBinding / ClusterRoleBinding**: an update that changes only the GC fields passes;
+//!   otherwise the `bind` verb on the role referred to, or holding every permission of that
+//!   role.
+//!
+//! Whether the writer may `escalate` or `bind` is asked of the same [`AuthorizerChain`] as every
+//! request (policy deny lines first, then `system:masters`, RBAC, policy allow lines): a deny
+//! line there takes the shortcut away, and the writer must then hold the rules. What a writer
+//! holds comes from RBAC alone ([`RbacAuthorizer`]), as kube's rule resolver, fed from this
+//! server's objects like the gateway's. The check is synchronous so it can run inside the
 //! compare-and-swap loop of an update, on the object actually being written.
+//!
+//! Threat model: the writer is the user the gateway names in its front-proxy headers; whoever
+//! writes RBAC objects decides what everyone may do, so every write of the RBAC group passes
+//! here, whatever verb or patch type made it. The comparison for "only GC fields" is on the
+//! object as the writer sent it (before this server fills in system fields), as kube compares
+//! it, so an update that drops the uid or resourceVersion is checked in full.
 
 use std::sync::Arc;
 
 use http::HeaderMap;
-use kgate_authz::objects::{Binding, PolicyRule, RoleRefKind};
-use kgate_authz::{PrivilegedGroups, RbacAuthorizer, RbacObject};
-use kgate_core::authz::{Authorizer, AuthorizerChain};
+use kgate_authz::objects::{PolicyRule, RoleRefKind};
+use kgate_authz::{RbacAuthorizer, RbacObject};
+use kgate_core::authz::AuthorizerChain;
 use kgate_core::headers::{REMOTE_EXTRA_PREFIX, REMOTE_GROUP, REMOTE_UID, REMOTE_USER};
 use kgate_core::status::GroupResource;
 use kgate_core::{Attributes, Status, UserInfo};
@@ -24,11 +40,31 @@ use crate::resources::ResourceDef;
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
+/// The metadata fields the garbage collector writes, which an update may change alone without
+/// an escalation check (kube's `IsOnlyMutatingGCFields`, which also ignores selfLink and
+/// managedFields).
+const GC_FIELDS: [&str; 4] = ["ownerReferences", "finalizers", "selfLink", "managedFields"];
+
+/// An RBAC write, as the checks see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RbacWrite<'a> {
+    pub def: &'a ResourceDef,
+    /// The namespace in the URL; empty for cluster-scoped objects.
+    pub namespace: &'a str,
+    /// The name in the URL: empty on a create (kube authorizes `escalate` with it).
+    pub name: &'a str,
+    /// The object as the writer sent it (patch applied), before system fields.
+    pub new: &'a Value,
+    /// The stored object an update replaces; `None` on a create.
+    pub old: Option<&'a Value>,
+}
+
 /// Checks RBAC writes against what the writer holds.
 #[derive(Clone)]
 pub struct EscalationGuard {
+    /// Kube's rule resolver: what a user holds, for `ConfirmNoEscalation`.
     rbac: Arc<RbacAuthorizer>,
-    /// `[system:masters, RBAC]`: who may `escalate` and `bind`.
+    /// The request chain, for the `escalate` and `bind` questions.
     authorizer: AuthorizerChain,
 }
 
@@ -39,25 +75,24 @@ impl std::fmt::Debug for EscalationGuard {
 }
 
 impl EscalationGuard {
-    pub fn new(rbac: Arc<RbacAuthorizer>) -> Self {
-        let authorizer =
-            AuthorizerChain::new(vec![Arc::new(PrivilegedGroups::default()), rbac.clone()]);
+    /// `rbac` tells what users hold; `authorizer` is the chain requests are authorized with,
+    /// which answers whether a user may `escalate` or `bind`.
+    pub fn new(rbac: Arc<RbacAuthorizer>, authorizer: AuthorizerChain) -> Self {
         Self { rbac, authorizer }
     }
 
-    /// Allows or refuses writing `new` (replacing `old`, for an update) as `user`. Objects of
-    /// other groups pass.
+    /// Allows or refuses `write` by `user`. Objects of other groups pass.
     pub(crate) fn check(
         &self,
         user: Option<&UserInfo>,
-        def: &ResourceDef,
-        new: &Value,
-        old: Option<&Value>,
+        write: &RbacWrite<'_>,
     ) -> Result<(), Status> {
+        let def = write.def;
         if def.group != RBAC_GROUP {
             return Ok(());
         }
-        let parsed = RbacObject::from_value(new).map_err(|e| Status::bad_request(e.to_string()))?;
+        let parsed =
+            RbacObject::from_value(write.new).map_err(|e| Status::bad_request(e.to_string()))?;
         let gr = GroupResource::new(def.group, def.plural);
         let Some(user) = user else {
             // Only the gateway talks to this server, and it always names the user.
@@ -67,50 +102,35 @@ impl EscalationGuard {
                 "no user is named on this request",
             ));
         };
-        if PrivilegedGroups::default()
-            .authorize(&probe(user))
-            .is_allow()
-        {
-            return Ok(());
-        }
+        let gc_only = write
+            .old
+            .is_some_and(|old| only_gc_fields_change(write.new, old));
         match &parsed {
             RbacObject::Role(role) | RbacObject::ClusterRole(role) => {
-                let aggregation = new.get("aggregationRule").filter(|v| !v.is_null());
-                let old_aggregation = old
-                    .and_then(|o| o.get("aggregationRule"))
-                    .filter(|v| !v.is_null());
-                let old_rules = old.and_then(|o| RbacObject::from_value(o).ok());
-                let unchanged = matches!(
-                    &old_rules,
-                    Some(RbacObject::Role(r) | RbacObject::ClusterRole(r)) if r.rules == role.rules
-                ) && aggregation == old_aggregation;
-                if unchanged {
+                if self.allowed(user, "escalate", def.plural, write.namespace, write.name) {
                     return Ok(());
                 }
-                let may_escalate =
-                    self.allowed(user, "escalate", def.plural, &role.namespace, &role.name);
-                if may_escalate {
+                if gc_only {
                     return Ok(());
                 }
-                if aggregation.is_some() {
-                    return Err(Status::forbidden_resource(
-                        Some(gr),
-                        &role.name,
-                        "must have cluster-admin privileges to use the aggregationRule",
-                    ));
+                self.confirm(user, write.namespace, &role.rules, gr, &role.name)?;
+                let aggregates =
+                    has_aggregation_rule(write.new) || write.old.is_some_and(has_aggregation_rule);
+                if matches!(parsed, RbacObject::ClusterRole(_)) && aggregates {
+                    self.rbac
+                        .confirm_no_escalation(user, "", &full_authority())
+                        .map_err(|_| {
+                            Status::forbidden_resource(
+                                Some(gr),
+                                &role.name,
+                                "must have cluster-admin privileges to use the aggregationRule",
+                            )
+                        })?;
                 }
-                self.confirm(user, &role.namespace, &role.rules, gr, &role.name)
+                Ok(())
             }
             RbacObject::RoleBinding(binding) | RbacObject::ClusterRoleBinding(binding) => {
-                let unchanged = old
-                    .and_then(|o| RbacObject::from_value(o).ok())
-                    .is_some_and(|o| match o {
-                        RbacObject::RoleBinding(b) | RbacObject::ClusterRoleBinding(b) => {
-                            b.subjects == binding.subjects && b.role_ref == binding.role_ref
-                        }
-                        _ => false,
-                    });
-                if unchanged {
+                if gc_only {
                     return Ok(());
                 }
                 let role_resource = if binding.role_ref.kind == RoleRefKind::Role {
@@ -122,44 +142,37 @@ impl EscalationGuard {
                     user,
                     "bind",
                     role_resource,
-                    &binding.namespace,
+                    write.namespace,
                     &binding.role_ref.name,
                 ) {
                     return Ok(());
                 }
-                let rules = self.role_rules(binding, role_resource)?;
-                self.confirm(user, &binding.namespace, &rules, gr, &binding.name)
+                let rules = self
+                    .rbac
+                    .role_rules(
+                        binding.role_ref.kind,
+                        write.namespace,
+                        &binding.role_ref.name,
+                    )
+                    .ok_or_else(|| {
+                        Status::not_found(
+                            GroupResource::new(RBAC_GROUP, role_resource),
+                            &binding.role_ref.name,
+                        )
+                    })?;
+                self.confirm(user, write.namespace, &rules, gr, &binding.name)
             }
             _ => Ok(()),
         }
     }
 
-    /// `verb` on an RBAC resource, as kube's `RoleEscalationAuthorized` / `BindingAuthorized`.
+    /// `verb` on an RBAC resource, asked of the request chain, as kube's
+    /// `RoleEscalationAuthorized` / `BindingAuthorized`.
     fn allowed(&self, user: &UserInfo, verb: &str, resource: &str, ns: &str, name: &str) -> bool {
         let mut attributes = Attributes::resource(user.clone(), verb, RBAC_GROUP, resource, ns);
         attributes.api_version = "*".to_owned();
         attributes.name = name.to_owned();
         self.authorizer.decide(&attributes).is_allow()
-    }
-
-    /// The rules of the role a binding names; a missing role is 404, as kube answers.
-    fn role_rules(
-        &self,
-        binding: &Binding,
-        role_resource: &str,
-    ) -> Result<Vec<PolicyRule>, Status> {
-        self.rbac
-            .role_rules(
-                binding.role_ref.kind,
-                &binding.namespace,
-                &binding.role_ref.name,
-            )
-            .ok_or_else(|| {
-                Status::not_found(
-                    GroupResource::new(RBAC_GROUP, role_resource),
-                    &binding.role_ref.name,
-                )
-            })
     }
 
     fn confirm(
@@ -176,11 +189,81 @@ impl EscalationGuard {
     }
 }
 
-/// An attribute set that only carries the user, for the privileged-group test.
-fn probe(user: &UserInfo) -> Attributes {
-    Attributes {
-        user: user.clone(),
-        ..Attributes::default()
+/// `*` on `*.*` and on every non-resource URL: what setting an aggregationRule needs.
+fn full_authority() -> [PolicyRule; 2] {
+    let all = || vec!["*".to_owned()];
+    [
+        PolicyRule {
+            verbs: all(),
+            api_groups: all(),
+            resources: all(),
+            resource_names: Vec::new(),
+            non_resource_urls: Vec::new(),
+        },
+        PolicyRule {
+            verbs: all(),
+            api_groups: Vec::new(),
+            resources: Vec::new(),
+            resource_names: Vec::new(),
+            non_resource_urls: all(),
+        },
+    ]
+}
+
+/// An aggregationRule with at least one selector (kube's `hasAggregationRule`).
+fn has_aggregation_rule(object: &Value) -> bool {
+    object
+        .pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(Value::as_array)
+        .is_some_and(|selectors| !selectors.is_empty())
+}
+
+/// True when `new` differs from `old` in the GC fields alone: `new` with `old`'s GC fields put
+/// back equals `old`, by kube's semantic equality (an absent field, `null` and an empty value
+/// are the same, as a Go struct decoded from either).
+pub(crate) fn only_gc_fields_change(new: &Value, old: &Value) -> bool {
+    let mut copied = new.clone();
+    let Some(copied_meta) = copied.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let old_meta = old.get("metadata").and_then(Value::as_object);
+    for field in GC_FIELDS {
+        match old_meta.and_then(|m| m.get(field)) {
+            Some(value) => {
+                copied_meta.insert(field.to_owned(), value.clone());
+            }
+            None => {
+                copied_meta.remove(field);
+            }
+        }
+    }
+    semantically_equal(&copied, old)
+}
+
+/// JSON equality where a missing field, `null`, `""`, `[]` and `{}` are all the zero value.
+fn semantically_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let zero = Value::Null;
+            a.keys()
+                .chain(b.keys())
+                .all(|k| semantically_equal(a.get(k).unwrap_or(&zero), b.get(k).unwrap_or(&zero)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| semantically_equal(a, b))
+        }
+        (a, b) if is_zero(a) && is_zero(b) => true,
+        (a, b) => a == b,
+    }
+}
+
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

@@ -153,14 +153,19 @@ impl ApiServer {
     }
 
     /// Checks every RBAC write against what its writer holds (see [`escalation`]), as
-    /// kube-apiserver does, with `rbac` telling what users hold. Off until called: this server
-    /// has no other notion of users, and a caller that does not feed `rbac` must not enable it.
-    /// A second call changes nothing.
-    pub fn enable_escalation_checks(&self, rbac: Arc<kgate_authz::RbacAuthorizer>) {
+    /// kube-apiserver does, with `rbac` telling what users hold and `authorizer` (the chain
+    /// requests are authorized with, policy layer included) whether they may `escalate` or
+    /// `bind`. Off until called: this server has no other notion of users, and a caller that
+    /// does not feed `rbac` must not enable it. A second call changes nothing.
+    pub fn enable_escalation_checks(
+        &self,
+        rbac: Arc<kgate_authz::RbacAuthorizer>,
+        authorizer: kgate_core::authz::AuthorizerChain,
+    ) {
         let _ = self
             .shared
             .escalation
-            .set(escalation::EscalationGuard::new(rbac));
+            .set(escalation::EscalationGuard::new(rbac, authorizer));
     }
 
     /// Serves the TokenRequest subresource (`serviceaccounts/{name}/token`, what
@@ -236,17 +241,14 @@ async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body
     if info.parts.len() > 3 {
         return Err(Status::path_not_found());
     }
+    // A cluster-scoped resource under /namespaces/{ns}/, or a namespaced object outside one,
+    // has no route (the gateway refused it already; this server holds to it on its own).
+    kgate_core::scope::route(&info, def.known()).map_err(|e| e.to_status())?;
     let namespace = if def.namespaced {
         Some(info.namespace.clone()).filter(|n| !n.is_empty())
-    } else if def.kind != "Namespace" && !info.namespace.is_empty() {
-        // A cluster-scoped resource under /namespaces/{ns}/ does not exist.
-        return Err(Status::path_not_found());
     } else {
         None
     };
-    if def.namespaced && namespace.is_none() && !matches!(info.verb.as_str(), "list" | "watch") {
-        return Err(Status::path_not_found());
-    }
     if !info.subresource.is_empty() && !def.has_subresource(&info.subresource) {
         return Err(Status::path_not_found());
     }

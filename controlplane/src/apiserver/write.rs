@@ -53,12 +53,14 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         let used = service_ips::in_use(shared.store.as_ref(), None).await?;
         service_ips::allocate_create(req.def, &mut obj, &used)?;
     }
+    // On the object as sent, before system fields and a generated name, as kube's RBAC storage
+    // checks it before the generic create.
+    check_escalation(shared, req, &obj, None)?;
     let attempts = if generated { GENERATE_ATTEMPTS } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
         let mut candidate = obj.clone();
         prepare_create(req.def, &mut candidate)?;
-        check_escalation(shared, req, &candidate, None)?;
         let name = meta_str(&candidate, "name").unwrap_or("").to_owned();
         let target = Target {
             def: req.def,
@@ -114,11 +116,11 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         precondition,
         dry_run,
         |current| {
+            check_escalation(shared, req, &obj, Some(current))?;
             let mut next = prepare_update(req.def, current, obj.clone(), StatusFrom::Old)?;
             if let Some(used) = &used {
                 service_ips::allocate_update(req.def, current, &mut next, used)?;
             }
-            check_escalation(shared, req, &next, Some(current))?;
             Ok(next)
         },
     )
@@ -229,18 +231,19 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
         warnings = check_fields(req.def, &mut patched, mode, false)?;
         check_namespace(req.def, req.namespace.as_deref(), &mut patched)?;
         check_name(&req.name, &mut patched)?;
+        check_escalation(shared, req, &patched, Some(current))?;
         let mut next = prepare_update(req.def, current, patched, StatusFrom::Old)?;
         if let Some(used) = &used {
             service_ips::allocate_update(req.def, current, &mut next, used)?;
         }
-        check_escalation(shared, req, &next, Some(current))?;
         Ok(next)
     })
     .await?;
     Ok(Reply::ok(stored).with_warnings(warnings))
 }
 
-/// Refuses an RBAC write that grants more than its writer holds, when the checks are enabled.
+/// Refuses an RBAC write that grants more than its writer holds, when the checks are enabled:
+/// `new` is the object as the writer sent it, `old` the stored one an update replaces.
 fn check_escalation(
     shared: &Shared,
     req: &Req,
@@ -250,7 +253,14 @@ fn check_escalation(
     match shared.escalation.get() {
         Some(guard) if req.def.group == "rbac.authorization.k8s.io" => {
             let user = super::escalation::front_proxy_user(&req.headers);
-            guard.check(user.as_ref(), req.def, new, old)
+            let write = super::escalation::RbacWrite {
+                def: req.def,
+                namespace: req.namespace.as_deref().unwrap_or(""),
+                name: &req.name,
+                new,
+                old,
+            };
+            guard.check(user.as_ref(), &write)
         }
         _ => Ok(()),
     }

@@ -10,6 +10,7 @@
 //! | [`health`] | `/healthz`, `/livez`, `/readyz` without credentials | never (503 is an answer) |
 //! | [`authentication`] | credentials → [`kgate_core::authn::Authenticated`] | 401 |
 //! | [`impersonation`] | `Impersonate-*` checked with the `impersonate` verb | 400, 403 |
+//! | [`scope`] | a resource at the wrong scope in the path has no route | 404, 405 |
 //! | [`authorization`] | [`kgate_core::authz::Authorized`] or a denial | 403 |
 //!
 //! Every stage below rescue speaks `Result<Response<Body>, GatewayError>`; only rescue turns an
@@ -27,6 +28,7 @@ pub mod impersonation;
 pub mod limits;
 pub mod request_info;
 pub mod rescue;
+pub mod scope;
 pub mod trace;
 
 /// What a stage that decides synchronously returns: its own refusal, or the inner service's future.

@@ -93,6 +93,7 @@ where
 pub fn error_status(error: &GatewayError) -> Status {
     match error {
         GatewayError::RequestInfo(e) => Status::bad_request(e.to_string()),
+        GatewayError::NoRoute(no_route) => no_route.to_status(),
         GatewayError::Unauthenticated(_) => {
             // The authentication stage logged the reason; the body must not carry it.
             Status::unauthorized()
