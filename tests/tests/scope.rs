@@ -119,3 +119,209 @@ fn cluster_scoped_resources_do_not_answer_under_a_namespace() {
     assert!(labels.starts_with("Active"), "{labels}");
     assert!(!labels.contains("owned-by"), "{labels}");
 }
+
+/// One resource as discovery lists it.
+#[derive(Debug, Clone)]
+struct Discovered {
+    /// `/api/v1` or `/apis/GROUP/VERSION`.
+    base: String,
+    api_version: String,
+    kind: String,
+    /// `pods`, or `pods/status` for a subresource.
+    name: String,
+    namespaced: bool,
+    verbs: Vec<String>,
+}
+
+impl Discovered {
+    fn resource(&self) -> &str {
+        self.name.split('/').next().unwrap_or("")
+    }
+    fn subresource(&self) -> Option<&str> {
+        self.name.split_once('/').map(|(_, sub)| sub)
+    }
+}
+
+/// Every resource and subresource of every group version in discovery.
+fn discover(kg: &Kgate) -> Vec<Discovered> {
+    let get = |path: &str| -> serde_json::Value {
+        let response = kg.request("GET", path).send();
+        assert_eq!(response.status, 200, "{response}");
+        serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {response}"))
+    };
+    let mut bases = vec!["/api/v1".to_owned()];
+    let groups = get("/apis");
+    for group in groups["groups"].as_array().into_iter().flatten() {
+        for version in group["versions"].as_array().into_iter().flatten() {
+            if let Some(gv) = version["groupVersion"].as_str() {
+                bases.push(format!("/apis/{gv}"));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for base in bases {
+        let list = get(&base);
+        let api_version = list["groupVersion"].as_str().unwrap_or("").to_owned();
+        for r in list["resources"].as_array().into_iter().flatten() {
+            found.push(Discovered {
+                base: base.clone(),
+                api_version: api_version.clone(),
+                kind: r["kind"].as_str().unwrap_or("").to_owned(),
+                name: r["name"].as_str().unwrap_or("").to_owned(),
+                namespaced: r["namespaced"].as_bool().unwrap_or(false),
+                verbs: r["verbs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+            });
+        }
+    }
+    found
+}
+
+/// The methods of every verb, on a collection path and on an object path.
+const COLLECTION_METHODS: [(&str, &str); 5] = [
+    ("GET", ""),
+    ("GET", "?watch=true&timeoutSeconds=1"),
+    ("POST", ""),
+    ("PUT", ""),
+    ("DELETE", ""),
+];
+const OBJECT_METHODS: [(&str, &str); 5] = [
+    ("GET", ""),
+    ("GET", "?watch=true&timeoutSeconds=1"),
+    ("PUT", ""),
+    ("PATCH", ""),
+    ("DELETE", ""),
+];
+
+/// The scope matrix: every resource in discovery, under the wrong scope's path, with every
+/// method, as the admin (who may do anything that routes): 404, and nothing changes (the store's
+/// revision stays where it was). The one exception is kube-apiserver's own: a namespaced
+/// resource's collection outside a namespace exists for list and watch, so its other methods
+/// are 405 there (go-restful's answer), not 404.
+#[test]
+fn every_resource_at_the_wrong_scope_has_no_route() {
+    // No simulated nodes and no controllers: nothing else writes while the matrix runs.
+    let kg = Kgate::up_with(kgate_e2e::Options {
+        gateway_args: vec!["--nodes=0".to_owned(), "--controllers=".to_owned()],
+        ..kgate_e2e::Options::default()
+    });
+    kg.kubectl_ok(&["create", "namespace", "scope"]);
+    let resources = discover(&kg);
+    assert!(resources.len() > 30, "discovery lists {}", resources.len());
+    let revision = |kg: &Kgate| -> String {
+        let response = kg.request("GET", "/api/v1/namespaces?limit=1").send();
+        assert_eq!(response.status, 200, "{response}");
+        let list: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+        list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let before = revision(&kg);
+
+    let mut cases = Vec::new();
+    for r in &resources {
+        let object_path = |base: &str| match r.subresource() {
+            Some(sub) => format!("{base}/{}/x/{sub}", r.resource()),
+            None => format!("{base}/{}/x", r.resource()),
+        };
+        if r.namespaced {
+            // Outside a namespace: no object (or subresource) paths at all.
+            for (method, query) in OBJECT_METHODS {
+                cases.push((method, format!("{}{query}", object_path(&r.base)), 404, r));
+            }
+            if r.subresource().is_none() {
+                let listable = r.verbs.iter().any(|v| v == "list");
+                for (method, query) in COLLECTION_METHODS {
+                    if method == "GET" && listable {
+                        continue; // list and watch across namespaces: the right scope.
+                    }
+                    let code = if listable { 405 } else { 404 };
+                    cases.push((method, format!("{}/{}{query}", r.base, r.name), code, r));
+                }
+            }
+        } else {
+            let under = format!("{}/namespaces/scope", r.base);
+            for (method, query) in OBJECT_METHODS {
+                cases.push((method, format!("{}{query}", object_path(&under)), 404, r));
+            }
+            if r.subresource().is_none() {
+                for (method, query) in COLLECTION_METHODS {
+                    cases.push((method, format!("{under}/{}{query}", r.name), 404, r));
+                }
+            }
+        }
+    }
+    let namespaced = resources.iter().filter(|r| r.namespaced).count();
+    assert!(
+        namespaced > 10 && namespaced < resources.len() - 10,
+        "both scopes are in discovery"
+    );
+
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = cases
+            .chunks(cases.len().div_ceil(4))
+            .map(|chunk| {
+                let kg = &kg;
+                scope.spawn(move || {
+                    let mut failures = Vec::new();
+                    for (method, path, code, r) in chunk {
+                        let body = serde_json::json!({
+                            "apiVersion": r.api_version, "kind": r.kind,
+                            "metadata": {"name": "x", "namespace": "scope",
+                                         "labels": {"scope-matrix": "written"}},
+                        });
+                        let request = kg.request(method, path);
+                        let request = match *method {
+                            "POST" | "PUT" => request.json(body.to_string()),
+                            "PATCH" => request.body(
+                                "application/merge-patch+json",
+                                r#"{"metadata":{"labels":{"scope-matrix":"patched"}}}"#,
+                            ),
+                            _ => request,
+                        };
+                        let response = request.send();
+                        let status: serde_json::Value =
+                            serde_json::from_str(&response.body).unwrap_or_default();
+                        if response.status != *code
+                            || status["kind"] != "Status"
+                            || status["code"] != *code
+                        {
+                            failures.push(format!(
+                                "{method} {path} ({}): {} {}",
+                                r.name, response.status, response.body
+                            ));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    kgate_e2e::note(&format!(
+        "scope matrix: {} of {} requests refused as Kubernetes refuses them ({} resources)",
+        cases.len() - failures.len(),
+        cases.len(),
+        resources.len()
+    ));
+    assert!(
+        failures.is_empty(),
+        "{} of {} wrong-scope requests were answered otherwise:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        revision(&kg),
+        before,
+        "a wrong-scope request wrote to the store"
+    );
+}
