@@ -1,6 +1,6 @@
 //! What an unauthenticated client can hold open: connections over `--max-connections` are closed
 //! at once, a connection that does not send its request headers within `--read-header-timeout`
-//! is closed (silent, or dribbling an HTTP/2 header block), an HTTP/2 connection with nothing in
+//! is closed (silent, or dribbling its headers), an HTTP/2 connection with nothing in
 //! flight is closed after `--idle-timeout`, and HTTP/2 streams are bounded by
 //! `--http2-max-streams-per-connection`; and the server keeps serving kubectl.
 //!
@@ -72,7 +72,6 @@ const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
 const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const ACK: u8 = 0x1;
@@ -83,15 +82,6 @@ fn h2_start(tls: &mut Tls) -> std::io::Result<()> {
     tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")?;
     tls.write_all(&frame(SETTINGS, 0, 0, &[]))?;
     tls.flush()
-}
-
-/// An HPACK literal header field without indexing, new name, no Huffman coding.
-fn literal(name: &str, value: &str) -> Vec<u8> {
-    let mut out = vec![0x00, u8::try_from(name.len()).expect("short")];
-    out.extend_from_slice(name.as_bytes());
-    out.push(u8::try_from(value.len()).expect("short"));
-    out.extend_from_slice(value.as_bytes());
-    out
 }
 
 /// `GET path` as an HPACK header block: `:method GET`, `:scheme https` (static table),
@@ -266,11 +256,24 @@ fn idle_and_slow_connections_are_closed_and_streams_are_bounded() {
     let how = wait_closed(&mut tls, "an idle HTTP/2 connection", CLOSE_BOUND);
     kgate_e2e::note(&format!("idle HTTP/2 connection: {how}"));
 
-    // HTTP/2: a header block that never ends, one CONTINUATION frame at a time.
+    // HTTP/2: a HEADERS frame whose bytes arrive a few at a time. (A header block dribbled as
+    // many small CONTINUATION frames is refused by the h2 crate's own CONTINUATION limit; bytes
+    // of one frame are not, so they need the header timeout.)
     let mut tls = tls_connect(&kg, b"h2").expect("connect");
     h2_start(&mut tls).expect("preface");
-    tls.write_all(&frame(HEADERS, END_STREAM, 1, &[0x82, 0x87]))
-        .expect("headers");
+    let announced = 16_000u32.to_be_bytes();
+    tls.write_all(&[
+        announced[1],
+        announced[2],
+        announced[3],
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        0,
+        0,
+        0,
+        1,
+    ])
+    .expect("frame header");
     tls.get_ref()
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
@@ -280,10 +283,7 @@ fn idle_and_slow_connections_are_closed_and_streams_are_bounded() {
             Instant::now() < deadline,
             "a dribbled HTTP/2 header block was not cut within {CLOSE_BOUND:?}"
         );
-        if let Err(e) = tls
-            .write_all(&frame(CONTINUATION, 0, 1, &literal("x-dribble", "a")))
-            .and_then(|()| tls.flush())
-        {
+        if let Err(e) = tls.write_all(b"aaaaaaaa").and_then(|()| tls.flush()) {
             break format!("write failed: {e}");
         }
         match read_frame(&mut tls) {
