@@ -98,9 +98,9 @@ pub struct ServingArgs {
     /// is for the store, upstream connections and logs), at most 10,000.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
-    /// How long a connection may stay open without a request in flight (HTTP/1.1 keep-alive and
-    /// HTTP/2; a watch is in flight until it ends), as kube-apiserver's IdleTimeout. A number with
-    /// s, m, h or d.
+    /// How long a connection may stay open without a request in flight (a watch is in flight
+    /// until it ends), as kube-apiserver's IdleTimeout; an idle HTTP/1.1 connection also closes
+    /// at --read-header-timeout if that is shorter. A number with s, m, h or d.
     #[arg(long, default_value = "90s", value_name = "DURATION")]
     pub idle_timeout: String,
     /// How long a client may take to send its request headers: the first request of every

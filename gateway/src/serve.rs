@@ -22,9 +22,10 @@
 //! - the first request's headers within `read_header_timeout` of the handshake, whatever the
 //!   protocol (a connection that sends nothing, part of the HTTP/2 preface, or an HTTP/2 header
 //!   block in dribs and drabs is closed), and each later HTTP/1.1 request's headers within it too
-//!   (hyper's timer);
-//! - no request in flight for `idle_timeout`: closed, HTTP/1.1 keep-alive and HTTP/2 alike (a
-//!   watch is a request in flight until its response ends);
+//!   (hyper's timer, which starts as soon as a kept-alive connection waits for its next request,
+//!   so an idle HTTP/1.1 connection closes after the shorter of the two timeouts);
+//! - no request in flight for `idle_timeout`: closed, HTTP/2 and HTTP/1.1 alike (a watch is a
+//!   request in flight until its response ends);
 //! - at most `http2_max_concurrent_streams` streams per HTTP/2 connection.
 //!
 //! A connection closed for idleness gets a graceful shutdown (HTTP/2 GOAWAY) and, if the client
@@ -315,7 +316,6 @@ impl http_body::Body for SharedBody {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve_connection<S>(
     tcp: TcpStream,
     addr: SocketAddr,
