@@ -15,6 +15,7 @@ use crate::layers::authorization::AuthorizationLayer;
 use crate::layers::health::HealthLayer;
 use crate::layers::impersonation::ImpersonationLayer;
 use crate::layers::limits::LimitsLayer;
+use crate::layers::recovery::PanicRecoveryLayer;
 use crate::layers::request_info::RequestInfoLayer;
 use crate::layers::rescue::RescueLayer;
 use crate::layers::scope::ScopeLayer;
@@ -70,6 +71,9 @@ where
         scopes,
     } = config;
     let service = ServiceBuilder::new()
+        // Panic recovery (outermost, as kube's WithPanicRecovery): a panic anywhere below is a
+        //    500 Status for that request, logged once; the server keeps serving.
+        .layer(PanicRecoveryLayer::new())
         // 0. Trace: the request span (verb, resource, namespace, user.name are filled in by
         //    the stages below) and one log line with the final status. It only observes, so it
         //    may sit outside rescue and see the code of every response, refusals included.

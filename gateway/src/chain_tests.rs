@@ -330,3 +330,52 @@ async fn a_handler_missing_its_proof_is_a_generic_500() {
     assert_eq!(json(&text)["reason"], "InternalError");
     assert!(!text.contains("Authorized"));
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_status_and_the_pipeline_keeps_serving() {
+    /// A handler with a bug: it panics on the pod named "panic".
+    #[derive(Clone)]
+    struct Buggy;
+    impl tower::Service<Request<Body>> for Buggy {
+        type Response = Response<Body>;
+        type Error = GatewayError;
+        type Future = futures::future::Ready<Result<Response<Body>, GatewayError>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), GatewayError>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, request: Request<Body>) -> Self::Future {
+            if request.uri().path().ends_with("/panic") {
+                panic!("a bug in the handler");
+            }
+            futures::future::ready(Ok(Response::new(Body::from("upstream"))))
+        }
+    }
+    let service = build(config(Readiness::default()), Buggy);
+    let alice = [("authorization", "Bearer alice")];
+    let (code, text) = send(
+        &service,
+        "GET",
+        "/api/v1/namespaces/team/pods/panic",
+        &alice,
+        "",
+    )
+    .await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    let status = json(&text);
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "InternalError");
+    assert!(!text.contains("a bug"), "{text}");
+    // The same service answers the next request.
+    let (code, text) = send(
+        &service,
+        "GET",
+        "/api/v1/namespaces/team/pods/x",
+        &alice,
+        "",
+    )
+    .await;
+    assert_eq!((code, text.as_str()), (StatusCode::OK, "upstream"));
+}

@@ -84,6 +84,67 @@ pub struct GatewayArgs {
     pub authorization_policy_file: Option<PathBuf>,
     #[command(flatten)]
     pub authentication: AuthenticationArgs,
+    #[command(flatten)]
+    pub serving: ServingArgs,
+}
+
+/// What the HTTPS listener lets a connection hold (`up`, `gateway` and `controlplane`): without
+/// bounds, idle connections that never authenticate exhaust file descriptors. The timeouts and
+/// the stream bound are kube-apiserver's; it has no connection bound.
+#[derive(Debug, Clone, Args)]
+pub struct ServingArgs {
+    /// The most connections served at once; one more is closed as soon as it is accepted, before
+    /// the TLS handshake. Default: three quarters of the open-files limit (`ulimit -n`; the rest
+    /// is for the store, upstream connections and logs), at most 10,000.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// How long a connection may stay open without a request in flight (a watch is in flight
+    /// until it ends), as kube-apiserver's IdleTimeout; an idle HTTP/1.1 connection also closes
+    /// at --read-header-timeout if that is shorter. A number with s, m, h or d.
+    #[arg(long, default_value = "90s", value_name = "DURATION")]
+    pub idle_timeout: String,
+    /// How long a client may take to send its request headers: the first request of every
+    /// connection, and every HTTP/1.1 request, as kube-apiserver's ReadHeaderTimeout. A number
+    /// with s, m, h or d.
+    #[arg(long, default_value = "32s", value_name = "DURATION")]
+    pub read_header_timeout: String,
+    /// The most concurrent streams a client may open on one HTTP/2 connection (kube-apiserver's
+    /// flag and default).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub http2_max_streams_per_connection: u32,
+}
+
+impl ServingArgs {
+    pub fn validate(self) -> Result<crate::serve::ConnectionLimits, ConfigError> {
+        use crate::serve::{ConnectionLimits, MAX_CONNECTIONS_LIMIT};
+        let max_connections = match self.max_connections {
+            None => crate::serve::default_max_connections(),
+            Some(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(invalid(
+                    "max-connections",
+                    format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
+                ))
+            }
+        };
+        let timeout = |flag: &'static str, text: &str| {
+            let duration = parse_duration(text).map_err(|reason| invalid(flag, reason))?;
+            std::time::Duration::try_from(duration)
+                .map_err(|_| invalid(flag, "must not be negative"))
+        };
+        if self.http2_max_streams_per_connection == 0 {
+            return Err(invalid(
+                "http2-max-streams-per-connection",
+                "must be at least 1",
+            ));
+        }
+        Ok(ConnectionLimits {
+            max_connections,
+            idle_timeout: timeout("idle-timeout", &self.idle_timeout)?,
+            read_header_timeout: timeout("read-header-timeout", &self.read_header_timeout)?,
+            http2_max_concurrent_streams: self.http2_max_streams_per_connection,
+        })
+    }
 }
 
 /// OIDC users: Kubernetes' structured authentication configuration, or its legacy single-issuer
@@ -336,6 +397,18 @@ pub struct ControlplaneOptions {
     /// the same file. Reloaded when it changes.
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
+    /// PEM certificates of the CAs whose client certificates may send the front-proxy identity
+    /// headers (X-Remote-User, X-Remote-Group, X-Remote-Extra-*). Default: the data directory's
+    /// pki/front-proxy-ca.crt, which signs only the gateway's front-proxy certificate. Never the
+    /// CA of users: anyone it signs could then claim any identity.
+    #[arg(long, value_name = "FILE")]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// The common names a --requestheader-client-ca-file certificate must have for its headers to
+    /// be believed (comma-separated); an empty value allows any name that CA signed.
+    #[arg(long, value_delimiter = ',', default_value = crate::pki::FRONT_PROXY_CN, value_name = "NAMES")]
+    pub requestheader_allowed_names: Vec<String>,
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 /// `kgate keys`.
@@ -497,6 +570,7 @@ pub struct GatewaySettings {
     pub(crate) anonymous_auth: bool,
     pub(crate) authorization_policy_file: Option<PathBuf>,
     pub(crate) authentication: crate::authn_config::AuthenticationSource,
+    pub(crate) limits: crate::serve::ConnectionLimits,
 }
 
 impl GatewaySettings {
@@ -526,6 +600,7 @@ impl GatewayArgs {
             anonymous_auth: self.anonymous_auth,
             authorization_policy_file: self.authorization_policy_file,
             authentication: self.authentication.validate()?,
+            limits: self.serving.validate()?,
         })
     }
 }
@@ -679,10 +754,22 @@ pub struct ControlplaneConfig {
     pub(crate) service_accounts: ServiceAccountSettings,
     pub(crate) admission: DefaultTolerationSeconds,
     pub(crate) authorization_policy_file: Option<PathBuf>,
+    /// `None`: the data directory's front-proxy CA.
+    pub(crate) requestheader_client_ca_file: Option<PathBuf>,
+    /// Empty: any name the requestheader CA signed.
+    pub(crate) requestheader_allowed_names: Vec<String>,
+    pub(crate) limits: crate::serve::ConnectionLimits,
 }
 
 impl ControlplaneOptions {
     pub fn validate(self) -> Result<ControlplaneConfig, ConfigError> {
+        let requestheader_allowed_names = self
+            .requestheader_allowed_names
+            .iter()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(ControlplaneConfig {
             data_dir: self.data_dir,
             listen: self.listen,
@@ -690,6 +777,9 @@ impl ControlplaneOptions {
             service_accounts: self.service_accounts.validate()?,
             admission: self.admission.settings(),
             authorization_policy_file: self.authorization_policy_file,
+            requestheader_client_ca_file: self.requestheader_client_ca_file,
+            requestheader_allowed_names,
+            limits: self.serving.validate()?,
         })
     }
 }
@@ -709,6 +799,15 @@ impl KubeconfigOptions {
         let user = self.user.unwrap_or_default();
         if user.trim().is_empty() {
             return Err(invalid("user", "must not be empty"));
+        }
+        if user == crate::pki::FRONT_PROXY_CN {
+            // The users' CA refuses it too; saying so here names the flag.
+            return Err(invalid(
+                "user",
+                format!(
+                    "{user:?} is reserved for the gateway's front-proxy certificate, which only the front-proxy CA signs"
+                ),
+            ));
         }
         if self.groups.iter().any(|g| g.trim().is_empty()) {
             return Err(invalid("group", "must not be empty"));
@@ -963,6 +1062,12 @@ mod tests {
                 anonymous_auth: false,
                 authorization_policy_file: None,
                 authentication: AuthenticationArgs::default(),
+                serving: ServingArgs {
+                    max_connections: None,
+                    idle_timeout: "90s".into(),
+                    read_header_timeout: "32s".into(),
+                    http2_max_streams_per_connection: 100,
+                },
             },
             upstream: upstream.to_owned(),
             service_accounts: ServiceAccountArgs {
@@ -974,6 +1079,100 @@ mod tests {
         assert!(options("https://127.0.0.1:6444").validate().is_ok());
         assert!(options("http://127.0.0.1:6444").validate().is_err());
         assert!(options("https://127.0.0.1:6444/api").validate().is_err());
+    }
+
+    #[test]
+    fn serving_limits_default_to_kube_apiservers_and_are_checked() {
+        let limits = |args: &[&str]| {
+            let mut all = vec!["kgate", "controlplane"];
+            all.extend_from_slice(args);
+            let cli = Cli::try_parse_from(all).expect("parses");
+            let Command::Controlplane(options) = cli.command else {
+                panic!("not controlplane");
+            };
+            options.validate().map(|c| c.limits)
+        };
+        let defaults = limits(&[]).expect("valid");
+        assert_eq!(defaults.idle_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(
+            defaults.read_header_timeout,
+            std::time::Duration::from_secs(32)
+        );
+        assert_eq!(defaults.http2_max_concurrent_streams, 100);
+        assert!(
+            (1..=crate::serve::DEFAULT_MAX_CONNECTIONS_CEILING).contains(&defaults.max_connections)
+        );
+        let set = limits(&[
+            "--max-connections",
+            "4",
+            "--idle-timeout",
+            "2s",
+            "--read-header-timeout",
+            "1s",
+            "--http2-max-streams-per-connection",
+            "7",
+        ])
+        .expect("valid");
+        assert_eq!(
+            set,
+            crate::serve::ConnectionLimits {
+                max_connections: 4,
+                idle_timeout: std::time::Duration::from_secs(2),
+                read_header_timeout: std::time::Duration::from_secs(1),
+                http2_max_concurrent_streams: 7,
+            }
+        );
+        for bad in [
+            &["--max-connections", "0"][..],
+            &["--idle-timeout", "0s"],
+            &["--read-header-timeout", "soon"],
+            &["--http2-max-streams-per-connection", "0"],
+        ] {
+            assert!(limits(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn requestheader_names_default_to_the_front_proxy_and_may_be_emptied() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["kgate", "controlplane"];
+            all.extend_from_slice(args);
+            let cli = Cli::try_parse_from(all).expect("parses");
+            let Command::Controlplane(options) = cli.command else {
+                panic!("not controlplane");
+            };
+            options.validate().expect("valid")
+        };
+        let defaults = config(&[]);
+        assert_eq!(
+            defaults.requestheader_allowed_names,
+            [crate::pki::FRONT_PROXY_CN]
+        );
+        assert_eq!(defaults.requestheader_client_ca_file, None);
+        let any = config(&["--requestheader-allowed-names", ""]);
+        assert!(any.requestheader_allowed_names.is_empty());
+        let some = config(&[
+            "--requestheader-allowed-names",
+            "a,b",
+            "--requestheader-client-ca-file",
+            "/etc/proxy-ca.crt",
+        ]);
+        assert_eq!(some.requestheader_allowed_names, ["a", "b"]);
+        assert_eq!(
+            some.requestheader_client_ca_file,
+            Some(PathBuf::from("/etc/proxy-ca.crt"))
+        );
+    }
+
+    #[test]
+    fn kubeconfig_refuses_the_front_proxy_name() {
+        let cli = Cli::try_parse_from(["kgate", "kubeconfig", "--user", "kgate-front-proxy"])
+            .expect("parses");
+        let Command::Kubeconfig(options) = cli.command else {
+            panic!("not kubeconfig");
+        };
+        let error = options.validate().expect_err("reserved");
+        assert!(error.to_string().contains("reserved"), "{error}");
     }
 
     #[test]

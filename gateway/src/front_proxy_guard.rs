@@ -1,15 +1,22 @@
 //! What stands in front of the control plane's router when it runs as its own process
-//! (`kgate controlplane`): the listener has already required a client certificate from kgate's
-//! CA; this service decides what that certificate may do.
+//! (`kgate controlplane`): the listener has already required a client certificate from the users'
+//! CA or the front-proxy CA; this service decides what that certificate may do.
 //!
 //! Threat model: the control plane believes `X-Remote-*` headers, so only the gateway may send
-//! them. A request whose certificate CN is [`FRONT_PROXY_CN`] is passed on with its headers
-//! (and must name a user: 401 otherwise). Any other certificate, even one from the same CA (an
-//! admin or developer certificate used directly), gets its identity headers stripped and a 403
-//! `Status`: it has proven who it is at the TLS level (so not 401), but the control plane
-//! authorizes nobody itself; it must go through the gateway. `/healthz`, `/livez` and `/readyz`
-//! answer any verified client, as kube-apiserver lets `system:public-info-viewer` see them.
+//! them. As kube-apiserver's requestheader authentication (k8s.io/apiserver
+//! `pkg/authentication/request/headerrequest` behind an x509 verifier), a request's headers are
+//! believed only when its client certificate chains to the requestheader CA
+//! (`--requestheader-client-ca-file`, by default the data directory's front-proxy CA, which signs
+//! nothing else) for client authentication and, if `--requestheader-allowed-names` is not empty,
+//! its CN is one of those names. A certificate from the users' CA is never the proxy, whatever
+//! its name, so a user who obtains a certificate called `kgate-front-proxy` gains nothing. Such
+//! a request (and one with a wrong name) gets its identity headers stripped and a 403 `Status`:
+//! it proved who it is at the TLS level (so not 401), but the control plane authorizes nobody
+//! itself; it must go through the gateway. A proxy request without `X-Remote-User` is 401.
+//! `/healthz`, `/livez` and `/readyz` answer any verified client, as kube-apiserver lets
+//! `system:public-info-viewer` see them. A panic below is a 500 ([`crate::layers::recovery`]).
 
+use crate::layers::recovery::{PanicRecovery, PanicRecoveryLayer};
 use crate::peer::PeerCertificates;
 use crate::pki::FRONT_PROXY_CN;
 use crate::proxy::strip_identity_headers;
@@ -18,23 +25,173 @@ use futures::future::BoxFuture;
 use http::{header, Request, Response, StatusCode};
 use kgate_core::headers::REMOTE_USER;
 use kgate_core::Status;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use tower::ServiceExt;
+use thiserror::Error;
+use tower::{Layer, ServiceExt};
 
-/// The guard around the control plane's router.
+/// Why the requestheader CA cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RequestHeaderError {
+    /// `--requestheader-client-ca-file` cannot be read.
+    #[error("cannot read --requestheader-client-ca-file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds no PEM certificate, or one that cannot be parsed.
+    #[error("--requestheader-client-ca-file {} holds no usable PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    /// rustls refused the certificates as trust anchors.
+    #[error("the requestheader CA cannot be used to verify client certificates")]
+    Verifier(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Who may send front-proxy headers: certificates that chain to these CAs for client
+/// authentication and, unless `allowed_names` is empty, carry one of those CNs.
+#[derive(Clone)]
+pub struct RequestHeaderAuthority {
+    ca_ders: Vec<Vec<u8>>,
+    verifier: Arc<dyn ClientCertVerifier>,
+    allowed_names: Vec<String>,
+}
+
+impl std::fmt::Debug for RequestHeaderAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHeaderAuthority")
+            .field("cas", &self.ca_ders.len())
+            .field("allowed_names", &self.allowed_names)
+            .finish()
+    }
+}
+
+impl RequestHeaderAuthority {
+    /// Trusts the CAs `ca_ders` (DER) for the names `allowed_names` (empty: any name).
+    pub fn new(
+        ca_ders: Vec<Vec<u8>>,
+        allowed_names: Vec<String>,
+    ) -> Result<Self, RequestHeaderError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in &ca_ders {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| RequestHeaderError::Verifier(Box::new(e)))?;
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
+                .build()
+                .map_err(|e| RequestHeaderError::Verifier(Box::new(e)))?;
+        Ok(Self {
+            ca_ders,
+            verifier,
+            allowed_names,
+        })
+    }
+
+    /// The CAs of a PEM file (kube-apiserver's `--requestheader-client-ca-file`).
+    pub fn from_pem_file(
+        path: &Path,
+        allowed_names: Vec<String>,
+    ) -> Result<Self, RequestHeaderError> {
+        let pem = std::fs::read(path).map_err(|source| RequestHeaderError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&pem)
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| RequestHeaderError::NoCertificate {
+                path: path.to_owned(),
+            })?;
+        if ders.is_empty() {
+            return Err(RequestHeaderError::NoCertificate {
+                path: path.to_owned(),
+            });
+        }
+        Self::new(ders, allowed_names)
+    }
+
+    /// The default: the front-proxy CA of the data directory, for [`FRONT_PROXY_CN`] only.
+    pub fn front_proxy_ca(ca_der: &[u8]) -> Result<Self, RequestHeaderError> {
+        Self::new(vec![ca_der.to_vec()], vec![FRONT_PROXY_CN.to_owned()])
+    }
+
+    /// The CAs, DER, for the listener's trust store.
+    pub fn ca_ders(&self) -> &[Vec<u8>] {
+        &self.ca_ders
+    }
+
+    /// True when `chain` (leaf first, DER) is a front proxy's: it verifies against the
+    /// requestheader CAs now, for client authentication, and its CN is allowed.
+    pub fn is_front_proxy(&self, chain: &[Vec<u8>]) -> bool {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        let intermediates: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let verified = self.verifier.verify_client_cert(
+            &CertificateDer::from(leaf.as_slice()),
+            &intermediates,
+            UnixTime::now(),
+        );
+        if verified.is_err() {
+            return false;
+        }
+        self.allowed_names.is_empty()
+            || leaf_common_name(leaf).is_some_and(|cn| self.allowed_names.contains(&cn))
+    }
+}
+
+/// The guard around the control plane's router, panic recovery included.
 #[derive(Clone)]
 pub struct FrontProxyGuard {
-    inner: axum::Router,
+    inner: PanicRecovery<Guard>,
 }
 
 impl FrontProxyGuard {
-    pub fn new(inner: axum::Router) -> Self {
-        Self { inner }
+    pub fn new(inner: axum::Router, authority: RequestHeaderAuthority) -> Self {
+        let guard = Guard {
+            inner,
+            authority: Arc::new(authority),
+        };
+        Self {
+            inner: PanicRecoveryLayer::new().layer(guard),
+        }
     }
 }
 
 impl tower::Service<Request<Body>> for FrontProxyGuard {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        self.inner.call(request)
+    }
+}
+
+/// The decision itself; see the module docs.
+#[derive(Clone)]
+struct Guard {
+    inner: axum::Router,
+    authority: Arc<RequestHeaderAuthority>,
+}
+
+impl tower::Service<Request<Body>> for Guard {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
@@ -45,17 +202,20 @@ impl tower::Service<Request<Body>> for FrontProxyGuard {
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
+        let authority = self.authority.clone();
         Box::pin(async move {
             if matches!(request.uri().path(), "/healthz" | "/livez" | "/readyz") {
                 return Ok(Response::new(Body::from("ok")));
             }
-            let common_name = request
+            let chain = request
                 .extensions()
                 .get::<PeerCertificates>()
-                .and_then(|certs| certs.0.first().and_then(|leaf| leaf_common_name(leaf)));
-            if common_name.as_deref() != Some(FRONT_PROXY_CN) {
+                .map(|certs| certs.0.clone())
+                .unwrap_or_default();
+            if !authority.is_front_proxy(&chain) {
                 strip_identity_headers(request.headers_mut());
-                tracing::debug!(client = ?common_name, path = request.uri().path(), "direct call refused");
+                let client = chain.first().and_then(|leaf| leaf_common_name(leaf));
+                tracing::debug!(client = ?client, path = request.uri().path(), "direct call refused");
                 let status = Status::failure(
                     403,
                     "Forbidden",
@@ -72,7 +232,7 @@ impl tower::Service<Request<Body>> for FrontProxyGuard {
     }
 }
 
-/// The first CN of a DER certificate the listener has verified.
+/// The first CN of a DER certificate.
 fn leaf_common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let cn = cert.subject().iter_common_name().next()?;
@@ -92,25 +252,34 @@ fn status_response(code: StatusCode, status: &Status) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{Pki, Validity};
-    use std::sync::Arc;
+    use crate::pki::{IssuedCert, Pki, Validity};
 
-    /// An upstream that echoes the user it was told about.
+    /// An upstream that echoes the user it was told about, and panics on /panic.
     fn echo() -> axum::Router {
-        axum::Router::new().route(
-            "/api",
-            axum::routing::get(|headers: http::HeaderMap| async move {
-                headers
-                    .get(REMOTE_USER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned()
-            }),
-        )
+        axum::Router::new()
+            .route(
+                "/api",
+                axum::routing::get(|headers: http::HeaderMap| async move {
+                    headers
+                        .get(REMOTE_USER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                }),
+            )
+            .route(
+                "/panic",
+                axum::routing::get(|| async {
+                    if true {
+                        panic!("a bug in a handler");
+                    }
+                    "unreachable"
+                }),
+            )
     }
 
-    fn request(cert: &[u8], user: Option<&str>) -> Request<Body> {
-        let mut request = Request::get("/api").body(Body::empty()).unwrap_or_default();
+    fn request(path: &str, cert: &[u8], user: Option<&str>) -> Request<Body> {
+        let mut request = Request::get(path).body(Body::empty()).unwrap_or_default();
         request
             .extensions_mut()
             .insert(PeerCertificates(Arc::new(vec![cert.to_vec()])));
@@ -123,8 +292,8 @@ mod tests {
         request
     }
 
-    async fn call(request: Request<Body>) -> (StatusCode, String) {
-        let Ok(response) = FrontProxyGuard::new(echo()).oneshot(request).await;
+    async fn call(guard: &FrontProxyGuard, request: Request<Body>) -> (StatusCode, String) {
+        let Ok(response) = guard.clone().oneshot(request).await;
         let status = response.status();
         let body = http_body_util::BodyExt::collect(response.into_body())
             .await
@@ -133,29 +302,100 @@ mod tests {
         (status, body)
     }
 
+    fn guard(pki: &Pki) -> FrontProxyGuard {
+        let authority =
+            RequestHeaderAuthority::front_proxy_ca(pki.front_proxy_ca.cert_der()).expect("ca");
+        FrontProxyGuard::new(echo(), authority)
+    }
+
+    fn issue(ca: &crate::pki::CertificateAuthority, name: &str) -> IssuedCert {
+        ca.issue_client_cert(name, &[], Validity::from_now(time::Duration::hours(1)))
+            .expect("issue")
+    }
+
     #[tokio::test]
     async fn only_the_front_proxy_certificate_may_send_identity_headers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = Pki::load_or_create(dir.path()).expect("pki");
-        let (status, body) = call(request(&pki.front_proxy.cert_der, Some("alice"))).await;
+        let guard = guard(&pki);
+        let (status, body) = call(
+            &guard,
+            request("/api", &pki.front_proxy.cert_der, Some("alice")),
+        )
+        .await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "alice"));
 
-        let (status, _) = call(request(&pki.front_proxy.cert_der, None)).await;
+        let (status, _) = call(&guard, request("/api", &pki.front_proxy.cert_der, None)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-        let (status, body) = call(request(&pki.admin.cert_der, Some("system:admin"))).await;
+        let (status, body) = call(
+            &guard,
+            request("/api", &pki.admin.cert_der, Some("system:admin")),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body.contains("\"kind\":\"Status\""), "{body}");
 
-        let other = pki
-            .ca
-            .issue_client_cert(
-                "kgate-front-proxy-not",
-                &[],
-                Validity::from_now(time::Duration::hours(1)),
-            )
-            .expect("issue");
-        let (status, _) = call(request(&other.cert_der, Some("alice"))).await;
+        // The front-proxy CA, another name: not an allowed name.
+        let other = issue(&pki.front_proxy_ca, "kgate-front-proxy-not");
+        let (status, _) = call(&guard, request("/api", &other.cert_der, Some("alice"))).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
+        // With no allowed names, any name the requestheader CA signed is a proxy (kube's rule).
+        let any_name =
+            RequestHeaderAuthority::new(vec![pki.front_proxy_ca.cert_der().to_vec()], Vec::new())
+                .expect("ca");
+        let (status, body) = call(
+            &FrontProxyGuard::new(echo(), any_name),
+            request("/api", &other.cert_der, Some("alice")),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "alice"));
+    }
+
+    #[tokio::test]
+    async fn the_proxy_name_from_the_users_ca_is_not_the_proxy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::load_or_create(dir.path()).expect("pki");
+        // The users' CA refuses the name; a certificate it signed anyway (as the code before the
+        // front-proxy CA did) is made here with rcgen.
+        let key = rcgen::KeyPair::generate().expect("key");
+        let ca_key = rcgen::KeyPair::from_pem(
+            &std::fs::read_to_string(pki.dir.join("ca.key")).expect("read"),
+        )
+        .expect("ca key");
+        let issuer =
+            rcgen::Issuer::from_ca_cert_der(&pki.ca.cert_der().into(), &ca_key).expect("issuer");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, FRONT_PROXY_CN);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let impostor = params.signed_by(&key, &issuer).expect("sign");
+        let (status, body) = call(
+            &guard(&pki),
+            request("/api", impostor.der(), Some("kubernetes-admin")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_next_request_is_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::load_or_create(dir.path()).expect("pki");
+        let guard = guard(&pki);
+        let (status, body) = call(
+            &guard,
+            request("/panic", &pki.front_proxy.cert_der, Some("alice")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("\"reason\":\"InternalError\""), "{body}");
+        let (status, body) = call(
+            &guard,
+            request("/api", &pki.front_proxy.cert_der, Some("alice")),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "alice"));
     }
 }

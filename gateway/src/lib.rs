@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod error;
 pub mod front_proxy_guard;
+pub mod hop_by_hop;
 pub mod issuer_discovery;
 pub mod kubeconfig;
 pub mod layers;

@@ -6,9 +6,12 @@
 //! Threat model: the upstream believes `X-Remote-*` from us. The authentication stage already
 //! removed client identity headers; this module removes them again and then checks that none
 //! survived before it sets its own (Pinniped's last-hop check), so a bug in an earlier stage
-//! cannot let a client choose its identity upstream.
+//! cannot let a client choose its identity upstream. Hop-by-hop headers are removed before the
+//! identity is set, never after: a client's `Connection: X-Remote-User` would otherwise remove
+//! the identity the gateway set ([`crate::hop_by_hop`]).
 
 use crate::error::GatewayError;
+use crate::hop_by_hop::remove_hop_by_hop;
 use crate::upstream::RemoteUpstream;
 use axum::body::Body;
 use futures::future::BoxFuture;
@@ -35,6 +38,10 @@ pub enum UpstreamError {
     /// The connection broke or the upstream answered with something that is not HTTP.
     #[error("the upstream failed mid-request")]
     Protocol(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The identity headers the proxy set changed on the way out: a bug of ours, refused rather
+    /// than forwarded.
+    #[error("the identity headers changed after the proxy set them")]
+    IdentityChanged,
 }
 
 impl From<UpstreamError> for GatewayError {
@@ -43,6 +50,9 @@ impl From<UpstreamError> for GatewayError {
             UpstreamError::Unavailable(source) => GatewayError::UpstreamUnavailable(source),
             UpstreamError::Timeout => GatewayError::UpstreamTimeout,
             UpstreamError::Protocol(source) => GatewayError::UpstreamProtocol(source),
+            UpstreamError::IdentityChanged => GatewayError::Internal(
+                "the identity headers changed after the proxy set them".into(),
+            ),
         }
     }
 }
@@ -110,6 +120,10 @@ impl Service<Request<Body>> for Proxy {
                 });
             };
             let user = authorized.attributes().user.clone();
+            // Hop-by-hop headers go first: `Connection` can name any header, the identity
+            // headers included, so stripping after they are set would let a client remove them.
+            remove_hop_by_hop(request.headers_mut());
+            // Identity last.
             set_front_proxy_headers(request.headers_mut(), &user)?;
             Ok(upstream.send(request).await?)
         })

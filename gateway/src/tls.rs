@@ -7,7 +7,8 @@
 //! `Status` kubectl can print instead of a handshake alert it reports as a TLS error. It still
 //! checks the handshake signature, so a peer cannot present someone else's certificate without
 //! its key: [`DangerousDeferredClientCertVerifier`]. The separate control plane's listener
-//! verifies the chain at the TLS level and requires a certificate.
+//! verifies the chain at the TLS level (users' CA or requestheader CA) and requires a
+//! certificate.
 
 use crate::pki::IssuedCert;
 use rustls::client::WebPkiServerVerifier;
@@ -60,13 +61,19 @@ pub fn gateway_server_config(serving: &IssuedCert) -> Result<Arc<ServerConfig>, 
     Ok(Arc::new(config))
 }
 
-/// The separate control plane's listener: a client certificate from `ca_der` is required.
+/// The separate control plane's listener: a client certificate from one of `client_ca_ders` is
+/// required (the users' CA and the requestheader CA: which of them may send identity headers is
+/// the [`crate::front_proxy_guard`]'s question).
 pub fn controlplane_server_config(
     serving: &IssuedCert,
-    ca_der: &[u8],
+    client_ca_ders: &[Vec<u8>],
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca_der)?, provider.clone())
+    let mut roots = RootCertStore::empty();
+    for der in client_ca_ders {
+        roots.add(CertificateDer::from(der.clone()))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Verifier(Box::new(e)))?;
     let (chain, key) = identity(serving)?;

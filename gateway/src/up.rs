@@ -1,14 +1,15 @@
 //! What each subcommand runs. `up` = PKI + embedded control plane + pipeline + proxy over the
-//! in-process router; `gateway` = the same pipeline with an HTTPS upstream; `controlplane` = the
-//! control plane alone behind mutual TLS and the [`FrontProxyGuard`]; `kubeconfig` = one client
-//! certificate from the CA.
+//! in-process router; `gateway` = the same pipeline with an HTTPS upstream, presenting the
+//! front-proxy client certificate; `controlplane` = the control plane alone behind mutual TLS and
+//! the [`FrontProxyGuard`], which believes identity headers only from the requestheader CA;
+//! `kubeconfig` = one client certificate from the users' CA.
 //!
 //! Each `start_*` returns a [`Running`] once the listener is bound (readiness may follow later:
 //! the RBAC sync must finish first); [`Running::shutdown`] stops accepting, drains, then stops
 //! the background tasks and closes the store.
 
 use crate::cli::{ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig};
-use crate::front_proxy_guard::FrontProxyGuard;
+use crate::front_proxy_guard::{FrontProxyGuard, RequestHeaderAuthority, RequestHeaderError};
 use crate::issuer_discovery::IssuerDiscovery;
 use crate::kubeconfig::{Kubeconfig, KubeconfigError};
 use crate::pki::{CertificateAuthority, Pki, PkiError, Validity, ADMIN_USER};
@@ -59,6 +60,9 @@ pub enum RunError {
     /// The cluster's components (nodes, scheduler, controllers) could not start.
     #[error("the cluster components: {0}")]
     Cluster(String),
+    /// The requestheader CA (`--requestheader-client-ca-file`) cannot be used.
+    #[error(transparent)]
+    RequestHeader(#[from] RequestHeaderError),
 }
 
 /// A started kgate process part.
@@ -281,7 +285,7 @@ async fn start_gateway_part(
         listener,
         tls,
         service.clone(),
-        ServeOptions::new(settings.max_header_bytes),
+        ServeOptions::with_limits(settings.max_header_bytes, settings.limits),
     );
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
@@ -313,7 +317,30 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
         pki.ca.cert_pem(),
     )
     .await?;
-    let tls = crate::tls::controlplane_server_config(&pki.serving, pki.ca.cert_der())?;
+    // Who may send identity headers: the requestheader CA, by default the front-proxy CA that
+    // signs only the gateway. The listener also admits the users' CA, whose certificates get the
+    // guard's 403 (and the health endpoints).
+    let authority = match &config.requestheader_client_ca_file {
+        Some(path) => {
+            RequestHeaderAuthority::from_pem_file(path, config.requestheader_allowed_names.clone())?
+        }
+        None => RequestHeaderAuthority::new(
+            vec![pki.front_proxy_ca.cert_der().to_vec()],
+            config.requestheader_allowed_names.clone(),
+        )?,
+    };
+    if authority
+        .ca_ders()
+        .iter()
+        .any(|der| der.as_slice() == pki.ca.cert_der())
+    {
+        tracing::warn!(
+            "--requestheader-client-ca-file holds the users' CA: every certificate it signs with an allowed name may claim any identity"
+        );
+    }
+    let mut client_cas = vec![pki.ca.cert_der().to_vec()];
+    client_cas.extend(authority.ca_ders().iter().cloned());
+    let tls = crate::tls::controlplane_server_config(&pki.serving, &client_cas)?;
     let listener = bind(config.listen).await?;
     let addr = local_addr(&listener, config.listen)?;
     // RBAC writes are checked for escalation against this server's own RBAC objects, kept by
@@ -335,9 +362,14 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
     }
     // `kgate keys rotate` from another process: sign with the new key at once.
     background.push(wiring::spawn_key_reload(&config.data_dir, keys));
-    let service = FrontProxyGuard::new(control_plane.router);
+    let service = FrontProxyGuard::new(control_plane.router, authority);
     // The guard answers the health endpoints itself; serving is being ready.
-    let (shutdown, server) = spawn_server(listener, tls, service, ServeOptions::new(64 * 1024));
+    let (shutdown, server) = spawn_server(
+        listener,
+        tls,
+        service,
+        ServeOptions::with_limits(64 * 1024, config.limits),
+    );
     tracing::info!(%addr, "control plane listening");
     Ok(Running {
         addr,

@@ -2,14 +2,18 @@
 //! connector that presents the gateway's front-proxy certificate, verifies the upstream's serving
 //! certificate against kgate's CA, and negotiates HTTP/2 or HTTP/1.1 by ALPN.
 //!
+//! Hop-by-hop headers are dropped both ways ([`crate::hop_by_hop`]); the identity headers the
+//! proxy set are checked to be unchanged by that, the last step before the request leaves.
+//!
 //! Only connecting has a timeout: a request may run as long as it likes, since a watch is a
 //! request that lasts minutes.
 
+use crate::hop_by_hop::{identity_headers, remove_hop_by_hop};
 use crate::proxy::UpstreamError;
 use axum::body::Body;
 use futures::future::BoxFuture;
-use http::header::{HeaderName, CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, Request, Response, Uri, Version};
+use http::header::HOST;
+use http::{Request, Response, Uri, Version};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -71,7 +75,9 @@ impl RemoteUpstream {
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Under the control plane's default --idle-timeout (90 s): the pool drops an idle
+            // connection before the server closes it under a request.
+            .pool_idle_timeout(Duration::from_secs(60))
             .timer(TokioTimer::new())
             .build(connector);
         let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
@@ -96,7 +102,14 @@ impl RemoteUpstream {
         // The client picks HTTP/2 or HTTP/1.1 by ALPN; an HTTP/2 request would be refused on an
         // HTTP/1.1 connection.
         parts.version = Version::HTTP_11;
+        // The proxy removed the client's hop-by-hop headers before it set the identity ones, so
+        // this strip must not change them; if it did, refuse rather than forward a request
+        // whose identity a client edited.
+        let identity = identity_headers(&parts.headers);
         remove_hop_by_hop(&mut parts.headers);
+        if identity_headers(&parts.headers) != identity {
+            return Err(UpstreamError::IdentityChanged);
+        }
         // hyper sets the upstream's Host from the URI.
         parts.headers.remove(HOST);
         let response = self
@@ -122,26 +135,6 @@ fn classify(error: hyper_util::client::legacy::Error) -> UpstreamError {
         source = current.source();
     }
     UpstreamError::Unavailable(Box::new(error))
-}
-
-/// Drops the headers that describe one connection, not the message (RFC 9110 7.6.1).
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    for name in ["keep-alive", "proxy-connection"] {
-        headers.remove(name);
-    }
 }
 
 /// Connects TCP then TLS, within [`CONNECT_TIMEOUT`].

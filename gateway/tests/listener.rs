@@ -6,7 +6,7 @@ mod support;
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode};
-use kgate_gateway::front_proxy_guard::FrontProxyGuard;
+use kgate_gateway::front_proxy_guard::{FrontProxyGuard, RequestHeaderAuthority};
 use kgate_gateway::peer::{PeerAddr, PeerCertificates};
 use kgate_gateway::pki::Pki;
 use kgate_gateway::serve::{serve, ServeOptions};
@@ -76,15 +76,22 @@ async fn certificates_are_recorded_not_judged_and_h2_is_negotiated() {
 async fn the_control_plane_listener_requires_a_ca_certificate_and_the_front_proxy_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::load_or_create(dir.path()).expect("pki");
-    let tls = kgate_gateway::tls::controlplane_server_config(&pki.serving, pki.ca.cert_der())
-        .expect("tls");
+    let client_cas = [
+        pki.ca.cert_der().to_vec(),
+        pki.front_proxy_ca.cert_der().to_vec(),
+    ];
+    let tls =
+        kgate_gateway::tls::controlplane_server_config(&pki.serving, &client_cas).expect("tls");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = axum::Router::new().route("/api", axum::routing::get(|| async { "api" }));
     tokio::spawn(serve(
         listener,
         tls,
-        FrontProxyGuard::new(router),
+        FrontProxyGuard::new(
+            router,
+            RequestHeaderAuthority::front_proxy_ca(pki.front_proxy_ca.cert_der()).expect("ca"),
+        ),
         ServeOptions::new(64 * 1024),
         std::future::pending(),
     ));

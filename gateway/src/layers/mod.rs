@@ -3,6 +3,7 @@
 //!
 //! | module | stage | fails with |
 //! |---|---|---|
+//! | [`recovery`] | a panic below becomes a 500 `Status`, logged once | never |
 //! | [`trace`] | the request span and the access log line | never |
 //! | [`rescue`] | every [`GatewayError`] becomes a `metav1.Status` | never |
 //! | [`request_info`] | method and path → [`kgate_core::RequestInfo`] | 400 |
@@ -26,6 +27,7 @@ pub mod authorization;
 pub mod health;
 pub mod impersonation;
 pub mod limits;
+pub mod recovery;
 pub mod request_info;
 pub mod rescue;
 pub mod scope;

@@ -1,6 +1,13 @@
-//! kgate's own PKI in `DATA_DIR/pki/`: a CA, the serving certificate, the admin client
-//! certificate and the front-proxy client certificate (the gateway's identity towards a separate
-//! control plane). All keys are ECDSA P-256.
+//! kgate's own PKI in `DATA_DIR/pki/`: two CAs and the leaf certificates they sign. All keys are
+//! ECDSA P-256.
+//!
+//! | files | signed by | what it is |
+//! |---|---|---|
+//! | `ca.crt`, `ca.key` | itself | the CA of users (client certificates) and of serving certificates |
+//! | `serving.*` | `ca` | the listeners' serving certificate |
+//! | `admin.*` | `ca` | `kubernetes-admin` in `system:masters` (`admin.kubeconfig`) |
+//! | `front-proxy-ca.crt`, `.key` | itself | the CA of the gateway's front-proxy identity only (kube-apiserver's `--requestheader-client-ca-file`) |
+//! | `front-proxy-client.*` | `front-proxy-ca` | the gateway's client certificate towards a separate control plane, CN [`FRONT_PROXY_CN`] |
 //!
 //! Threat model: the CA key can mint any identity, including `system:masters`, so every key file
 //! is written 0600 in a 0700 directory, key material only ever leaves this module as a
@@ -8,6 +15,13 @@
 //! half-present CA (certificate without key or the reverse) is an error, not a reason to mint a
 //! new one. Leaf certificates are re-issued when missing, unreadable, issued by another CA or
 //! within [`RENEW_BEFORE`] of expiry.
+//!
+//! A control plane believes the `X-Remote-*` identity headers of whoever holds a front-proxy
+//! certificate, so that certificate comes from a CA of its own, as kube-apiserver's requestheader
+//! authentication wants: the users' CA refuses to sign [`FRONT_PROXY_CN`] (nothing it signs is
+//! the proxy), and the front-proxy CA signs nothing but the proxy. A data directory from before the
+//! front-proxy CA existed gets one at its next start, and its front-proxy client certificate
+//! (then signed by the users' CA) is re-issued by it.
 
 mod der;
 
@@ -38,8 +52,42 @@ pub const ADMIN_USER: &str = "kubernetes-admin";
 /// The admin's group: everything is allowed to it.
 pub const ADMIN_GROUP: &str = kgate_core::user::SYSTEM_PRIVILEGED_GROUP;
 /// The common name of the gateway's client certificate towards a separate control plane; the
-/// control plane honours front-proxy headers only from this name.
+/// control plane honours front-proxy headers only from this name (its default
+/// `--requestheader-allowed-names`), signed by the front-proxy CA. The users' CA never signs it.
 pub const FRONT_PROXY_CN: &str = "kgate-front-proxy";
+
+/// Which of the two CAs; each has its own files and subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaKind {
+    /// `ca.crt`: users and serving certificates.
+    Users,
+    /// `front-proxy-ca.crt`: the gateway's front-proxy identity.
+    FrontProxy,
+}
+
+impl CaKind {
+    fn file_stem(self) -> &'static str {
+        match self {
+            CaKind::Users => "ca",
+            CaKind::FrontProxy => "front-proxy-ca",
+        }
+    }
+
+    fn common_name(self) -> &'static str {
+        match self {
+            CaKind::Users => "kgate-ca",
+            CaKind::FrontProxy => "kgate-front-proxy-ca",
+        }
+    }
+
+    /// Client certificate names this CA refuses to sign.
+    fn reserved_names(self) -> &'static [&'static str] {
+        match self {
+            CaKind::Users => &[FRONT_PROXY_CN],
+            CaKind::FrontProxy => &[],
+        }
+    }
+}
 
 /// Why the PKI could not be loaded or a certificate issued.
 #[derive(Debug, Error)]
@@ -81,6 +129,10 @@ pub enum PkiError {
     /// The requested client certificate is not acceptable.
     #[error("invalid certificate request: {0}")]
     InvalidRequest(String),
+    /// The name belongs to an identity this CA must never sign (the gateway's front-proxy
+    /// identity, which only the front-proxy CA signs).
+    #[error("the user name {name:?} is reserved for the kgate gateway's front-proxy certificate")]
+    ReservedName { name: String },
 }
 
 /// A PEM private key. `Debug` never shows it.
@@ -128,6 +180,7 @@ impl Validity {
 
 /// The CA: its certificate and its signing key.
 pub struct CertificateAuthority {
+    kind: CaKind,
     cert_pem: String,
     cert_der: Vec<u8>,
     key: KeyPair,
@@ -138,15 +191,27 @@ pub struct CertificateAuthority {
 impl fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertificateAuthority")
+            .field("kind", &self.kind)
             .field("key", &"<redacted>")
             .finish_non_exhaustive()
     }
 }
 
 impl CertificateAuthority {
-    /// Loads the CA of `DATA_DIR/pki`; it must exist.
+    /// Loads the users' CA of `DATA_DIR/pki`; it must exist.
     pub fn load(pki_dir: &Path) -> Result<Self, PkiError> {
-        let (cert_path, key_path) = (pki_dir.join("ca.crt"), pki_dir.join("ca.key"));
+        Self::load_kind(pki_dir, CaKind::Users)
+    }
+
+    /// Loads the front-proxy CA of `DATA_DIR/pki`; it must exist.
+    pub fn load_front_proxy(pki_dir: &Path) -> Result<Self, PkiError> {
+        Self::load_kind(pki_dir, CaKind::FrontProxy)
+    }
+
+    fn load_kind(pki_dir: &Path, kind: CaKind) -> Result<Self, PkiError> {
+        let stem = kind.file_stem();
+        let cert_path = pki_dir.join(format!("{stem}.crt"));
+        let key_path = pki_dir.join(format!("{stem}.key"));
         match (cert_path.exists(), key_path.exists()) {
             (true, true) => {}
             (false, false) => {
@@ -173,23 +238,23 @@ impl CertificateAuthority {
                 path: key_path.clone(),
                 source,
             })?;
-        Self::from_parts(cert_pem, key, &cert_path)
+        Self::from_parts(kind, cert_pem, key, &cert_path)
     }
 
-    fn load_or_create(pki_dir: &Path) -> Result<Self, PkiError> {
-        match Self::load(pki_dir) {
-            Err(PkiError::NoCa { .. }) => Self::create(pki_dir),
+    fn load_or_create(pki_dir: &Path, kind: CaKind) -> Result<Self, PkiError> {
+        match Self::load_kind(pki_dir, kind) {
+            Err(PkiError::NoCa { .. }) => Self::create(pki_dir, kind),
             other => other,
         }
     }
 
-    fn create(pki_dir: &Path) -> Result<Self, PkiError> {
+    fn create(pki_dir: &Path, kind: CaKind) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
-            .push(DnType::CommonName, "kgate-ca");
+            .push(DnType::CommonName, kind.common_name());
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -202,13 +267,22 @@ impl CertificateAuthority {
         let cert = params.self_signed(&key)?;
         // The key first: a crash in between leaves "key without certificate", which load()
         // reports instead of silently minting a second CA.
-        write_private(&pki_dir.join("ca.key"), key.serialize_pem().as_bytes())?;
-        let cert_path = pki_dir.join("ca.crt");
+        let stem = kind.file_stem();
+        write_private(
+            &pki_dir.join(format!("{stem}.key")),
+            key.serialize_pem().as_bytes(),
+        )?;
+        let cert_path = pki_dir.join(format!("{stem}.crt"));
         write_public(&cert_path, cert.pem().as_bytes())?;
-        Self::from_parts(cert.pem(), key, &cert_path)
+        Self::from_parts(kind, cert.pem(), key, &cert_path)
     }
 
-    fn from_parts(cert_pem: String, key: KeyPair, path: &Path) -> Result<Self, PkiError> {
+    fn from_parts(
+        kind: CaKind,
+        cert_pem: String,
+        key: KeyPair,
+        path: &Path,
+    ) -> Result<Self, PkiError> {
         let bad = || PkiError::BadCertificate {
             path: path.to_owned(),
         };
@@ -223,6 +297,7 @@ impl CertificateAuthority {
                 _ => None,
             });
         Ok(Self {
+            kind,
             cert_der: pem.contents.clone(),
             cert_pem,
             key,
@@ -239,7 +314,8 @@ impl CertificateAuthority {
         &self.cert_der
     }
 
-    /// Issues a client certificate: CN = `user`, one O per group, clientAuth only.
+    /// Issues a client certificate: CN = `user`, one O per group, clientAuth only. The users' CA
+    /// refuses [`FRONT_PROXY_CN`].
     pub fn issue_client_cert(
         &self,
         user: &str,
@@ -249,6 +325,27 @@ impl CertificateAuthority {
         if user.is_empty() {
             return Err(PkiError::InvalidRequest("the user name is empty".into()));
         }
+        if self.kind.reserved_names().contains(&user) {
+            return Err(PkiError::ReservedName {
+                name: user.to_owned(),
+            });
+        }
+        self.sign_client_cert(user, groups, validity)
+    }
+
+    /// Issues a client certificate without the reserved-name check: what the code before the
+    /// front-proxy CA did, for the migration test.
+    #[cfg(test)]
+    fn issue_with_any_name(&self, user: &str, validity: Validity) -> Result<IssuedCert, PkiError> {
+        self.sign_client_cert(user, &[], validity)
+    }
+
+    fn sign_client_cert(
+        &self,
+        user: &str,
+        groups: &[String],
+        validity: Validity,
+    ) -> Result<IssuedCert, PkiError> {
         if groups.iter().any(String::is_empty) {
             return Err(PkiError::InvalidRequest("a group name is empty".into()));
         }
@@ -298,14 +395,30 @@ impl CertificateAuthority {
         })
     }
 
-    /// True when `cert_der` was issued by this CA (by issuer name) and is valid past the renewal
-    /// window. The signature is not re-checked: these are our own files.
+    /// True when `cert_der` was issued by this CA (by issuer name and, where both certificates
+    /// carry one, by key identifier, so a CA re-created under the same name does not keep the
+    /// old one's leaves) and is valid past the renewal window. The signature is not re-checked:
+    /// these are our own files.
     fn still_good(&self, cert_der: &[u8]) -> bool {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert_der) else {
             return false;
         };
         let renew_at = OffsetDateTime::now_utc() + RENEW_BEFORE;
+        let authority_key_id = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|k| k.0)
+                }
+                _ => None,
+            });
+        let same_key = match (authority_key_id, self.key_id.as_deref()) {
+            (Some(theirs), Some(ours)) => theirs == ours,
+            _ => true,
+        };
         cert.tbs_certificate.issuer.as_raw() == self.subject_der.as_slice()
+            && same_key
             && cert.validity().not_after.to_datetime() > renew_at
     }
 }
@@ -324,9 +437,13 @@ pub fn issue_client_cert(
 #[derive(Debug)]
 pub struct Pki {
     pub dir: PathBuf,
+    /// The users' CA: client certificates of users, and the serving certificate.
     pub ca: CertificateAuthority,
+    /// The front-proxy CA: the gateway's identity towards a separate control plane, nothing else.
+    pub front_proxy_ca: CertificateAuthority,
     pub serving: IssuedCert,
     pub admin: IssuedCert,
+    /// Signed by [`Pki::front_proxy_ca`].
     pub front_proxy: IssuedCert,
 }
 
@@ -340,7 +457,10 @@ impl Pki {
     pub fn load_or_create(data_dir: &Path) -> Result<Self, PkiError> {
         let dir = Self::dir_of(data_dir);
         create_private_dir(&dir)?;
-        let ca = CertificateAuthority::load_or_create(&dir)?;
+        let ca = CertificateAuthority::load_or_create(&dir, CaKind::Users)?;
+        // Created on the first start after an upgrade too; the front-proxy client certificate
+        // signed by the users' CA is then no longer "still good" and is re-issued below.
+        let front_proxy_ca = CertificateAuthority::load_or_create(&dir, CaKind::FrontProxy)?;
         let serving = leaf(&ca, &dir, "serving", |ca| {
             ca.issue_serving_cert(&serving_hosts(), Validity::from_now(LEAF_VALIDITY))
         })?;
@@ -351,12 +471,13 @@ impl Pki {
                 Validity::from_now(LEAF_VALIDITY),
             )
         })?;
-        let front_proxy = leaf(&ca, &dir, "front-proxy-client", |ca| {
+        let front_proxy = leaf(&front_proxy_ca, &dir, "front-proxy-client", |ca| {
             ca.issue_client_cert(FRONT_PROXY_CN, &[], Validity::from_now(LEAF_VALIDITY))
         })?;
         Ok(Self {
             dir,
             ca,
+            front_proxy_ca,
             serving,
             admin,
             front_proxy,
