@@ -5,8 +5,10 @@
 //! A bad file or bad flags stop kgate at start, naming the field. The file is then followed
 //! (see [`crate::watched_file`]): a valid new version replaces the issuers at once, an invalid
 //! one keeps the last good configuration and says why in a warning. Each issuer is a readiness
-//! check (`oidc:<issuer URL>`) that fails, with the reason, while its discovery document or keys
-//! cannot be fetched; the other authenticators serve meanwhile.
+//! check named after its place in the configuration (`oidc:jwt[0]`, not its URL: `/readyz`
+//! answers anyone) that fails while its discovery document or keys cannot be fetched; the log
+//! says which issuer each check stands for and why it fails. The other authenticators serve
+//! meanwhile.
 
 use crate::error::error_chain;
 use crate::readiness::Readiness;
@@ -113,6 +115,14 @@ fn parse(path: &Path, content: &[u8]) -> Result<AuthenticationConfig, AuthnConfi
 fn log_issuers(config: &AuthenticationConfig, what: &str) {
     let issuers: Vec<&str> = config.jwt.iter().map(|j| j.issuer_url.as_str()).collect();
     tracing::info!(issuers = ?issuers, "authentication configuration {what}");
+    for (index, issuer) in issuers.iter().enumerate() {
+        tracing::info!(check = %readiness_check(index), %issuer, "oidc: the issuer's readiness check");
+    }
+}
+
+/// The readiness check of the `index`th issuer (its configuration path, never its URL).
+fn readiness_check(index: usize) -> String {
+    format!("{READINESS_PREFIX}jwt[{index}]")
 }
 
 /// Starts the issuers' key fetching, the readiness checks and, for a file, the reload.
@@ -161,10 +171,7 @@ fn spawn_readiness(authenticator: Arc<OidcAuthenticator>, readiness: Readiness) 
 
 fn update_readiness(authenticator: &OidcAuthenticator, readiness: &Readiness) {
     let statuses = authenticator.statuses();
-    let names: Vec<String> = statuses
-        .iter()
-        .map(|s| format!("{READINESS_PREFIX}{}", s.issuer_url))
-        .collect();
+    let names: Vec<String> = (0..statuses.len()).map(readiness_check).collect();
     for (name, status) in names.iter().zip(&statuses) {
         readiness.set_problem(name, status.problem.clone());
     }
@@ -247,14 +254,15 @@ jwt:
     }
 
     #[tokio::test]
-    async fn readiness_names_each_issuer_and_forgets_removed_ones() {
+    async fn readiness_names_each_issuer_by_place_and_forgets_removed_ones() {
         let readiness = Readiness::default();
-        readiness.set_problem("oidc:https://gone.example", Some("x".into()));
+        readiness.set_problem("oidc:jwt[1]", Some("x".into()));
         let config = AuthenticationConfig::parse(ONE_ISSUER.as_bytes()).unwrap();
         let authenticator = OidcAuthenticator::new(config);
         update_readiness(&authenticator, &readiness);
         let failures = readiness.failures();
         assert_eq!(failures.len(), 1, "{failures:?}");
-        assert_eq!(failures[0].0, "oidc:https://127.0.0.1:1/one");
+        // Named by place, not by URL: /readyz shows check names to anyone.
+        assert_eq!(failures[0].0, "oidc:jwt[0]");
     }
 }

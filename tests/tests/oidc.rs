@@ -322,21 +322,34 @@ fn a_provider_key_rotation_is_followed_at_the_first_request() {
 }
 
 #[test]
-fn a_provider_down_at_start_does_not_stop_kgate_and_readyz_names_it() {
+fn a_provider_down_at_start_does_not_stop_kgate_and_readyz_names_only_the_check() {
     let mut op = OidcProvider::start(ProviderSpec::new().issuer(corp()));
     let config = authentication_config(&op, false);
     op.stop();
     let (kg, _) = kgate_with_config(&config, true);
 
-    // Certificates work meanwhile; /readyz says what is missing.
+    // Certificates work meanwhile; /readyz names the failing check to anyone, but neither the
+    // issuer's URL nor why (kube-apiserver's "reason withheld"): those are in the log.
     kg.kubectl_ok(&["get", "namespaces"]);
     let issuer = op.issuer_url("corp");
     let ready = kg.request("GET", "/readyz").identity(Identity::None).send();
     assert_eq!(ready.status, 503, "{ready}");
     assert!(
-        ready.body.contains(&format!("[-]oidc:{issuer} failed")),
+        ready
+            .body
+            .contains("[-]oidc:jwt[0] failed: reason withheld\n"),
         "{}",
         ready.body
+    );
+    assert!(
+        !ready.body.contains(&issuer) && !ready.body.contains("127.0.0.1"),
+        "/readyz shows the issuer: {}",
+        ready.body
+    );
+    let logs = kg.logs();
+    assert!(
+        logs.contains("oidc:jwt[0]") && logs.contains(&issuer),
+        "the log does not say which issuer the check stands for"
     );
 
     op.restart();
