@@ -43,6 +43,20 @@ pub enum AuthenticationSource {
     },
 }
 
+/// The OIDC settings after flag validation: where the issuers are configured, and which of
+/// them may assert names in the `system:` namespace.
+///
+/// That opt-in is a kgate flag (`--dangerous-oidc-system-identities ISSUER_URL`), not a field
+/// of the file: the file stays Kubernetes' `AuthenticationConfiguration`, which kube-apiserver
+/// decodes strictly (an unknown field stops it), so one file still serves both, and a file
+/// someone else may edit cannot grant `system:masters` by itself.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticationSettings {
+    pub source: AuthenticationSource,
+    /// The issuer URLs whose tokens may map to user and group names starting with `system:`.
+    pub system_identity_issuers: Vec<String>,
+}
+
 /// Why the OIDC configuration cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -65,19 +79,25 @@ pub enum AuthnConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// `--dangerous-oidc-system-identities` names an issuer that is not configured.
+    #[error("--dangerous-oidc-system-identities: {url:?} is not a configured issuer's URL")]
+    UnknownSystemIdentityIssuer { url: String },
 }
 
 /// The OIDC authenticator and, for a file, the file it follows.
 pub(crate) struct LoadedAuthentication {
     pub authenticator: Arc<OidcAuthenticator>,
     file: Option<WatchedFile>,
+    /// Applied again to each reloaded file.
+    system_identity_issuers: Vec<String>,
 }
 
-/// Builds the OIDC authenticator `source` describes (`None` for no OIDC users). Starts no task.
+/// Builds the OIDC authenticator `settings` describe (`None` for no OIDC users). Starts no
+/// task.
 pub(crate) fn load(
-    source: &AuthenticationSource,
+    settings: &AuthenticationSettings,
 ) -> Result<Option<LoadedAuthentication>, AuthnConfigError> {
-    let (config, file) = match source {
+    let (mut config, file) = match &settings.source {
         AuthenticationSource::None => return Ok(None),
         AuthenticationSource::File(path) => {
             let (file, content) = WatchedFile::open(WHAT, path)?;
@@ -98,10 +118,19 @@ pub(crate) fn load(
             (config, None)
         }
     };
+    if let Some(url) = config
+        .allow_system_identities(&settings.system_identity_issuers)
+        .first()
+    {
+        return Err(AuthnConfigError::UnknownSystemIdentityIssuer {
+            url: (*url).to_owned(),
+        });
+    }
     log_issuers(&config, "loaded");
     Ok(Some(LoadedAuthentication {
         authenticator: Arc::new(OidcAuthenticator::new(config)),
         file,
+        system_identity_issuers: settings.system_identity_issuers.clone(),
     }))
 }
 
@@ -118,6 +147,9 @@ fn log_issuers(config: &AuthenticationConfig, what: &str) {
     for (index, issuer) in issuers.iter().enumerate() {
         tracing::info!(check = %readiness_check(index), %issuer, "oidc: the issuer's readiness check");
     }
+    for issuer in config.jwt.iter().filter(|j| j.allows_system_identities()) {
+        tracing::warn!(issuer = %issuer.issuer_url, "oidc: this issuer may assert system: user and group names (--dangerous-oidc-system-identities)");
+    }
 }
 
 /// The readiness check of the `index`th issuer (its configuration path, never its URL).
@@ -130,22 +162,34 @@ pub(crate) fn spawn(loaded: LoadedAuthentication, readiness: Readiness) -> Vec<J
     let LoadedAuthentication {
         authenticator,
         file,
+        system_identity_issuers,
     } = loaded;
     authenticator.start();
     let mut tasks = vec![spawn_readiness(authenticator.clone(), readiness)];
     if let Some(file) = file {
         let path = file.path().to_owned();
+        let allowed = Arc::new(system_identity_issuers);
         tasks.push(file.spawn(move |content| {
-            let (authenticator, path) = (authenticator.clone(), path.clone());
-            async move { apply(&path, &authenticator, &content) }
+            let (authenticator, path, allowed) =
+                (authenticator.clone(), path.clone(), allowed.clone());
+            async move { apply(&path, &authenticator, &content, &allowed) }
         }));
     }
     tasks
 }
 
-fn apply(path: &Path, authenticator: &OidcAuthenticator, content: &[u8]) {
+fn apply(
+    path: &Path,
+    authenticator: &OidcAuthenticator,
+    content: &[u8],
+    system_identity_issuers: &[String],
+) {
     match parse(path, content) {
-        Ok(config) => {
+        Ok(mut config) => {
+            for url in config.allow_system_identities(system_identity_issuers) {
+                // Not fatal on reload: the issuer's tokens are simply refused such names.
+                tracing::warn!(issuer = %url, "--dangerous-oidc-system-identities names an issuer the reloaded file does not configure");
+            }
             log_issuers(&config, "reloaded");
             authenticator.replace(config);
         }
@@ -202,9 +246,7 @@ jwt:
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authn.yaml");
         std::fs::write(&path, ONE_ISSUER).unwrap();
-        let loaded = load(&AuthenticationSource::File(path.clone()))
-            .unwrap()
-            .unwrap();
+        let loaded = load(&file_settings(&path)).unwrap().unwrap();
         let authenticator = loaded.authenticator.clone();
         let issuers = |a: &OidcAuthenticator| -> Vec<String> {
             a.statuses().into_iter().map(|s| s.issuer_url).collect()
@@ -212,13 +254,14 @@ jwt:
         assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/one"]);
 
         let two = ONE_ISSUER.replace("/one", "/two");
-        apply(&path, &authenticator, two.as_bytes());
+        apply(&path, &authenticator, two.as_bytes(), &[]);
         assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/two"]);
 
         apply(
             &path,
             &authenticator,
             b"kind: AuthenticationConfiguration\njwt: [",
+            &[],
         );
         assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/two"]);
     }
@@ -228,7 +271,7 @@ jwt:
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authn.yaml");
         std::fs::write(&path, ONE_ISSUER.replace("https://", "http://")).unwrap();
-        let Err(error) = load(&AuthenticationSource::File(path.clone())) else {
+        let Err(error) = load(&file_settings(&path)) else {
             panic!("an http issuer was accepted");
         };
         let text = error_chain(&error);
@@ -239,18 +282,46 @@ jwt:
             )),
             "{text}"
         );
-        let flags = AuthenticationSource::Flags {
-            flags: Box::new(LegacyOidcFlags {
-                issuer_url: "https://127.0.0.1:1".into(),
-                client_id: "kgate".into(),
-                ..LegacyOidcFlags::default()
-            }),
-            ca_file: Some(dir.path().join("absent.pem")),
+        let flags = AuthenticationSettings {
+            source: AuthenticationSource::Flags {
+                flags: Box::new(LegacyOidcFlags {
+                    issuer_url: "https://127.0.0.1:1".into(),
+                    client_id: "kgate".into(),
+                    ..LegacyOidcFlags::default()
+                }),
+                ca_file: Some(dir.path().join("absent.pem")),
+            },
+            system_identity_issuers: Vec::new(),
         };
         let Err(error) = load(&flags) else {
             panic!("a missing CA file was accepted");
         };
         assert!(matches!(error, AuthnConfigError::CaFile { .. }), "{error}");
+    }
+
+    #[test]
+    fn the_system_identities_opt_in_must_name_a_configured_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authn.yaml");
+        std::fs::write(&path, ONE_ISSUER).unwrap();
+        let mut settings = file_settings(&path);
+        settings.system_identity_issuers = vec!["https://127.0.0.1:1/typo".into()];
+        let Err(error) = load(&settings) else {
+            panic!("an opt-in for an unknown issuer was accepted");
+        };
+        assert!(
+            matches!(&error, AuthnConfigError::UnknownSystemIdentityIssuer { url } if url.ends_with("/typo")),
+            "{error}"
+        );
+        settings.system_identity_issuers = vec!["https://127.0.0.1:1/one".into()];
+        assert!(load(&settings).unwrap().is_some());
+    }
+
+    fn file_settings(path: &Path) -> AuthenticationSettings {
+        AuthenticationSettings {
+            source: AuthenticationSource::File(path.to_owned()),
+            system_identity_issuers: Vec::new(),
+        }
     }
 
     #[tokio::test]
