@@ -5,8 +5,10 @@
 //! A bad file or bad flags stop kgate at start, naming the field. The file is then followed
 //! (see [`crate::watched_file`]): a valid new version replaces the issuers at once, an invalid
 //! one keeps the last good configuration and says why in a warning. Each issuer is a readiness
-//! check (`oidc:<issuer URL>`) that fails, with the reason, while its discovery document or keys
-//! cannot be fetched; the other authenticators serve meanwhile.
+//! check named after its place in the configuration (`oidc:jwt[0]`, not its URL: `/readyz`
+//! answers anyone) that fails while its discovery document or keys cannot be fetched; the log
+//! says which issuer each check stands for and why it fails. The other authenticators serve
+//! meanwhile.
 
 use crate::error::error_chain;
 use crate::readiness::Readiness;
@@ -41,6 +43,20 @@ pub enum AuthenticationSource {
     },
 }
 
+/// The OIDC settings after flag validation: where the issuers are configured, and which of
+/// them may assert names in the `system:` namespace.
+///
+/// That opt-in is a kgate flag (`--dangerous-oidc-system-identities ISSUER_URL`), not a field
+/// of the file: the file stays Kubernetes' `AuthenticationConfiguration`, which kube-apiserver
+/// decodes strictly (an unknown field stops it), so one file still serves both, and a file
+/// someone else may edit cannot grant `system:masters` by itself.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticationSettings {
+    pub source: AuthenticationSource,
+    /// The issuer URLs whose tokens may map to user and group names starting with `system:`.
+    pub system_identity_issuers: Vec<String>,
+}
+
 /// Why the OIDC configuration cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -63,19 +79,25 @@ pub enum AuthnConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// `--dangerous-oidc-system-identities` names an issuer that is not configured.
+    #[error("--dangerous-oidc-system-identities: {url:?} is not a configured issuer's URL")]
+    UnknownSystemIdentityIssuer { url: String },
 }
 
 /// The OIDC authenticator and, for a file, the file it follows.
 pub(crate) struct LoadedAuthentication {
     pub authenticator: Arc<OidcAuthenticator>,
     file: Option<WatchedFile>,
+    /// Applied again to each reloaded file.
+    system_identity_issuers: Vec<String>,
 }
 
-/// Builds the OIDC authenticator `source` describes (`None` for no OIDC users). Starts no task.
+/// Builds the OIDC authenticator `settings` describe (`None` for no OIDC users). Starts no
+/// task.
 pub(crate) fn load(
-    source: &AuthenticationSource,
+    settings: &AuthenticationSettings,
 ) -> Result<Option<LoadedAuthentication>, AuthnConfigError> {
-    let (config, file) = match source {
+    let (mut config, file) = match &settings.source {
         AuthenticationSource::None => return Ok(None),
         AuthenticationSource::File(path) => {
             let (file, content) = WatchedFile::open(WHAT, path)?;
@@ -96,10 +118,19 @@ pub(crate) fn load(
             (config, None)
         }
     };
+    if let Some(url) = config
+        .allow_system_identities(&settings.system_identity_issuers)
+        .first()
+    {
+        return Err(AuthnConfigError::UnknownSystemIdentityIssuer {
+            url: (*url).to_owned(),
+        });
+    }
     log_issuers(&config, "loaded");
     Ok(Some(LoadedAuthentication {
         authenticator: Arc::new(OidcAuthenticator::new(config)),
         file,
+        system_identity_issuers: settings.system_identity_issuers.clone(),
     }))
 }
 
@@ -113,6 +144,17 @@ fn parse(path: &Path, content: &[u8]) -> Result<AuthenticationConfig, AuthnConfi
 fn log_issuers(config: &AuthenticationConfig, what: &str) {
     let issuers: Vec<&str> = config.jwt.iter().map(|j| j.issuer_url.as_str()).collect();
     tracing::info!(issuers = ?issuers, "authentication configuration {what}");
+    for (index, issuer) in issuers.iter().enumerate() {
+        tracing::info!(check = %readiness_check(index), %issuer, "oidc: the issuer's readiness check");
+    }
+    for issuer in config.jwt.iter().filter(|j| j.allows_system_identities()) {
+        tracing::warn!(issuer = %issuer.issuer_url, "oidc: this issuer may assert system: user and group names (--dangerous-oidc-system-identities)");
+    }
+}
+
+/// The readiness check of the `index`th issuer (its configuration path, never its URL).
+fn readiness_check(index: usize) -> String {
+    format!("{READINESS_PREFIX}jwt[{index}]")
 }
 
 /// Starts the issuers' key fetching, the readiness checks and, for a file, the reload.
@@ -120,22 +162,34 @@ pub(crate) fn spawn(loaded: LoadedAuthentication, readiness: Readiness) -> Vec<J
     let LoadedAuthentication {
         authenticator,
         file,
+        system_identity_issuers,
     } = loaded;
     authenticator.start();
     let mut tasks = vec![spawn_readiness(authenticator.clone(), readiness)];
     if let Some(file) = file {
         let path = file.path().to_owned();
+        let allowed = Arc::new(system_identity_issuers);
         tasks.push(file.spawn(move |content| {
-            let (authenticator, path) = (authenticator.clone(), path.clone());
-            async move { apply(&path, &authenticator, &content) }
+            let (authenticator, path, allowed) =
+                (authenticator.clone(), path.clone(), allowed.clone());
+            async move { apply(&path, &authenticator, &content, &allowed) }
         }));
     }
     tasks
 }
 
-fn apply(path: &Path, authenticator: &OidcAuthenticator, content: &[u8]) {
+fn apply(
+    path: &Path,
+    authenticator: &OidcAuthenticator,
+    content: &[u8],
+    system_identity_issuers: &[String],
+) {
     match parse(path, content) {
-        Ok(config) => {
+        Ok(mut config) => {
+            for url in config.allow_system_identities(system_identity_issuers) {
+                // Not fatal on reload: the issuer's tokens are simply refused such names.
+                tracing::warn!(issuer = %url, "--dangerous-oidc-system-identities names an issuer the reloaded file does not configure");
+            }
             log_issuers(&config, "reloaded");
             authenticator.replace(config);
         }
@@ -161,10 +215,7 @@ fn spawn_readiness(authenticator: Arc<OidcAuthenticator>, readiness: Readiness) 
 
 fn update_readiness(authenticator: &OidcAuthenticator, readiness: &Readiness) {
     let statuses = authenticator.statuses();
-    let names: Vec<String> = statuses
-        .iter()
-        .map(|s| format!("{READINESS_PREFIX}{}", s.issuer_url))
-        .collect();
+    let names: Vec<String> = (0..statuses.len()).map(readiness_check).collect();
     for (name, status) in names.iter().zip(&statuses) {
         readiness.set_problem(name, status.problem.clone());
     }
@@ -195,9 +246,7 @@ jwt:
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authn.yaml");
         std::fs::write(&path, ONE_ISSUER).unwrap();
-        let loaded = load(&AuthenticationSource::File(path.clone()))
-            .unwrap()
-            .unwrap();
+        let loaded = load(&file_settings(&path)).unwrap().unwrap();
         let authenticator = loaded.authenticator.clone();
         let issuers = |a: &OidcAuthenticator| -> Vec<String> {
             a.statuses().into_iter().map(|s| s.issuer_url).collect()
@@ -205,13 +254,14 @@ jwt:
         assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/one"]);
 
         let two = ONE_ISSUER.replace("/one", "/two");
-        apply(&path, &authenticator, two.as_bytes());
+        apply(&path, &authenticator, two.as_bytes(), &[]);
         assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/two"]);
 
         apply(
             &path,
             &authenticator,
             b"kind: AuthenticationConfiguration\njwt: [",
+            &[],
         );
         assert_eq!(issuers(&authenticator), ["https://127.0.0.1:1/two"]);
     }
@@ -221,7 +271,7 @@ jwt:
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authn.yaml");
         std::fs::write(&path, ONE_ISSUER.replace("https://", "http://")).unwrap();
-        let Err(error) = load(&AuthenticationSource::File(path.clone())) else {
+        let Err(error) = load(&file_settings(&path)) else {
             panic!("an http issuer was accepted");
         };
         let text = error_chain(&error);
@@ -232,13 +282,16 @@ jwt:
             )),
             "{text}"
         );
-        let flags = AuthenticationSource::Flags {
-            flags: Box::new(LegacyOidcFlags {
-                issuer_url: "https://127.0.0.1:1".into(),
-                client_id: "kgate".into(),
-                ..LegacyOidcFlags::default()
-            }),
-            ca_file: Some(dir.path().join("absent.pem")),
+        let flags = AuthenticationSettings {
+            source: AuthenticationSource::Flags {
+                flags: Box::new(LegacyOidcFlags {
+                    issuer_url: "https://127.0.0.1:1".into(),
+                    client_id: "kgate".into(),
+                    ..LegacyOidcFlags::default()
+                }),
+                ca_file: Some(dir.path().join("absent.pem")),
+            },
+            system_identity_issuers: Vec::new(),
         };
         let Err(error) = load(&flags) else {
             panic!("a missing CA file was accepted");
@@ -246,15 +299,41 @@ jwt:
         assert!(matches!(error, AuthnConfigError::CaFile { .. }), "{error}");
     }
 
+    #[test]
+    fn the_system_identities_opt_in_must_name_a_configured_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authn.yaml");
+        std::fs::write(&path, ONE_ISSUER).unwrap();
+        let mut settings = file_settings(&path);
+        settings.system_identity_issuers = vec!["https://127.0.0.1:1/typo".into()];
+        let Err(error) = load(&settings) else {
+            panic!("an opt-in for an unknown issuer was accepted");
+        };
+        assert!(
+            matches!(&error, AuthnConfigError::UnknownSystemIdentityIssuer { url } if url.ends_with("/typo")),
+            "{error}"
+        );
+        settings.system_identity_issuers = vec!["https://127.0.0.1:1/one".into()];
+        assert!(load(&settings).unwrap().is_some());
+    }
+
+    fn file_settings(path: &Path) -> AuthenticationSettings {
+        AuthenticationSettings {
+            source: AuthenticationSource::File(path.to_owned()),
+            system_identity_issuers: Vec::new(),
+        }
+    }
+
     #[tokio::test]
-    async fn readiness_names_each_issuer_and_forgets_removed_ones() {
+    async fn readiness_names_each_issuer_by_place_and_forgets_removed_ones() {
         let readiness = Readiness::default();
-        readiness.set_problem("oidc:https://gone.example", Some("x".into()));
+        readiness.set_problem("oidc:jwt[1]", Some("x".into()));
         let config = AuthenticationConfig::parse(ONE_ISSUER.as_bytes()).unwrap();
         let authenticator = OidcAuthenticator::new(config);
         update_readiness(&authenticator, &readiness);
         let failures = readiness.failures();
         assert_eq!(failures.len(), 1, "{failures:?}");
-        assert_eq!(failures[0].0, "oidc:https://127.0.0.1:1/one");
+        // Named by place, not by URL: /readyz shows check names to anyone.
+        assert_eq!(failures[0].0, "oidc:jwt[0]");
     }
 }

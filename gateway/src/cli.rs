@@ -189,10 +189,34 @@ pub struct AuthenticationArgs {
         requires = "oidc_issuer_url"
     )]
     pub oidc_signing_algs: Vec<String>,
+    /// DANGEROUS: accept user names and groups starting with `system:` in this issuer's ID
+    /// tokens (its URL, as configured); repeat for several. Refused by default for every issuer,
+    /// since such a name is one of Kubernetes' own (`system:masters` is cluster-admin whatever
+    /// RBAC says). Only for a provider that alone decides these names, never users.
+    #[arg(long, value_name = "ISSUER_URL")]
+    pub dangerous_oidc_system_identities: Vec<String>,
 }
 
 impl AuthenticationArgs {
-    pub fn validate(self) -> Result<crate::authn_config::AuthenticationSource, ConfigError> {
+    pub fn validate(self) -> Result<crate::authn_config::AuthenticationSettings, ConfigError> {
+        use crate::authn_config::AuthenticationSettings;
+        let system_identity_issuers = self.dangerous_oidc_system_identities.clone();
+        let source = self.source()?;
+        if matches!(source, crate::authn_config::AuthenticationSource::None)
+            && !system_identity_issuers.is_empty()
+        {
+            return Err(invalid(
+                "dangerous-oidc-system-identities",
+                "names an issuer, but no --authentication-config or --oidc-issuer-url configures any",
+            ));
+        }
+        Ok(AuthenticationSettings {
+            source,
+            system_identity_issuers,
+        })
+    }
+
+    fn source(self) -> Result<crate::authn_config::AuthenticationSource, ConfigError> {
         use crate::authn_config::AuthenticationSource;
         if let Some(path) = self.authentication_config {
             return Ok(AuthenticationSource::File(path));
@@ -569,7 +593,7 @@ pub struct GatewaySettings {
     pub(crate) max_header_bytes: usize,
     pub(crate) anonymous_auth: bool,
     pub(crate) authorization_policy_file: Option<PathBuf>,
-    pub(crate) authentication: crate::authn_config::AuthenticationSource,
+    pub(crate) authentication: crate::authn_config::AuthenticationSettings,
     pub(crate) limits: crate::serve::ConnectionLimits,
 }
 

@@ -96,6 +96,9 @@ pub struct Kind {
     /// `apiVersion` and `metadata` and nothing else. For sinks that need no more than names,
     /// UIDs, labels and the like; the RBAC kinds are full, the authorizer needs their rules.
     pub metadata_only: bool,
+    /// A field selector (`type=kubernetes.io/service-account-token`) on the list and the watch:
+    /// the sink gets only the objects it needs (objects that stop matching are DELETED).
+    pub field_selector: Option<&'static str>,
 }
 
 /// Kinds synced together, with the readiness check that waits for all of them.
@@ -116,24 +119,28 @@ pub static RBAC: SyncSet = SyncSet {
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/clusterroles",
             metadata_only: false,
+            field_selector: None,
         },
         Kind {
             kind: "ClusterRoleBinding",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
             metadata_only: false,
+            field_selector: None,
         },
         Kind {
             kind: "Role",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/roles",
             metadata_only: false,
+            field_selector: None,
         },
         Kind {
             kind: "RoleBinding",
             api_version: RBAC_V1,
             path: "/apis/rbac.authorization.k8s.io/v1/rolebindings",
             metadata_only: false,
+            field_selector: None,
         },
     ],
 };
@@ -241,7 +248,11 @@ impl Reflector {
         let mut items = Vec::new();
         let mut continue_token = String::new();
         loop {
-            let mut uri = format!("{}?limit={PAGE_SIZE}", self.kind.path);
+            let mut uri = format!(
+                "{}?limit={PAGE_SIZE}{}",
+                self.kind.path,
+                self.selector_query()
+            );
             if !continue_token.is_empty() {
                 uri.push_str("&continue=");
                 uri.push_str(
@@ -289,9 +300,10 @@ impl Reflector {
 
     async fn watch(&self, resource_version: &str) -> Result<WatchEnd, SyncError> {
         let uri = format!(
-            "{}?watch=true&resourceVersion={}&allowWatchBookmarks=true&timeoutSeconds={WATCH_TIMEOUT_SECONDS}",
+            "{}?watch=true&resourceVersion={}&allowWatchBookmarks=true&timeoutSeconds={WATCH_TIMEOUT_SECONDS}{}",
             self.kind.path,
             percent_encoding::utf8_percent_encode(resource_version, percent_encoding::NON_ALPHANUMERIC),
+            self.selector_query(),
         );
         let accept = if self.kind.metadata_only {
             ACCEPT_METADATA_WATCH
@@ -387,6 +399,22 @@ impl Reflector {
             }
         }
         Ok(None)
+    }
+
+    /// `&fieldSelector=...` when the kind has one, else nothing.
+    fn selector_query(&self) -> String {
+        self.kind
+            .field_selector
+            .map(|selector| {
+                format!(
+                    "&fieldSelector={}",
+                    percent_encoding::utf8_percent_encode(
+                        selector,
+                        percent_encoding::NON_ALPHANUMERIC
+                    )
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// List items come without `kind` and `apiVersion`, and metadata-only objects say

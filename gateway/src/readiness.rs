@@ -1,5 +1,7 @@
-//! Readiness: `/readyz` is 200 only when every registered check has passed, and names the ones
-//! still missing otherwise, each with why (a check that only knows "not yet" says `not ready`).
+//! Readiness: `/readyz` is 200 only when every registered check has passed. Each check keeps
+//! why it fails (a check that only knows "not yet" says `not ready`), for the log only: the
+//! health endpoint answers anyone and prints check names alone (see [`crate::layers::health`]).
+//! A check that starts failing, changes its reason or recovers is logged once, with the reason.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,9 +28,17 @@ impl Readiness {
         self.lock().insert(name.to_owned(), problem);
     }
 
-    /// Marks a check ready (`None`) or failing, with why.
+    /// Marks a check ready (`None`) or failing, with why. A change is logged (the reason goes
+    /// to the log, never to `/readyz`).
     pub fn set_problem(&self, name: &str, problem: Option<String>) {
-        self.lock().insert(name.to_owned(), problem);
+        let previous = self.lock().insert(name.to_owned(), problem.clone());
+        match (previous.flatten(), problem) {
+            (before, Some(reason)) if before.as_deref() != Some(reason.as_str()) => {
+                tracing::warn!(check = name, %reason, "readiness check failing");
+            }
+            (Some(_), None) => tracing::info!(check = name, "readiness check passed"),
+            _ => {}
+        }
     }
 
     /// Drops the checks under `prefix` that `keep` does not name (a reloaded configuration
@@ -43,6 +53,14 @@ impl Readiness {
         self.lock()
             .iter()
             .filter_map(|(name, problem)| Some((name.clone(), problem.clone()?)))
+            .collect()
+    }
+
+    /// Every check, by name, with its problem (`None` once it passed).
+    pub fn checks(&self) -> Vec<(String, Option<String>)> {
+        self.lock()
+            .iter()
+            .map(|(name, problem)| (name.clone(), problem.clone()))
             .collect()
     }
 
@@ -84,23 +102,31 @@ mod tests {
     #[test]
     fn failures_carry_their_problem_and_reloads_drop_stale_checks() {
         let r = Readiness::default();
-        r.set_problem(
-            "oidc:https://a",
-            Some("discovery: connection refused".into()),
-        );
-        r.set_problem("oidc:https://b", None);
+        r.set_problem("oidc:jwt[0]", Some("discovery: connection refused".into()));
+        r.set_problem("oidc:jwt[1]", None);
         r.register("rbac");
         assert_eq!(
             r.failures(),
             [
                 (
-                    "oidc:https://a".to_owned(),
+                    "oidc:jwt[0]".to_owned(),
                     "discovery: connection refused".to_owned()
                 ),
                 ("rbac".to_owned(), "not ready".to_owned()),
             ]
         );
-        r.retain_under("oidc:", &["oidc:https://b".to_owned()]);
+        assert_eq!(
+            r.checks(),
+            [
+                (
+                    "oidc:jwt[0]".to_owned(),
+                    Some("discovery: connection refused".to_owned())
+                ),
+                ("oidc:jwt[1]".to_owned(), None),
+                ("rbac".to_owned(), Some("not ready".to_owned())),
+            ]
+        );
+        r.retain_under("oidc:", &["oidc:jwt[1]".to_owned()]);
         assert_eq!(r.missing(), ["rbac"]);
     }
 }

@@ -267,7 +267,14 @@ async fn start_gateway_part(
         authorizers.sink.clone(),
         readiness.clone(),
     );
-    // ServiceAccounts, Pods, Secrets and Nodes, for token verification and revocation.
+    // ServiceAccounts, Pods, Secrets and Nodes, for token verification and revocation, and
+    // the legacy token Secrets (digests of their tokens).
+    background.extend(crate::rbac_sync::spawn_set(
+        &crate::object_index::TOKEN_SECRETS,
+        upstream.clone(),
+        objects.token_secret_sink(),
+        readiness.clone(),
+    ));
     background.extend(crate::rbac_sync::spawn_set(
         &crate::object_index::OBJECTS,
         upstream,

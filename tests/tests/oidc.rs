@@ -3,7 +3,8 @@
 //! with the user's groups bound by RBAC; two issuers at once with their own mappings; the
 //! provider's key rotation followed without a restart; every refusal a 401 with its reason in
 //! the log and nothing of the token; a provider down at start; the configuration file reloaded;
-//! the legacy `--oidc-*` flags.
+//! the legacy `--oidc-*` flags; names in Kubernetes' `system:` namespace refused unless the
+//! operator lets an issuer assert them.
 
 use kgate_e2e::oidc::{ClientSpec, IssuerSpec, OidcProvider, ProviderSpec, UserSpec};
 use kgate_e2e::{poll, run_bounded, Identity, Kgate, Options, Run};
@@ -322,21 +323,34 @@ fn a_provider_key_rotation_is_followed_at_the_first_request() {
 }
 
 #[test]
-fn a_provider_down_at_start_does_not_stop_kgate_and_readyz_names_it() {
+fn a_provider_down_at_start_does_not_stop_kgate_and_readyz_names_only_the_check() {
     let mut op = OidcProvider::start(ProviderSpec::new().issuer(corp()));
     let config = authentication_config(&op, false);
     op.stop();
     let (kg, _) = kgate_with_config(&config, true);
 
-    // Certificates work meanwhile; /readyz says what is missing.
+    // Certificates work meanwhile; /readyz names the failing check to anyone, but neither the
+    // issuer's URL nor why (kube-apiserver's "reason withheld"): those are in the log.
     kg.kubectl_ok(&["get", "namespaces"]);
     let issuer = op.issuer_url("corp");
     let ready = kg.request("GET", "/readyz").identity(Identity::None).send();
     assert_eq!(ready.status, 503, "{ready}");
     assert!(
-        ready.body.contains(&format!("[-]oidc:{issuer} failed")),
+        ready
+            .body
+            .contains("[-]oidc:jwt[0] failed: reason withheld\n"),
         "{}",
         ready.body
+    );
+    assert!(
+        !ready.body.contains(&issuer) && !ready.body.contains("127.0.0.1"),
+        "/readyz shows the issuer: {}",
+        ready.body
+    );
+    let logs = kg.logs();
+    assert!(
+        logs.contains("oidc:jwt[0]") && logs.contains(&issuer),
+        "the log does not say which issuer the check stands for"
     );
 
     op.restart();
@@ -421,4 +435,138 @@ fn the_legacy_oidc_flags_work_as_kube_apiservers() {
     // The default user name claim is sub, prefixed with the issuer URL and '#'.
     assert_eq!(user["username"], format!("{issuer}#alice-sub"));
     assert_eq!(groups(&user), ["oidc:dev", "system:authenticated"]);
+}
+
+/// An issuer whose users name their own groups: eve says she is in `system:masters`, root's
+/// email is `system:admin`, dave is an ordinary user.
+fn self_service(name: &str) -> IssuerSpec {
+    IssuerSpec::new(name)
+        .client(ClientSpec::public("kgate"))
+        .user(UserSpec::new("eve", "eve-pw").groups(&["dev", "system:masters"]))
+        .user(UserSpec::new("root", "root-pw").email("system:admin", true))
+        .user(UserSpec::new("dave", "dave-pw").groups(&["dev"]))
+}
+
+/// The issuers mapped as a careless configuration would: emails as user names and groups, both
+/// without a prefix (the default groups prefix is empty).
+fn unprefixed_config(op: &OidcProvider, issuers: &[&str]) -> String {
+    let ca = indent(&op.ca_pem(), 8);
+    let mut text =
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt:\n"
+            .to_owned();
+    for name in issuers {
+        text.push_str(&format!(
+            r#"  - issuer:
+      url: {url}
+      audiences: [kgate]
+      certificateAuthority: |
+{ca}
+    claimMappings:
+      username:
+        claim: email
+        prefix: ""
+      groups:
+        claim: groups
+        prefix: ""
+"#,
+            url = op.issuer_url(name),
+        ));
+    }
+    text
+}
+
+/// A kubeconfig whose user is the bearer `token` (kubectl sends it as is).
+fn bearer_kubeconfig(kg: &Kgate, name: &str, token: &str) -> PathBuf {
+    use base64::Engine as _;
+    let ca = kgate_e2e::kubeconfig_pem(&kg.admin_kubeconfig(), "certificate-authority-data");
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+    kg.write_file(
+        name,
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kgate\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: oidc\n  user:\n    token: {token}\ncontexts:\n- name: oidc\n  context: {{cluster: kgate, user: oidc}}\ncurrent-context: oidc\n",
+            kg.url()
+        ),
+    )
+}
+
+/// kubectl as the holder of `token` is refused with 401; the log names the issuer and the
+/// claim, and holds nothing of the token.
+fn assert_kubectl_refused(kg: &Kgate, token: &str, issuer: &str, claim: &str) {
+    let kubeconfig = bearer_kubeconfig(kg, "refused.kubeconfig", token);
+    kg.kubectl_as(&kubeconfig, &["get", "secrets", "-A"])
+        .fails_with("You must be logged in to the server");
+    let want = format!("token of issuer {issuer}: ");
+    let logs = poll("the refusal in the log", Duration::from_secs(5), || {
+        let logs = kg.logs();
+        let line = logs
+            .lines()
+            .find(|l| l.contains(&want) && l.contains(claim) && l.contains("\"system:\""));
+        match line {
+            Some(_) => Ok(logs.clone()),
+            None => Err(format!("no refusal naming {issuer} and {claim} in the log")),
+        }
+    });
+    let signature = token.rsplit('.').next().unwrap_or(token);
+    assert!(
+        !logs.contains(token) && !logs.contains(signature),
+        "the token reached the log"
+    );
+}
+
+#[test]
+fn system_groups_and_names_from_id_tokens_are_refused_unless_the_issuer_is_trusted_with_them() {
+    let op = OidcProvider::start(
+        ProviderSpec::new()
+            .issuer(self_service("idp"))
+            .issuer(self_service("directory")),
+    );
+    let config = unprefixed_config(&op, &["idp", "directory"]);
+    let idp = op.issuer_url("idp");
+
+    // By default no issuer may assert a system: identity: eve's group and root's name are 401.
+    let (kg, _) = kgate_with_config(&config, false);
+    let eve = op.login("idp", "kgate", "eve", "eve-pw", SCOPES);
+    assert_kubectl_refused(&kg, &eve.id_token, &idp, r#"claim "groups""#);
+    let root = op.login("idp", "kgate", "root", "root-pw", SCOPES);
+    assert_kubectl_refused(&kg, &root.id_token, &idp, r#"claim "email""#);
+    // An ordinary user of the same issuer is accepted.
+    let dave = op.login("idp", "kgate", "dave", "dave-pw", SCOPES);
+    let user = whoami(&kg, &dave.id_token).expect("dave is accepted");
+    assert_eq!(groups(&user), ["dev", "system:authenticated"]);
+    drop(kg);
+
+    // The operator trusts the directory (and only it) with such names.
+    let path = tempfile::tempdir()
+        .expect("a temporary folder")
+        .keep()
+        .join("authentication-config.yaml");
+    std::fs::write(&path, &config).expect("write the authentication config");
+    let directory = op.issuer_url("directory");
+    let kg = Kgate::up_with(Options {
+        gateway_args: vec![
+            "--authentication-config".into(),
+            path.display().to_string(),
+            format!("--dangerous-oidc-system-identities={directory}"),
+        ],
+        ..Options::default()
+    });
+    let eve = op.login("directory", "kgate", "eve", "eve-pw", SCOPES);
+    let kubeconfig = bearer_kubeconfig(&kg, "eve.kubeconfig", &eve.id_token);
+    let run = kg.kubectl_as(&kubeconfig, &["auth", "whoami", "-o", "json"]);
+    let review: Value = serde_json::from_str(run.ok()).expect("a SelfSubjectReview");
+    let user = &review["status"]["userInfo"];
+    assert_eq!(user["username"], "eve@example.com");
+    assert_eq!(
+        groups(user),
+        ["dev", "system:masters", "system:authenticated"]
+    );
+    kg.kubectl_as(&kubeconfig, &["get", "secrets", "-A"]).ok();
+    let root = op.login("directory", "kgate", "root", "root-pw", SCOPES);
+    assert_eq!(
+        whoami(&kg, &root.id_token).expect("root is accepted")["username"],
+        "system:admin"
+    );
+    // The other issuer is still refused them.
+    let eve = op.login("idp", "kgate", "eve", "eve-pw", SCOPES);
+    assert_kubectl_refused(&kg, &eve.id_token, &idp, r#"claim "groups""#);
 }

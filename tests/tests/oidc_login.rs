@@ -1,8 +1,10 @@
 //! `kgate login`, the kubectl exec credential plugin, against a real OpenID provider (npm
 //! `oidc-provider`, see src/oidc.rs): the authorization-code flow through the `oidc-browser`
 //! stand-in, the ExecCredential it prints, the token cache (a second run needs no browser), the
-//! refresh once the cached ID token expires, the device flow, a confidential HS256 client, and
-//! the refusals (wrong password, non-interactive without a token). The plugin side only: the
+//! refresh once the cached ID token expires, the device flow, a confidential HS256 client whose
+//! secret comes from a file or the environment (never the command line, nor the kubeconfig
+//! `kgate kubeconfig oidc` writes), and the refusals (wrong password, non-interactive without a
+//! token, a client secret on the command line). The plugin side only: the
 //! gateway's verification of these tokens is tested elsewhere.
 //!
 //! Needs node and tests/oidc-provider/node_modules (scripts/test.sh) and the kgate binary
@@ -204,18 +206,113 @@ fn device_flow_and_a_confidential_hs256_client() {
     assert_eq!(jwt_claims(&token)["sub"], "alice-sub");
     assert!(run.stderr.contains("enter the code"), "{run}");
 
-    // A confidential client whose ID tokens are signed with its secret.
+    // A confidential client whose ID tokens are signed with its secret, read from a file.
+    let secret_file = root.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{HS_SECRET}\n")).unwrap();
     let run = login(
         &op,
         "hs",
         &root.path().join("hs"),
         BROWSER,
         "alice-pw",
-        &["--client-secret", HS_SECRET],
+        &["--client-secret-file", secret_file.to_str().unwrap()],
     );
     let (token, _) = credential(&run);
     assert_eq!(jwt_claims(&token)["aud"], "hs");
     assert!(!run.stderr.contains(HS_SECRET), "{run}");
+}
+
+#[test]
+fn the_client_secret_never_travels_on_a_command_line() {
+    let op = provider();
+    let root = tempfile::tempdir().unwrap();
+
+    // From the environment, as kubectl passes its own to the plugin.
+    let mut cmd = Command::new(kgate_bin());
+    cmd.args([
+        "login",
+        "--issuer",
+        &op.issuer_url("corp"),
+        "--client-id",
+        "hs",
+    ])
+    .arg("--certificate-authority")
+    .arg(op.ca_pem_path())
+    .arg("--cache-dir")
+    .arg(root.path().join("env"))
+    .args(["--browser", BROWSER])
+    .env("KGATE_OIDC_CLIENT_SECRET", HS_SECRET)
+    .env("OIDC_BROWSER_USER", "alice")
+    .env("OIDC_BROWSER_PASSWORD", "alice-pw")
+    .env("OIDC_BROWSER_CACERT", op.ca_pem_path())
+    .env_remove("KUBERNETES_EXEC_INFO")
+    .env_remove("BROWSER")
+    .env_remove("KGATE_CACHE_DIR");
+    let run = run_bounded(cmd, None, Duration::from_secs(120));
+    let (token, _) = credential(&run);
+    assert_eq!(jwt_claims(&token)["aud"], "hs");
+
+    // On the command line (where `ps` shows it to every local user): refused before any
+    // network call, without echoing it.
+    let run = login(
+        &op,
+        "hs",
+        &root.path().join("argv"),
+        BROWSER,
+        "alice-pw",
+        &["--client-secret", HS_SECRET],
+    );
+    run.fails_with("--client-secret-file");
+    assert!(!run.stderr.contains(HS_SECRET), "{run}");
+    assert!(run.stdout.trim().is_empty(), "{run}");
+
+    // The kubeconfig kgate writes for such a client names the file: neither it nor the
+    // plugin's arguments hold the secret, and the plugin run with those arguments (as kubectl
+    // runs it) logs in.
+    let data_dir = root.path().join("data");
+    std::fs::create_dir_all(data_dir.join("pki")).unwrap();
+    std::fs::write(data_dir.join("pki").join("ca.crt"), op.ca_pem()).unwrap();
+    let secret_file = root.path().join("client-secret");
+    std::fs::write(&secret_file, HS_SECRET).unwrap();
+    let mut cmd = Command::new(kgate_bin());
+    cmd.args(["kubeconfig", "oidc", "--issuer", &op.issuer_url("corp")])
+        .args(["--client-id", "hs", "--server", "https://127.0.0.1:6443"])
+        .arg("--client-secret-file")
+        .arg(&secret_file)
+        .arg("--certificate-authority")
+        .arg(op.ca_pem_path())
+        .arg("--data-dir")
+        .arg(&data_dir);
+    let run = run_bounded(cmd, None, Duration::from_secs(30));
+    let kubeconfig = run.ok();
+    assert!(!kubeconfig.contains(HS_SECRET), "{kubeconfig}");
+    let doc: serde_yaml::Value = serde_yaml::from_str(kubeconfig).unwrap();
+    let exec = &doc["users"][0]["user"]["exec"];
+    let args: Vec<String> = exec["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| a == "--client-secret-file")
+        .unwrap_or_else(|| panic!("no --client-secret-file in {args:?}"));
+    assert_eq!(Path::new(&args[at + 1]), secret_file.as_path());
+    let mut cmd = Command::new(exec["command"].as_str().unwrap());
+    cmd.args(&args)
+        .arg("--cache-dir")
+        .arg(root.path().join("kubeconfig"))
+        .args(["--browser", BROWSER])
+        .env("OIDC_BROWSER_USER", "alice")
+        .env("OIDC_BROWSER_PASSWORD", "alice-pw")
+        .env("OIDC_BROWSER_CACERT", op.ca_pem_path())
+        .env_remove("KGATE_OIDC_CLIENT_SECRET")
+        .env_remove("KUBERNETES_EXEC_INFO")
+        .env_remove("BROWSER")
+        .env_remove("KGATE_CACHE_DIR");
+    let (token, _) = credential(&run_bounded(cmd, None, Duration::from_secs(120)));
+    assert_eq!(jwt_claims(&token)["aud"], "hs");
 }
 
 #[test]

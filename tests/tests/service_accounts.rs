@@ -1,8 +1,10 @@
 //! The Jenkins path end to end with the real kubectl: a ServiceAccount, a Role bound to it, a
 //! token from `kubectl create token`, used by a plain HTTPS client (bearer token only) and by
 //! kubectl through a kubeconfig with `token:`; deleting the ServiceAccount revokes the token at
-//! once. The same with a legacy token Secret (revoked by deleting the Secret), and a token bound
-//! to a Pod (revoked by deleting the Pod).
+//! once. The same with a legacy token Secret (revoked by deleting the Secret, and only valid
+//! while its Secret, of the token type and not being deleted, still holds that very token), and
+//! a token bound to a Pod (revoked by deleting the Pod, or a minute after a Pod stuck
+//! terminating was marked for deletion, as kube-apiserver does).
 
 use base64::Engine as _;
 use kgate_e2e::{flows, poll, Identity, Kgate};
@@ -322,6 +324,263 @@ fn a_pod_bound_token_dies_with_its_pod() {
         &token,
         "the pod-bound token is refused once its Pod is deleted",
     );
+}
+
+/// The status of a GET of Deployments in ci with the bearer `token` alone.
+fn status_with(kg: &Kgate, token: &str) -> u16 {
+    kg.request("GET", DEPLOYMENTS_CI)
+        .identity(Identity::Bearer(token.to_owned()))
+        .send()
+        .status
+}
+
+/// Polls until `token` is accepted (the gateway has seen what it needs).
+fn until_accepted(kg: &Kgate, token: &str, what: &str) {
+    poll(what, flows::RBAC_PROPAGATION_BOUND, || {
+        match status_with(kg, token) {
+            200 => Ok(()),
+            other => Err(format!("status {other}")),
+        }
+    });
+}
+
+/// The token the controller wrote into the legacy token Secret `name` in ci.
+fn legacy_token_of(kg: &Kgate, name: &str) -> String {
+    let encoded = poll(
+        "the token controller fills the Secret",
+        flows::RBAC_PROPAGATION_BOUND,
+        || {
+            let run = kg.kubectl(&[
+                "get",
+                "secret",
+                name,
+                "-n",
+                "ci",
+                "-o",
+                "jsonpath={.data.token}",
+            ]);
+            let encoded = run.stdout.trim().to_owned();
+            if run.success() && !encoded.is_empty() {
+                Ok(encoded)
+            } else {
+                Err(run.to_string())
+            }
+        },
+    );
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64 token"),
+    )
+    .expect("utf-8 token")
+}
+
+/// A Secret `name` in ci of `type_` for the ServiceAccount `legacy`, with `data` (JSON).
+fn secret_yaml(name: &str, type_: &str, data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: ci\n  annotations:\n    kubernetes.io/service-account.name: legacy\ntype: {type_}\ndata: {data}\n"
+    )
+}
+
+#[test]
+fn a_legacy_token_lives_only_while_its_secret_holds_it() {
+    let kg = Kgate::up();
+    jenkins_namespace(&kg, "legacy");
+    let apply = |file: &str, yaml: &str| {
+        let path = kg.write_file(file, yaml);
+        kg.kubectl_ok(&["apply", "-f", path.to_str().expect("utf-8")]);
+    };
+    apply(
+        "token.yaml",
+        &secret_yaml("legacy-token", "kubernetes.io/service-account-token", "{}"),
+    );
+    let token = legacy_token_of(&kg, "legacy-token");
+    until_accepted(&kg, &token, "the legacy token is accepted");
+
+    // Revoked by deleting its Secret; someone who kept the token (and may create Secrets)
+    // makes an Opaque Secret of the same name holding it: it must stay revoked.
+    kg.kubectl_ok(&["delete", "secret", "legacy-token", "-n", "ci"]);
+    until_revoked(
+        &kg,
+        &token,
+        "the token is refused once its Secret is deleted",
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&token);
+    apply(
+        "opaque.yaml",
+        &secret_yaml("legacy-token", "Opaque", &format!("{{token: {encoded}}}")),
+    );
+    // A token bound to the new Secret works once the gateway has seen that Secret...
+    let bound = kg
+        .kubectl_ok(&[
+            "create",
+            "token",
+            "legacy",
+            "-n",
+            "ci",
+            "--bound-object-kind",
+            "Secret",
+            "--bound-object-name",
+            "legacy-token",
+        ])
+        .trim()
+        .to_owned();
+    until_accepted(
+        &kg,
+        &bound,
+        "a token bound to the Opaque Secret is accepted",
+    );
+    // ...and by then the legacy token is judged against it: not a token Secret.
+    assert_eq!(status_with(&kg, &token), 401);
+    assert!(
+        kg.logs()
+            .contains("secret ci/legacy-token is not of type kubernetes.io/service-account-token"),
+        "the refusal is not logged with its reason"
+    );
+
+    // Back to a token Secret of that name: legacy tokens carry no time nor random claim, so the
+    // controller writes the same token again, which is accepted again (as in Kubernetes).
+    kg.kubectl_ok(&["delete", "secret", "legacy-token", "-n", "ci"]);
+    apply(
+        "token-2.yaml",
+        &secret_yaml("legacy-token", "kubernetes.io/service-account-token", "{}"),
+    );
+    assert!(legacy_token_of(&kg, "legacy-token") == token);
+    until_accepted(&kg, &token, "the token is accepted from its Secret again");
+
+    // The Secret's token rewritten: the old one is refused; written back, accepted.
+    let patch_token = |value: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        kg.kubectl_ok(&[
+            "patch",
+            "secret",
+            "legacy-token",
+            "-n",
+            "ci",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"data":{{"token":"{encoded}"}}}}"#),
+        ]);
+    };
+    patch_token("another-token");
+    until_revoked(
+        &kg,
+        &token,
+        "the token is refused once its Secret holds another",
+    );
+    assert!(
+        kg.logs()
+            .contains("secret ci/legacy-token no longer holds this token"),
+        "the refusal is not logged with its reason"
+    );
+    patch_token(&token);
+    until_accepted(
+        &kg,
+        &token,
+        "the token is accepted once its Secret holds it again",
+    );
+
+    // A Secret being deleted (held by a finalizer) revokes its token at once (legacy.go).
+    kg.kubectl_ok(&[
+        "patch",
+        "secret",
+        "legacy-token",
+        "-n",
+        "ci",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    kg.kubectl_ok(&[
+        "delete",
+        "secret",
+        "legacy-token",
+        "-n",
+        "ci",
+        "--wait=false",
+    ]);
+    until_revoked(
+        &kg,
+        &token,
+        "the token is refused once its Secret is being deleted",
+    );
+    kg.kubectl_ok(&[
+        "patch",
+        "secret",
+        "legacy-token",
+        "-n",
+        "ci",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    assert_token_absent_from_logs(&kg, &token);
+}
+
+#[test]
+fn a_pod_bound_token_ends_a_leeway_after_its_pod_starts_terminating() {
+    let kg = Kgate::up();
+    jenkins_namespace(&kg, "stuck");
+    // A finalizer keeps the pod terminating, as a stuck node or a controller would.
+    kg.kubectl_ok(&[
+        "run",
+        "held",
+        "--image=nginx",
+        "-n",
+        "ci",
+        "--overrides",
+        r#"{"metadata":{"finalizers":["example.com/hold"]},"spec":{"serviceAccountName":"stuck"}}"#,
+    ]);
+    let token = kg
+        .kubectl_ok(&[
+            "create",
+            "token",
+            "stuck",
+            "-n",
+            "ci",
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            "held",
+        ])
+        .trim()
+        .to_owned();
+    until_accepted(&kg, &token, "the pod-bound token is accepted");
+    kg.kubectl_ok(&["delete", "pod", "held", "-n", "ci", "--wait=false"]);
+    let marked = kg.kubectl_ok(&[
+        "get",
+        "pod",
+        "held",
+        "-n",
+        "ci",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
+    assert!(!marked.trim().is_empty(), "the pod is not terminating");
+    // kube-apiserver's rule: invalid once deletionTimestamp is more than a minute (the JWT
+    // leeway) past. The bound leaves room for the minute and the watch.
+    poll(
+        "the token is refused a minute after its pod started terminating",
+        std::time::Duration::from_secs(150),
+        || match status_with(&kg, &token) {
+            401 => Ok(()),
+            other => Err(format!("status {other}")),
+        },
+    );
+    assert!(
+        kg.logs().contains("pod ci/held is being deleted"),
+        "the refusal is not logged with its reason"
+    );
+    kg.kubectl_ok(&[
+        "patch",
+        "pod",
+        "held",
+        "-n",
+        "ci",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
 }
 
 #[test]

@@ -8,8 +8,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use kgate_core::authn::{Authenticator, BearerToken, Credentials};
 use kgate_tokens::{
-    Algorithm, BoundKind, BoundObject, IssuerConfig, KeySet, ObjectKind, ObjectLookup,
-    ServiceAccountAuthenticator, SharedKeys, TokenIssuer, TokenRequestSpec,
+    Algorithm, BoundKind, BoundObject, IssuerConfig, KeySet, ObjectKind, ObjectLookup, ObjectState,
+    ServiceAccountAuthenticator, SharedKeys, TokenDigest, TokenDigester, TokenIssuer,
+    TokenRequestSpec, TokenSecretState,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,7 +21,7 @@ use std::time::SystemTime;
 /// A watch-fed index as the gateway would keep one: kind → namespace → name → uid, behind a
 /// lock, looked up without allocating keys.
 #[derive(Default)]
-struct Index(RwLock<HashMap<ObjectKind, Namespaces>>);
+struct Index(RwLock<HashMap<ObjectKind, Namespaces>>, TokenDigester);
 
 /// namespace → name → uid.
 type Namespaces = HashMap<String, HashMap<String, String>>;
@@ -39,14 +40,26 @@ impl Index {
 }
 
 impl ObjectLookup for Index {
-    fn uid_of(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<String> {
-        self.0
+    fn object(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<ObjectState> {
+        let uid = self
+            .0
             .read()
             .ok()?
             .get(&kind)?
             .get(namespace)?
             .get(name)
-            .cloned()
+            .cloned()?;
+        Some(ObjectState {
+            uid,
+            deletion_timestamp: None,
+        })
+    }
+    /// Bound tokens only here.
+    fn token_secret(&self, _namespace: &str, _name: &str) -> Option<TokenSecretState> {
+        None
+    }
+    fn token_digest(&self, token: &[u8]) -> TokenDigest {
+        self.1.digest(token)
     }
 }
 

@@ -5,9 +5,11 @@
 //! It answers "not mine" (`Ok(None)`) for anything that is not a JWT from our issuer or the
 //! legacy issuer, so that other authenticators (OIDC) may try it; "mine: invalid" for every
 //! other failure. What the cluster holds (does this ServiceAccount, Pod, Secret, Node still
-//! exist with this UID) comes from an [`ObjectLookup`] the caller feeds from a watch.
+//! exist with this UID, is it being deleted, does a legacy token's Secret still hold it) comes
+//! from an [`ObjectLookup`] the caller feeds from a watch.
 
 use crate::cache::{TokenCache, DEFAULT_CAPACITY};
+use crate::digest::TokenDigest;
 use crate::issuer::IssuerConfig;
 use crate::keys::SharedKeys;
 use crate::verify::{Verifier, VerifyError};
@@ -41,11 +43,47 @@ impl fmt::Display for ObjectKind {
     }
 }
 
-/// What the verifier asks about the cluster: the UID of an object now, `None` if absent. Fed
-/// from a watch by the caller (the gateway), so it is a cheap in-memory lookup. Nodes are
-/// asked for with an empty namespace.
+/// An object a token depends on, as the cluster holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    pub uid: String,
+    /// `metadata.deletionTimestamp`, in Unix seconds: the object is being deleted (finalizers
+    /// or a grace period keep it a while). A timestamp that cannot be read is best given as 0:
+    /// deleted long ago.
+    pub deletion_timestamp: Option<i64>,
+}
+
+/// A Secret of type `kubernetes.io/service-account-token`, as a legacy token's check needs it:
+/// no Secret data, only the digest of its `data.token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSecretState {
+    pub uid: String,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    /// The `kubernetes.io/legacy-token-invalid-since` label is set (Kubernetes' legacy token
+    /// cleaner marks unused tokens so before deleting them).
+    pub invalidated: bool,
+    /// [`ObjectLookup::token_digest`] of its `data.token`; `None` while it has none.
+    pub token: Option<TokenDigest>,
+}
+
+/// The label that marks a legacy token invalid (k8s.io/kubernetes `pkg/serviceaccount`
+/// `InvalidSinceLabelKey`).
+pub const LEGACY_TOKEN_INVALID_SINCE_LABEL: &str = "kubernetes.io/legacy-token-invalid-since";
+
+/// What the verifier asks about the cluster. Fed from a watch by the caller (the gateway), so
+/// each answer is a cheap in-memory lookup. Nodes are asked for with an empty namespace.
 pub trait ObjectLookup: Send + Sync {
-    fn uid_of(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<String>;
+    /// The object now, `None` if absent.
+    fn object(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<ObjectState>;
+
+    /// The Secret `namespace/name` if it is of type `kubernetes.io/service-account-token`;
+    /// `None` if absent or of another type.
+    fn token_secret(&self, namespace: &str, name: &str) -> Option<TokenSecretState>;
+
+    /// The digest [`TokenSecretState::token`] holds for a Secret whose `data.token` is `token`
+    /// (the lookup's own keyed digest, see [`crate::TokenDigester`]).
+    fn token_digest(&self, token: &[u8]) -> TokenDigest;
 }
 
 /// Verifies ServiceAccount tokens; see the module documentation.

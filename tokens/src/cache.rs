@@ -13,8 +13,8 @@
 //! uses, would cost about 860 ns alone here. Each cache re-checks a hit against what can
 //! change; for ServiceAccount tokens: the expiry, that the verifying key is still a
 //! verification key (pruning revokes), and that every object the token depends on still
-//! exists with the same UID; [`TokenCache::forget`] drops dependent entries at once on a
-//! watch delete.
+//! satisfies the dependency (same UID, not deleted, a legacy token still in its Secret: see
+//! `verify`); [`TokenCache::forget`] drops dependent entries at once on a watch delete.
 //!
 //! Bounded: [`DEFAULT_CAPACITY`] entries over 16 shards (locks are per shard). A full shard
 //! first drops its stale entries, then an arbitrary one (keys are uniformly random, so the
@@ -194,7 +194,7 @@ impl TokenCache {
         let valid = entry.valid_until.is_none_or(|until| now <= until)
             && entry.valid_from.is_none_or(|from| from <= now)
             && keys.has_kid(&entry.kid)
-            && entry.deps.iter().all(|dep| dep.holds(lookup));
+            && entry.deps.iter().all(|dep| dep.holds(lookup, now));
         if valid {
             return Some(entry.user.clone());
         }

@@ -300,6 +300,8 @@ mod tests {
                 .issuer
                 .issue_legacy("ci", "jenkins", "sa-uid", "jenkins-token")
                 .unwrap();
+            f.cluster
+                .put_token_secret("ci", "jenkins-token", "secret-uid", &legacy);
             assert_eq!(kid_of(&legacy), swapped_kid);
             assert!(f.authn.verify_token_at(&legacy, NOW).unwrap().is_some());
         }

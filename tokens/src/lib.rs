@@ -7,6 +7,7 @@
 //! - [`verify`] and [`authenticator`]: the rules a token must pass and the
 //!   [`kgate_core::authn::Authenticator`] with its cache of verified tokens
 //!   ([`ServiceAccountAuthenticator`]).
+//! - [`digest`]: keyed digests of tokens, how a legacy token's Secret is compared with it.
 //! - [`discovery`]: the `/.well-known/openid-configuration` document.
 //!
 //! JWTs are encoded and decoded by `jsonwebtoken`; every signature is made and checked by
@@ -19,6 +20,7 @@ pub mod authenticator;
 mod cache;
 pub mod claims;
 mod crypto;
+pub mod digest;
 pub mod discovery;
 pub mod issuer;
 pub mod keys;
@@ -28,8 +30,12 @@ pub mod verify;
 #[cfg(test)]
 mod testutil;
 
-pub use authenticator::{ObjectKind, ObjectLookup, ServiceAccountAuthenticator};
+pub use authenticator::{
+    ObjectKind, ObjectLookup, ObjectState, ServiceAccountAuthenticator, TokenSecretState,
+    LEGACY_TOKEN_INVALID_SINCE_LABEL,
+};
 pub use cache::DEFAULT_CAPACITY as DEFAULT_CACHE_CAPACITY;
+pub use digest::{TokenDigest, TokenDigester};
 pub use discovery::{discovery_document, discovery_document_for};
 pub use issuer::{
     BoundKind, BoundObject, IssueError, IssuedToken, IssuerConfig, TokenIssuer, TokenRequestSpec,

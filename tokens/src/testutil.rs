@@ -1,7 +1,10 @@
 //! Test fixtures shared by the unit tests: a key directory, an issuer, an authenticator and a
 //! cluster made of a map.
 
-use crate::authenticator::{ObjectKind, ObjectLookup, ServiceAccountAuthenticator};
+use crate::authenticator::{
+    ObjectKind, ObjectLookup, ObjectState, ServiceAccountAuthenticator, TokenSecretState,
+};
+use crate::digest::TokenDigester;
 use crate::issuer::{BoundKind, BoundObject, IssuerConfig, TokenIssuer, TokenRequestSpec};
 use crate::keys::{Algorithm, KeySet, SharedKeys};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,36 +21,114 @@ pub fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(NOW as u64)
 }
 
-/// The cluster: (kind, namespace, name) → uid. Counts lookups.
+/// The cluster: (kind, namespace, name) → its state, plus the token Secrets. Counts lookups.
 #[derive(Default)]
 pub struct FakeCluster {
-    objects: Mutex<HashMap<(ObjectKind, String, String), String>>,
+    objects: Mutex<HashMap<(ObjectKind, String, String), ObjectState>>,
+    token_secrets: Mutex<HashMap<(String, String), TokenSecretState>>,
+    digester: TokenDigester,
     pub lookups: AtomicUsize,
 }
 
 impl FakeCluster {
     pub fn put(&self, kind: ObjectKind, namespace: &str, name: &str, uid: &str) {
-        self.objects
-            .lock()
-            .unwrap()
-            .insert((kind, namespace.into(), name.into()), uid.into());
+        self.objects.lock().unwrap().insert(
+            (kind, namespace.into(), name.into()),
+            ObjectState {
+                uid: uid.into(),
+                deletion_timestamp: None,
+            },
+        );
     }
     pub fn delete(&self, kind: ObjectKind, namespace: &str, name: &str) {
         self.objects
             .lock()
             .unwrap()
             .remove(&(kind, namespace.into(), name.into()));
+        if kind == ObjectKind::Secret {
+            self.token_secrets
+                .lock()
+                .unwrap()
+                .remove(&(namespace.into(), name.into()));
+        }
+    }
+    /// Gives the object a `deletionTimestamp` (`at`, Unix seconds).
+    pub fn mark_deleting(&self, kind: ObjectKind, namespace: &str, name: &str, at: i64) {
+        if let Some(state) =
+            self.objects
+                .lock()
+                .unwrap()
+                .get_mut(&(kind, namespace.into(), name.into()))
+        {
+            state.deletion_timestamp = Some(at);
+        }
+        if kind == ObjectKind::Secret {
+            if let Some(secret) = self
+                .token_secrets
+                .lock()
+                .unwrap()
+                .get_mut(&(namespace.into(), name.into()))
+            {
+                secret.deleting = true;
+            }
+        }
+    }
+    /// A Secret of type kubernetes.io/service-account-token holding `token` (an empty one
+    /// holds none).
+    pub fn put_token_secret(&self, namespace: &str, name: &str, uid: &str, token: &str) {
+        self.put(ObjectKind::Secret, namespace, name, uid);
+        let state = TokenSecretState {
+            uid: uid.into(),
+            deleting: false,
+            invalidated: false,
+            token: (!token.is_empty()).then(|| self.digester.digest(token.as_bytes())),
+        };
+        self.token_secrets
+            .lock()
+            .unwrap()
+            .insert((namespace.into(), name.into()), state);
+    }
+    /// Changes a token Secret in place.
+    pub fn edit_token_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        edit: impl FnOnce(&mut TokenSecretState),
+    ) {
+        if let Some(secret) = self
+            .token_secrets
+            .lock()
+            .unwrap()
+            .get_mut(&(namespace.into(), name.into()))
+        {
+            edit(secret);
+        }
+    }
+    /// The digest this cluster keeps for a token.
+    pub fn digest(&self, token: &str) -> crate::TokenDigest {
+        self.digester.digest(token.as_bytes())
     }
 }
 
 impl ObjectLookup for FakeCluster {
-    fn uid_of(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<String> {
+    fn object(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<ObjectState> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         self.objects
             .lock()
             .unwrap()
             .get(&(kind, namespace.to_owned(), name.to_owned()))
             .cloned()
+    }
+    fn token_secret(&self, namespace: &str, name: &str) -> Option<TokenSecretState> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        self.token_secrets
+            .lock()
+            .unwrap()
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+    fn token_digest(&self, token: &[u8]) -> crate::TokenDigest {
+        self.digester.digest(token)
     }
 }
 

@@ -8,12 +8,24 @@
 //! another algorithm than its key's (`none`, HS256 signed with the public key, RS256 vs ES256)
 //! is refused. After the signature: time (with [`LEEWAY_SECONDS`] of clock skew, go-jose's
 //! default that Kubernetes uses), audience, the subject against the ServiceAccount claims (a
-//! token cannot name one account in `sub` and another in its claims), and that every object the
-//! token is bound to still exists with the same UID. Error texts name the failed check and
-//! public object names, never the token.
+//! token cannot name one account in `sub` and another in its claims), and the objects the token
+//! depends on, as kube-apiserver checks them:
+//!
+//! - a bound token (claims.go): its ServiceAccount and bound Pod, Secret or Node must exist with
+//!   the UID of the claims, and one whose `deletionTimestamp` is more than the leeway past ends
+//!   it: a pod stuck terminating (finalizers) does not keep its tokens alive;
+//! - a legacy token (legacy.go): its ServiceAccount must exist with the claimed UID and not be
+//!   being deleted; its Secret (the claims name it, without UID) must be of type
+//!   `kubernetes.io/service-account-token`, not be being deleted, not carry the
+//!   `kubernetes.io/legacy-token-invalid-since` label, and still hold this very token in
+//!   `data.token`, compared by keyed digest (see [`crate::digest`]). So deleting the Secret and
+//!   making another of the same name, or writing another token into it, revokes the old token.
+//!
+//! Error texts name the failed check and public object names, never the token.
 
 use crate::authenticator::{ObjectKind, ObjectLookup};
 use crate::claims::{self, IssuerOnly, ReceivedClaims};
+use crate::digest::TokenDigest;
 use crate::issuer::IssuerConfig;
 use crate::keys::{Algorithm, Key, KeySet};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -86,6 +98,29 @@ pub enum VerifyError {
         namespace: String,
         name: String,
     },
+    /// An object the token depends on is being deleted: for a bound token, since more than
+    /// the leeway; for a legacy token's ServiceAccount or Secret, at all.
+    #[error("{kind} {} is being deleted", qualified(namespace, name))]
+    ObjectDeleting {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+    },
+    /// A legacy token's Secret is not of type `kubernetes.io/service-account-token`.
+    #[error(
+        "secret {} is not of type kubernetes.io/service-account-token",
+        qualified(namespace, name)
+    )]
+    NotATokenSecret { namespace: String, name: String },
+    /// A legacy token's Secret holds another token (or none) now.
+    #[error("secret {} no longer holds this token", qualified(namespace, name))]
+    TokenNotInSecret { namespace: String, name: String },
+    /// A legacy token's Secret carries the `kubernetes.io/legacy-token-invalid-since` label.
+    #[error(
+        "the token in secret {} has been marked invalid (label kubernetes.io/legacy-token-invalid-since)",
+        qualified(namespace, name)
+    )]
+    TokenInvalidated { namespace: String, name: String },
 }
 
 fn qualified(namespace: &str, name: &str) -> String {
@@ -96,21 +131,104 @@ fn qualified(namespace: &str, name: &str) -> String {
     }
 }
 
-/// An object a verified token depends on: valid only while it exists with this UID.
+/// An object a verified token depends on: valid only while it exists with this UID and its
+/// [`Rule`] holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Dependency {
     pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    pub rule: Rule,
+}
+
+/// What else than existing with its UID a dependency must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// Of a bound token (claims.go): a `deletionTimestamp` more than [`LEEWAY_SECONDS`] past
+    /// ends the token.
+    Bound,
+    /// A legacy token's ServiceAccount (legacy.go): any `deletionTimestamp` ends the token.
+    LegacyServiceAccount,
+    /// A legacy token's Secret (legacy.go): a token Secret, not being deleted, not marked
+    /// invalid, still holding the token of this digest.
+    LegacySecret(TokenDigest),
 }
 
 impl Dependency {
-    /// True when the object still exists with the same UID.
-    pub fn holds(&self, lookup: &dyn ObjectLookup) -> bool {
-        lookup
-            .uid_of(self.kind, &self.namespace, &self.name)
-            .is_some_and(|uid| uid == self.uid)
+    /// True when the object still satisfies the dependency at `now`.
+    pub fn holds(&self, lookup: &dyn ObjectLookup, now: i64) -> bool {
+        self.check(lookup, now).is_ok()
+    }
+
+    /// Why the object no longer satisfies the dependency at `now`, if it does not.
+    pub fn check(&self, lookup: &dyn ObjectLookup, now: i64) -> Result<(), VerifyError> {
+        let (kind, namespace, name) = (self.kind, &self.namespace, &self.name);
+        let object = || (namespace.clone(), name.clone());
+        let missing = || {
+            let (namespace, name) = object();
+            VerifyError::ObjectMissing {
+                kind,
+                namespace,
+                name,
+            }
+        };
+        let uid_mismatch = || {
+            let (namespace, name) = object();
+            VerifyError::UidMismatch {
+                kind,
+                namespace,
+                name,
+            }
+        };
+        let deleting = || {
+            let (namespace, name) = object();
+            VerifyError::ObjectDeleting {
+                kind,
+                namespace,
+                name,
+            }
+        };
+        let digest = match self.rule {
+            Rule::LegacySecret(digest) => digest,
+            Rule::Bound | Rule::LegacyServiceAccount => {
+                let state = lookup.object(kind, namespace, name).ok_or_else(missing)?;
+                if state.uid != self.uid {
+                    return Err(uid_mismatch());
+                }
+                let ended = match (self.rule, state.deletion_timestamp) {
+                    (_, None) => false,
+                    // kube: invalid when deleted before now - leeway.
+                    (Rule::Bound, Some(at)) => at < now.saturating_sub(LEEWAY_SECONDS),
+                    (_, Some(_)) => true,
+                };
+                return if ended { Err(deleting()) } else { Ok(()) };
+            }
+        };
+        let Some(secret) = lookup.token_secret(namespace, name) else {
+            return Err(match lookup.object(kind, namespace, name) {
+                Some(_) => {
+                    let (namespace, name) = object();
+                    VerifyError::NotATokenSecret { namespace, name }
+                }
+                None => missing(),
+            });
+        };
+        if secret.uid != self.uid {
+            return Err(uid_mismatch());
+        }
+        if secret.deleting {
+            return Err(deleting());
+        }
+        if secret.invalidated {
+            let (namespace, name) = object();
+            return Err(VerifyError::TokenInvalidated { namespace, name });
+        }
+        if secret.token != Some(digest) {
+            let (namespace, name) = object();
+            return Err(VerifyError::TokenNotInSecret { namespace, name });
+        }
+        Ok(())
     }
 }
 
@@ -176,9 +294,9 @@ impl Verifier<'_> {
             && (self.config.issuer != claims::LEGACY_ISSUER || claims.kubernetes.is_none());
         check_times(&claims, now, legacy)?;
         let verified = if legacy {
-            self.legacy(&claims)?
+            self.legacy(&claims, token, now)?
         } else {
-            self.bound(&claims)?
+            self.bound(&claims, now)?
         };
         let starts = claims.nbf.into_iter().chain(claims.iat).max();
         Ok(Some(Verified {
@@ -199,7 +317,7 @@ impl Verifier<'_> {
         }
     }
 
-    fn bound(&self, claims: &ReceivedClaims) -> Result<Verified, VerifyError> {
+    fn bound(&self, claims: &ReceivedClaims, now: i64) -> Result<Verified, VerifyError> {
         match &claims.aud {
             Some(aud) if aud.contains_any(self.accepted_audiences()) => {}
             Some(_) => return Err(VerifyError::WrongAudience),
@@ -221,6 +339,13 @@ impl Verifier<'_> {
         }
         check_subject(claims, namespace, &sa.name)?;
 
+        let dependency = |kind, namespace: &str, name: &str, uid: &str| Dependency {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: uid.to_owned(),
+            rule: Rule::Bound,
+        };
         let mut deps = vec![dependency(
             ObjectKind::ServiceAccount,
             namespace,
@@ -256,7 +381,7 @@ impl Verifier<'_> {
             );
         }
         for dep in &deps {
-            self.check_dependency(dep)?;
+            dep.check(self.lookup, now)?;
         }
         Ok(Verified {
             user: user(namespace, &sa.name, &sa.uid, extra),
@@ -267,7 +392,12 @@ impl Verifier<'_> {
         })
     }
 
-    fn legacy(&self, claims: &ReceivedClaims) -> Result<Verified, VerifyError> {
+    fn legacy(
+        &self,
+        claims: &ReceivedClaims,
+        token: &str,
+        now: i64,
+    ) -> Result<Verified, VerifyError> {
         let field = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let (Some(namespace), Some(sa_name), Some(sa_uid), Some(secret_name)) = (
             field(&claims.legacy_namespace),
@@ -286,19 +416,44 @@ impl Verifier<'_> {
                 return Err(VerifyError::WrongAudience);
             }
         }
-        let sa = dependency(ObjectKind::ServiceAccount, &namespace, &sa_name, &sa_uid);
-        self.check_dependency(&sa)?;
-        // The token lives as long as its Secret: deleting the Secret revokes it. The claims do
-        // not carry the Secret's UID, so the one it has now is recorded for cached checks.
-        let secret_uid = self
-            .lookup
-            .uid_of(ObjectKind::Secret, &namespace, &secret_name)
-            .ok_or_else(|| VerifyError::ObjectMissing {
-                kind: ObjectKind::Secret,
-                namespace: namespace.clone(),
-                name: secret_name.clone(),
-            })?;
-        let secret = dependency(ObjectKind::Secret, &namespace, &secret_name, &secret_uid);
+        // The token lives as long as its Secret holds it. The claims do not carry the Secret's
+        // UID, so the one it has now is recorded (with the token's digest) for cached checks.
+        let secret_uid = match self.lookup.token_secret(&namespace, &secret_name) {
+            Some(secret) => secret.uid,
+            None if self
+                .lookup
+                .object(ObjectKind::Secret, &namespace, &secret_name)
+                .is_some() =>
+            {
+                return Err(VerifyError::NotATokenSecret {
+                    namespace,
+                    name: secret_name,
+                })
+            }
+            None => {
+                return Err(VerifyError::ObjectMissing {
+                    kind: ObjectKind::Secret,
+                    namespace,
+                    name: secret_name,
+                })
+            }
+        };
+        let secret = Dependency {
+            kind: ObjectKind::Secret,
+            namespace: namespace.clone(),
+            name: secret_name,
+            uid: secret_uid,
+            rule: Rule::LegacySecret(self.lookup.token_digest(token.as_bytes())),
+        };
+        secret.check(self.lookup, now)?;
+        let sa = Dependency {
+            kind: ObjectKind::ServiceAccount,
+            namespace: namespace.clone(),
+            name: sa_name.clone(),
+            uid: sa_uid.clone(),
+            rule: Rule::LegacyServiceAccount,
+        };
+        sa.check(self.lookup, now)?;
         Ok(Verified {
             user: user(&namespace, &sa_name, &sa_uid, BTreeMap::new()),
             valid_from: None,
@@ -306,27 +461,6 @@ impl Verifier<'_> {
             deps: vec![sa, secret],
             kid: String::new(),
         })
-    }
-
-    fn check_dependency(&self, dep: &Dependency) -> Result<(), VerifyError> {
-        match self.lookup.uid_of(dep.kind, &dep.namespace, &dep.name) {
-            Some(uid) if uid == dep.uid => Ok(()),
-            found => {
-                let (kind, namespace, name) = (dep.kind, dep.namespace.clone(), dep.name.clone());
-                Err(match found {
-                    None => VerifyError::ObjectMissing {
-                        kind,
-                        namespace,
-                        name,
-                    },
-                    Some(_) => VerifyError::UidMismatch {
-                        kind,
-                        namespace,
-                        name,
-                    },
-                })
-            }
-        }
     }
 }
 
@@ -410,15 +544,6 @@ fn check_subject(claims: &ReceivedClaims, namespace: &str, name: &str) -> Result
         return Err(VerifyError::SubjectMismatch);
     }
     Ok(())
-}
-
-fn dependency(kind: ObjectKind, namespace: &str, name: &str, uid: &str) -> Dependency {
-    Dependency {
-        kind,
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        uid: uid.to_owned(),
-    }
 }
 
 /// The user of a ServiceAccount, as kube-apiserver makes it.

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use kgate_core::authn::{AuthenticatorUnion, AuthnError, BearerToken, Credentials};
 use kgate_tokens::{
     discovery_document, discovery_document_for, Algorithm, BoundKind, BoundObject, IssueError,
-    IssuerConfig, KeySet, ObjectKind, ObjectLookup, ServiceAccountAuthenticator, SharedKeys,
-    TokenIssuer, TokenRequestSpec,
+    IssuerConfig, KeySet, ObjectKind, ObjectLookup, ObjectState, ServiceAccountAuthenticator,
+    SharedKeys, TokenDigest, TokenDigester, TokenIssuer, TokenRequestSpec, TokenSecretState,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -20,25 +20,60 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
+/// The objects (kind, namespace, name) → uid, and the token Secrets' digests.
 #[derive(Default)]
-struct Cluster(Mutex<HashMap<(ObjectKind, String, String), String>>);
+struct Cluster {
+    objects: Mutex<HashMap<(ObjectKind, String, String), String>>,
+    token_secrets: Mutex<HashMap<(String, String), TokenSecretState>>,
+    digester: TokenDigester,
+}
 
 impl Cluster {
     fn put(&self, kind: ObjectKind, ns: &str, name: &str, uid: &str) {
-        self.0
+        self.objects
             .lock()
             .unwrap()
             .insert((kind, ns.into(), name.into()), uid.into());
     }
+
+    /// A kubernetes.io/service-account-token Secret holding `token`.
+    fn put_token_secret(&self, ns: &str, name: &str, uid: &str, token: &str) {
+        self.put(ObjectKind::Secret, ns, name, uid);
+        let state = TokenSecretState {
+            uid: uid.into(),
+            deleting: false,
+            invalidated: false,
+            token: Some(self.digester.digest(token.as_bytes())),
+        };
+        self.token_secrets
+            .lock()
+            .unwrap()
+            .insert((ns.into(), name.into()), state);
+    }
 }
 
 impl ObjectLookup for Cluster {
-    fn uid_of(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<String> {
-        self.0
+    fn object(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<ObjectState> {
+        let uid = self
+            .objects
             .lock()
             .unwrap()
             .get(&(kind, namespace.into(), name.into()))
+            .cloned()?;
+        Some(ObjectState {
+            uid,
+            deletion_timestamp: None,
+        })
+    }
+    fn token_secret(&self, namespace: &str, name: &str) -> Option<TokenSecretState> {
+        self.token_secrets
+            .lock()
+            .unwrap()
+            .get(&(namespace.into(), name.into()))
             .cloned()
+    }
+    fn token_digest(&self, token: &[u8]) -> TokenDigest {
+        self.digester.digest(token)
     }
 }
 
@@ -317,6 +352,8 @@ fn a_running_process_picks_up_rotation_and_prune() {
         .issuer
         .issue_legacy("default", "jenkins", "9a1c", "jenkins-token")
         .unwrap();
+    s.cluster
+        .put_token_secret("default", "jenkins-token", "s0", &legacy);
     let before = s.issuer.issue(&spec(), SystemTime::now()).unwrap().token;
 
     // `kgate keys rotate` in another process: a KeySet of its own on the same directory.

@@ -3,11 +3,16 @@
 //! `system:unauthenticated`). Load balancers and `kgate up` probe them without credentials.
 //!
 //! `/healthz` and `/livez` say the process serves; `/readyz` is 200 only once every
-//! [`Readiness`] check has passed, and otherwise 503 naming the checks still missing, in
-//! kube-apiserver's plain-text format (`[-]rbac failed: not ready`).
+//! [`Readiness`] check has passed, and otherwise 503 listing every check in kube-apiserver's
+//! plain-text format (k8s.io/apiserver `pkg/server/healthz`): `[+]rbac ok`,
+//! `[-]oidc:jwt[0] failed: reason withheld`, then `readyz check failed`. With `?verbose` a
+//! passing `/readyz` lists the checks too (`readyz check passed`). kube-apiserver answers a
+//! failure with 500; kgate keeps 503, what load balancers read as "not yet".
 //!
-//! Threat model: the answers hold only check names, which are no secret; nothing here reads a
-//! credential, so a probe with a garbage token is still answered.
+//! Threat model: anyone may ask, so the answers hold check names only, never why a check fails
+//! (an OIDC issuer's URL, a fetch error, an address): the reasons go to the log, where
+//! [`Readiness`] writes each change. Nothing here reads a credential, so a probe with a garbage
+//! token is still answered.
 
 use crate::error::GatewayError;
 use crate::layers::{proceed, StageFuture};
@@ -56,19 +61,7 @@ impl<S> Health<S> {
         }
         let (code, body) = match request.uri().path() {
             "/healthz" | "/livez" => (StatusCode::OK, "ok".to_owned()),
-            "/readyz" => {
-                let failures = self.readiness.failures();
-                if failures.is_empty() {
-                    (StatusCode::OK, "ok".to_owned())
-                } else {
-                    let mut body: String = failures
-                        .iter()
-                        .map(|(name, problem)| format!("[-]{name} failed: {problem}\n"))
-                        .collect();
-                    body.push_str("readyz check failed");
-                    (StatusCode::SERVICE_UNAVAILABLE, body)
-                }
-            }
+            "/readyz" => readyz(&self.readiness, verbose(request.uri().query())),
             _ => return None,
         };
         let mut response = Response::new(Body::from(body));
@@ -80,6 +73,40 @@ impl<S> Health<S> {
         );
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         Some(response)
+    }
+}
+
+/// Whether the query asks for the per-check lines (`?verbose`, any value, as kube).
+fn verbose(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("verbose"))
+    })
+}
+
+/// The `/readyz` answer: check names and pass/fail only; see the module docs.
+fn readyz(readiness: &Readiness, verbose: bool) -> (StatusCode, String) {
+    let checks = readiness.checks();
+    let mut lines = String::new();
+    let mut failed = Vec::new();
+    for (name, problem) in &checks {
+        if problem.is_some() {
+            lines.push_str(&format!("[-]{name} failed: reason withheld\n"));
+            failed.push(name.as_str());
+        } else {
+            lines.push_str(&format!("[+]{name} ok\n"));
+        }
+    }
+    if !failed.is_empty() {
+        // The reasons were logged when each check started failing.
+        tracing::debug!(failed = ?failed, "readyz check failed");
+        lines.push_str("readyz check failed");
+        (StatusCode::SERVICE_UNAVAILABLE, lines)
+    } else if verbose {
+        lines.push_str("readyz check passed\n");
+        (StatusCode::OK, lines)
+    } else {
+        (StatusCode::OK, "ok".to_owned())
     }
 }
 
@@ -140,19 +167,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn readyz_names_what_is_missing_until_ready() {
+    async fn readyz_lists_the_checks_and_withholds_every_reason() {
         let readiness = Readiness::default();
         readiness.register("rbac");
         readiness.register("store");
         readiness.set("store", true);
+        readiness.set_problem(
+            "oidc:jwt[0]",
+            Some("discovery of https://idp.internal.example failed: connection refused".into()),
+        );
         let (code, body, _) = get(&readiness, "/readyz").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body, "[-]rbac failed: not ready\nreadyz check failed");
+        assert_eq!(
+            body,
+            "[-]oidc:jwt[0] failed: reason withheld\n\
+             [-]rbac failed: reason withheld\n\
+             [+]store ok\n\
+             readyz check failed"
+        );
+        assert!(!body.contains("idp.internal") && !body.contains("not ready"));
+
+        readiness.set_problem("oidc:jwt[0]", None);
         readiness.set("rbac", true);
         assert_eq!(
             get(&readiness, "/readyz").await,
             (StatusCode::OK, "ok".to_owned(), false)
         );
+        let (code, body, _) = get(&readiness, "/readyz?verbose").await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(
+            body,
+            "[+]oidc:jwt[0] ok\n[+]rbac ok\n[+]store ok\nreadyz check passed\n"
+        );
+        assert!(verbose(Some("a=b&verbose=1")) && !verbose(Some("verbosely")) && !verbose(None));
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! `kgate kubeconfig oidc`: a kubeconfig whose cluster is kgate (its server and CA from the data
 //! directory) and whose user is an exec credential plugin running this kgate's `login`.
 //!
-//! The file holds no credential, only the client secret when one is given (it is then on
-//! kubectl's command line anyway); it is still written 0600 with `--output`.
+//! The file holds no credential. A confidential client's secret stays in its own file: the
+//! kubeconfig names that file (`--client-secret-file`, an absolute path) and `kgate login` reads
+//! it, so the secret is neither in the kubeconfig nor on the plugin's command line. The
+//! kubeconfig is still written 0600 with `--output`.
 
 use super::{issuer_url, DEFAULT_SCOPES};
 use crate::cli::ConfigError;
@@ -26,8 +28,14 @@ pub struct KubeconfigOidcOptions {
     /// The OAuth client id.
     #[arg(long)]
     pub client_id: String,
-    /// The client secret, for a confidential client (written into the kubeconfig).
-    #[arg(long)]
+    /// A file holding the client secret of a confidential client: `kgate login` reads it there
+    /// (the kubeconfig names the file, not the secret). Without it, `kgate login` takes the
+    /// secret from $KGATE_OIDC_CLIENT_SECRET when kubectl's environment has it.
+    #[arg(long, value_name = "FILE")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Refused (the value would be on the command line and in the kubeconfig): kept so that
+    /// the error says what to use instead.
+    #[arg(long, hide = true)]
     pub client_secret: Option<String>,
     /// A scope to request; repeat for several (default: kgate login's).
     #[arg(long = "scope", value_delimiter = ',')]
@@ -66,7 +74,8 @@ impl fmt::Debug for KubeconfigOidcOptions {
 pub struct KubeconfigOidcConfig {
     issuer: String,
     client_id: String,
-    client_secret: Option<String>,
+    /// Absolute: kubectl runs the plugin from anywhere.
+    client_secret_file: Option<PathBuf>,
     scopes: Vec<String>,
     server: Option<String>,
     certificate_authority: Option<PathBuf>,
@@ -94,6 +103,20 @@ impl KubeconfigOidcOptions {
         if self.client_id.trim().is_empty() {
             return Err(invalid("client-id", "must not be empty"));
         }
+        if self.client_secret.is_some() {
+            return Err(invalid("client-secret", super::CLIENT_SECRET_ON_ARGV));
+        }
+        let client_secret_file =
+            match self.client_secret_file {
+                Some(path) => {
+                    // Checked now, so a wrong path fails here rather than at kubectl's first call.
+                    super::read_client_secret(&path)?;
+                    Some(std::path::absolute(&path).map_err(|_| {
+                        invalid("client-secret-file", "cannot make the path absolute")
+                    })?)
+                }
+                None => None,
+            };
         let server = match self.server {
             Some(server) => {
                 let uri: http::Uri = server
@@ -117,7 +140,7 @@ impl KubeconfigOidcOptions {
         Ok(KubeconfigOidcConfig {
             issuer: self.issuer,
             client_id: self.client_id,
-            client_secret: self.client_secret.filter(|s| !s.is_empty()),
+            client_secret_file,
             scopes: self.scopes,
             server,
             certificate_authority,
@@ -164,8 +187,11 @@ pub fn login_args(config: &KubeconfigOidcConfig) -> Vec<String> {
         "--client-id".to_owned(),
         config.client_id.clone(),
     ];
-    if let Some(secret) = &config.client_secret {
-        args.extend(["--client-secret".to_owned(), secret.clone()]);
+    if let Some(file) = &config.client_secret_file {
+        args.extend([
+            "--client-secret-file".to_owned(),
+            file.display().to_string(),
+        ]);
     }
     // Only non-default scopes, so the cache key (and the file) stay simple.
     if !config.scopes.is_empty() && config.scopes.iter().ne(DEFAULT_SCOPES.iter()) {
@@ -358,14 +384,17 @@ mod tests {
     }
 
     #[test]
-    fn server_flag_and_scopes() {
+    fn server_flag_scopes_and_a_secret_kept_in_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("client-secret");
+        std::fs::write(&secret_file, "s3cret\n").unwrap();
         let config = parse(&[
             "--issuer",
             "https://idp.example",
             "--client-id",
             "kgate",
-            "--client-secret",
-            "s3cret",
+            "--client-secret-file",
+            secret_file.to_str().unwrap(),
             "--scope",
             "openid,groups",
             "--server",
@@ -378,8 +407,8 @@ mod tests {
         assert_eq!(
             login_args(&config)[5..],
             [
-                "--client-secret",
-                "s3cret",
+                "--client-secret-file",
+                secret_file.to_str().unwrap(),
                 "--scope",
                 "openid",
                 "--scope",
@@ -389,6 +418,24 @@ mod tests {
         let yaml = oidc_kubeconfig_yaml(&config, Path::new("/usr/bin/kgate"), "https://gw", "PEM")
             .unwrap();
         assert!(yaml.contains("command: /usr/bin/kgate"));
+        assert!(!yaml.contains("s3cret"), "{yaml}");
+
+        // The secret itself on the command line is refused, without repeating it.
+        let error = parse(&[
+            "--issuer",
+            "https://idp.example",
+            "--client-id",
+            "kgate",
+            "--client-secret",
+            "s3cret",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("--client-secret-file"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("s3cret"));
         // Without --server the data directory must have an admin kubeconfig.
         let dir = tempfile::tempdir().unwrap();
         let config = parse(&[

@@ -14,7 +14,11 @@
 //! every ID token handed out was verified against the provider's keys, audience = client id,
 //! with the nonce in the code flow; the loopback redirect is accepted only with this login's
 //! `state` and the code is only usable with the PKCE verifier (see [`callback`]). The HTTP client
-//! follows no redirects and, given `--certificate-authority`, trusts that CA alone.
+//! follows no redirects and, given `--certificate-authority`, trusts that CA alone. A
+//! confidential client's secret never travels on a command line (any local user reads those in
+//! `ps`, and kubectl's are written in kubeconfigs): it comes from a file
+//! (`--client-secret-file`) or the environment ([`CLIENT_SECRET_ENV`]); `--client-secret VALUE`
+//! is refused with a pointer to both.
 
 // Tests may unwrap (the crate root does not allow it for the whole crate).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -38,6 +42,14 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use thiserror::Error;
+
+/// The environment variable a confidential client's secret may come from.
+pub const CLIENT_SECRET_ENV: &str = "KGATE_OIDC_CLIENT_SECRET";
+
+/// Why `--client-secret VALUE` is refused (shared with `kgate kubeconfig oidc`).
+pub(crate) const CLIENT_SECRET_ON_ARGV: &str = "is not accepted: a value on the command line is \
+     visible to every local user (ps) and is written into kubeconfigs; put the secret in a file \
+     for --client-secret-file, or in $KGATE_OIDC_CLIENT_SECRET";
 
 /// The scopes asked for without `--scope`.
 pub const DEFAULT_SCOPES: [&str; 5] = ["openid", "email", "profile", "groups", "offline_access"];
@@ -63,8 +75,13 @@ pub struct LoginOptions {
     /// The OAuth client id (the ID token's audience).
     #[arg(long)]
     pub client_id: String,
-    /// The client secret, for a confidential client.
-    #[arg(long)]
+    /// A file holding the client secret of a confidential client (a trailing newline is
+    /// ignored). Else the secret is read from $KGATE_OIDC_CLIENT_SECRET, if set.
+    #[arg(long, value_name = "FILE")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Refused (the value would be on the command line): kept so that the error says what to
+    /// use instead.
+    #[arg(long, hide = true)]
     pub client_secret: Option<String>,
     /// A scope to request; repeat for several (or separate with commas).
     #[arg(long = "scope", value_delimiter = ',', default_values_t = DEFAULT_SCOPES.map(String::from))]
@@ -172,6 +189,21 @@ impl LoginOptions {
         if self.client_id.trim().is_empty() {
             return Err(invalid("client-id", "must not be empty"));
         }
+        if self.client_secret.is_some() {
+            return Err(invalid("client-secret", CLIENT_SECRET_ON_ARGV));
+        }
+        let client_secret = match &self.client_secret_file {
+            Some(path) => Some(read_client_secret(path)?),
+            None => match env(CLIENT_SECRET_ENV) {
+                None => None,
+                Some(value) => Some(value.into_string().map_err(|_| {
+                    invalid(
+                        "client-secret-file",
+                        format!("${CLIENT_SECRET_ENV} is not UTF-8"),
+                    )
+                })?),
+            },
+        };
         let mut scopes: Vec<String> = Vec::new();
         for scope in self.scopes {
             let scope = scope.trim();
@@ -191,7 +223,7 @@ impl LoginOptions {
         Ok(LoginConfig {
             issuer,
             client_id: self.client_id,
-            client_secret: self.client_secret.filter(|s| !s.is_empty()),
+            client_secret: client_secret.filter(|s| !s.is_empty()),
             scopes,
             ca_file: self.certificate_authority,
             grant: self.grant,
@@ -201,6 +233,25 @@ impl LoginOptions {
             force: self.force,
         })
     }
+}
+
+/// The client secret in `path`: its text without the trailing line break. The error names the
+/// file, never its content.
+pub(crate) fn read_client_secret(path: &std::path::Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            "client-secret-file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        return Err(invalid(
+            "client-secret-file",
+            format!("{} is empty", path.display()),
+        ));
+    }
+    Ok(secret.to_owned())
 }
 
 /// Why no credential could be produced.
@@ -417,8 +468,6 @@ mod tests {
             "https://idp.example",
             "--client-id",
             "kgate",
-            "--client-secret",
-            "s3cret",
             "--scope",
             "openid",
             "--scope",
@@ -428,8 +477,13 @@ mod tests {
             "--browser",
             "open -a Safari",
         ])
-        .validate_with(|name| (name == "HOME").then(|| "/home/u".into()))
+        .validate_with(|name| match name {
+            "HOME" => Some("/home/u".into()),
+            CLIENT_SECRET_ENV => Some("s3cret".into()),
+            _ => None,
+        })
         .unwrap();
+        assert_eq!(config.client_secret.as_deref(), Some("s3cret"));
         assert_eq!(config.scopes, ["openid", "email"]);
         assert_eq!(config.grant, Grant::Device);
         assert_eq!(
@@ -483,6 +537,56 @@ mod tests {
             ]),
             "listen"
         );
+    }
+
+    #[test]
+    fn the_client_secret_comes_from_a_file_or_the_environment_never_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let base = [
+            "--issuer",
+            "https://idp",
+            "--client-id",
+            "k",
+            "--cache-dir",
+            "/c",
+        ];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            options(&args)
+        };
+        let file_arg = file.to_str().unwrap();
+        let config = with(&["--client-secret-file", file_arg])
+            .validate_with(|name| (name == CLIENT_SECRET_ENV).then(|| "from-env".into()))
+            .unwrap();
+        assert_eq!(config.client_secret.as_deref(), Some("from-the-file"));
+        let config = with(&[]).validate_with(no_env).unwrap();
+        assert_eq!(config.client_secret, None);
+
+        // On the command line: refused, and the error does not repeat it.
+        let Err(error) = with(&["--client-secret", "s3cret"]).validate_with(no_env) else {
+            panic!("--client-secret was accepted");
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("--client-secret: is not accepted"),
+            "{text}"
+        );
+        assert!(text.contains("--client-secret-file") && !text.contains("s3cret"));
+
+        // A missing or empty file is an error naming the file only.
+        std::fs::write(&file, "\n").unwrap();
+        let error = with(&["--client-secret-file", file_arg])
+            .validate_with(no_env)
+            .unwrap_err();
+        assert!(error.to_string().contains("is empty"), "{error}");
+        let missing = dir.path().join("absent");
+        let error = with(&["--client-secret-file", missing.to_str().unwrap()])
+            .validate_with(no_env)
+            .unwrap_err();
+        assert!(error.to_string().contains("cannot read"), "{error}");
     }
 
     #[tokio::test]

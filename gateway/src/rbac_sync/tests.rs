@@ -190,6 +190,7 @@ static PODS_METADATA: SyncSet = SyncSet {
         api_version: "v1",
         path: "/api/v1/pods",
         metadata_only: true,
+        field_selector: None,
     }],
 };
 

@@ -270,7 +270,12 @@ impl Authenticator for OidcAuthenticator {
             match self.verify_token(token.expose_secret()).await {
                 Ok(user) => Ok(user.map(|user| AuthnResponse { user })),
                 Err(e) => {
-                    tracing::debug!(reason = %e, "oidc: token refused");
+                    if e.is_reserved_identity() {
+                        // A signed token claiming a Kubernetes identity: worth an operator's look.
+                        tracing::warn!(reason = %e, "oidc: token refused: it asserts a reserved system: identity");
+                    } else {
+                        tracing::debug!(reason = %e, "oidc: token refused");
+                    }
                     let reason = e.to_string();
                     Err(if e.is_unavailable() {
                         AuthnError::Unavailable {

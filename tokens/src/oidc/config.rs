@@ -140,6 +140,21 @@ impl AuthenticationConfig {
         Ok(Self { jwt })
     }
 
+    /// Lets the issuers whose URL is in `issuer_urls` map user and group names in the `system:`
+    /// namespace (see [`JwtIssuer::allow_system_identities`]); every other issuer is refused
+    /// them. Returns the URLs that name no configured issuer.
+    pub fn allow_system_identities<'u>(&mut self, issuer_urls: &'u [String]) -> Vec<&'u str> {
+        for issuer in &mut self.jwt {
+            let allowed = issuer_urls.contains(&issuer.issuer_url);
+            issuer.allow_system_identities(allowed);
+        }
+        issuer_urls
+            .iter()
+            .filter(|url| !self.jwt.iter().any(|i| &&i.issuer_url == url))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The configuration the legacy flags describe, with kube-apiserver's defaults: username
     /// from `sub`, prefixed with `{issuer}#` unless the claim is `email` (the prefix `-` means
     /// none), algorithm RS256.
@@ -228,6 +243,7 @@ impl AuthenticationConfig {
                     groups,
                     extra: Vec::new(),
                     user_validation: Vec::new(),
+                    allow_system_identities: false,
                 },
             }],
         })
@@ -439,6 +455,7 @@ fn validate_jwt(path: &str, raw: &RawJwt) -> Result<JwtIssuer, ConfigError> {
             groups,
             extra,
             user_validation,
+            allow_system_identities: false,
         },
     })
 }

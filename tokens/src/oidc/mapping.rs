@@ -1,18 +1,28 @@
 //! From verified claims to a user: claim validation rules, claim mappings (username, uid,
 //! groups, extra), user validation rules, in kube-apiserver's terms and order.
 //!
-//! One rule is kgate's own: a username starting with `system:` is always refused
-//! ([`ClaimsError::ReservedUsername`]). Kubernetes leaves that to a user validation rule such as
-//! `!user.username.startsWith('system:')`; kgate refuses it even without one, since such a name
-//! would impersonate a component. `system:authenticated` is not added here (the caller does).
+//! One rule is kgate's own: a user name or a group in the `system:` namespace is refused
+//! ([`ClaimsError::ReservedUsername`], [`ClaimsError::ReservedGroup`]) unless the issuer is
+//! allowed them ([`JwtIssuer::allow_system_identities`], set by the operator outside the
+//! `AuthenticationConfiguration` file). Such names belong to Kubernetes: `system:masters` is
+//! cluster-admin whatever RBAC says, `system:nodes`, `system:serviceaccount:*` and the
+//! components' users are what the cluster trusts its own parts by; an OpenID provider that lets
+//! people name their groups (or set their email) could otherwise mint them. Kubernetes 1.34
+//! checks none of this for JWT issuers (`k8s.io/apiserver/pkg/apis/apiserver/validation` and
+//! `plugin/pkg/authenticator/token/oidc` have no `system:` rule): it leaves it to a user
+//! validation rule such as `!user.username.startsWith('system:')`, and its legacy
+//! `--oidc-username-prefix` default (`ISSUER#` unless the claim is `email`) keeps most user
+//! names out of it; kgate refuses by default even without a rule. `system:authenticated` is not
+//! added here (the caller does).
 
 use crate::oidc::cel::{self, Expr};
 use crate::oidc::config::JwtIssuer;
 use kgate_core::UserInfo;
 use thiserror::Error;
 
-/// Usernames no OIDC token may map to.
-const RESERVED_USERNAME_PREFIX: &str = "system:";
+/// The namespace of user and group names an OIDC token may not map to, unless its issuer is
+/// allowed them.
+pub const RESERVED_PREFIX: &str = "system:";
 
 /// The compiled rules of one issuer.
 #[derive(Debug, Clone)]
@@ -23,6 +33,9 @@ pub struct Rules {
     pub(crate) groups: Option<Mapping>,
     pub(crate) extra: Vec<ExtraMapping>,
     pub(crate) user_validation: Vec<UserRule>,
+    /// Whether user and group names in the `system:` namespace are accepted (never from the
+    /// file: see [`JwtIssuer::allow_system_identities`]).
+    pub(crate) allow_system_identities: bool,
 }
 
 impl Default for Rules {
@@ -38,6 +51,7 @@ impl Default for Rules {
             groups: None,
             extra: Vec::new(),
             user_validation: Vec::new(),
+            allow_system_identities: false,
         }
     }
 }
@@ -81,6 +95,15 @@ impl Rules {
             ClaimRule::Required { claim, value } => Some((claim.as_str(), value.as_str())),
             ClaimRule::Expression { .. } => None,
         })
+    }
+
+    /// Which claim or expression a mapping reads, for error texts (`claim "groups"`,
+    /// `jwt[0].claimMappings.groups.expression`).
+    fn source_of(mapping: &Mapping) -> String {
+        match mapping {
+            Mapping::Claim { claim, .. } => format!("claim {claim:?}"),
+            Mapping::Expression(expr) => expr.field().to_owned(),
+        }
     }
 
     /// Whether any claim-side rule or mapping is a CEL expression (the payload is then
@@ -137,9 +160,14 @@ pub enum ClaimsError {
     /// A `userValidationRules` entry failed.
     #[error("user validation rule failed: {message}")]
     UserValidation { message: String },
-    /// The username is in the `system:` namespace (kgate's own rule).
-    #[error("username is reserved: usernames starting with \"system:\" are not accepted from OIDC tokens")]
-    ReservedUsername,
+    /// The user name is in the `system:` namespace and the issuer is not allowed such names
+    /// (kgate's own rule); `via` names the claim or expression.
+    #[error("the user name from {via} starts with the reserved prefix \"system:\", which this issuer may not assert")]
+    ReservedUsername { via: String },
+    /// A group is in the `system:` namespace and the issuer is not allowed such names (kgate's
+    /// own rule); `via` names the claim or expression.
+    #[error("a group from {via} starts with the reserved prefix \"system:\", which this issuer may not assert")]
+    ReservedGroup { via: String },
     /// The username mapped to the empty string.
     #[error("empty username via {via} is not allowed")]
     EmptyUsername { via: String },
@@ -161,6 +189,18 @@ pub enum ClaimsError {
 }
 
 impl JwtIssuer {
+    /// Accept (or, the default, refuse) user and group names in the `system:` namespace from
+    /// this issuer's tokens. Dangerous: such a token may be `system:masters`, cluster-admin.
+    /// Never read from the `AuthenticationConfiguration` file, which stays Kubernetes' format.
+    pub fn allow_system_identities(&mut self, allow: bool) {
+        self.rules.allow_system_identities = allow;
+    }
+
+    /// Whether user and group names in the `system:` namespace are accepted.
+    pub fn allows_system_identities(&self) -> bool {
+        self.rules.allow_system_identities
+    }
+
     /// The user these verified claims (the token's payload, a JSON object) stand for.
     pub fn user_from_claims(&self, claims: &serde_json::Value) -> Result<UserInfo, ClaimsError> {
         let rules = &self.rules;
@@ -273,9 +313,22 @@ impl JwtIssuer {
             }
         }
 
-        if user.name.starts_with(RESERVED_USERNAME_PREFIX) {
-            return Err(ClaimsError::ReservedUsername);
+        // kgate's own rule, after Kubernetes' (so an operator's user validation rule speaks first).
+        if !rules.allow_system_identities {
+            if user.name.starts_with(RESERVED_PREFIX) {
+                return Err(ClaimsError::ReservedUsername {
+                    via: Rules::source_of(&rules.username),
+                });
+            }
+            if let Some(groups) = &rules.groups {
+                if user.groups.iter().any(|g| g.starts_with(RESERVED_PREFIX)) {
+                    return Err(ClaimsError::ReservedGroup {
+                        via: Rules::source_of(groups),
+                    });
+                }
+            }
         }
+
         Ok(user)
     }
 }

@@ -144,13 +144,55 @@ fn mapping_table() {
             "system: username refused",
             sub_username(),
             json!({"sub": "system:admin"}),
-            Want::Err(|e| *e == ClaimsError::ReservedUsername),
+            Want::Err(|e| {
+                *e == ClaimsError::ReservedUsername {
+                    via: "claim \"sub\"".into(),
+                }
+            }),
         ),
         (
             "system: username from an expression refused",
             json!({"claimMappings": {"username": {"expression": "'system:' + claims.sub"}}}),
             json!({"sub": "kube-proxy"}),
-            Want::Err(|e| *e == ClaimsError::ReservedUsername),
+            Want::Err(|e| {
+                matches!(e, ClaimsError::ReservedUsername { via }
+                    if via == "jwt[0].claimMappings.username.expression")
+            }),
+        ),
+        (
+            "system: group from an unprefixed claim refused",
+            json!({"claimMappings": {"username": {"claim": "sub", "prefix": ""},
+                "groups": {"claim": "groups", "prefix": ""}}}),
+            json!({"sub": "eve", "groups": ["dev", "system:masters"]}),
+            Want::Err(|e| {
+                *e == ClaimsError::ReservedGroup {
+                    via: "claim \"groups\"".into(),
+                }
+            }),
+        ),
+        (
+            "system: group as a single string refused",
+            json!({"claimMappings": {"username": {"claim": "sub", "prefix": ""},
+                "groups": {"claim": "groups", "prefix": ""}}}),
+            json!({"sub": "eve", "groups": "system:nodes"}),
+            Want::Err(|e| matches!(e, ClaimsError::ReservedGroup { .. })),
+        ),
+        (
+            "system: group from an expression refused",
+            json!({"claimMappings": {"username": {"claim": "sub", "prefix": ""},
+                "groups": {"expression": "claims.roles"}}}),
+            json!({"sub": "eve", "roles": ["system:masters"]}),
+            Want::Err(|e| {
+                matches!(e, ClaimsError::ReservedGroup { via }
+                    if via == "jwt[0].claimMappings.groups.expression")
+            }),
+        ),
+        (
+            "a group prefix keeps system: groups out of the namespace",
+            json!({"claimMappings": {"username": {"claim": "sub", "prefix": ""},
+                "groups": {"claim": "groups", "prefix": "oidc:"}}}),
+            json!({"sub": "eve", "groups": ["system:masters"]}),
+            Want::User(user("eve", &["oidc:system:masters"])),
         ),
         (
             "system: in the claim but prefixed is fine",
@@ -493,6 +535,38 @@ fn legacy_flags_map_like_kube() {
         config.jwt[0].user_from_claims(&claims),
         Err(ClaimsError::EmailNotVerified)
     );
+}
+
+#[test]
+fn an_issuer_allowed_system_identities_maps_them_and_others_still_refuse() {
+    let file = |url: &str| {
+        json!({"issuer": {"url": url, "audiences": ["kgate"]},
+            "claimMappings": {"username": {"claim": "sub", "prefix": ""},
+                "groups": {"claim": "groups", "prefix": ""}}})
+    };
+    let text = json!({
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AuthenticationConfiguration",
+        "jwt": [file(ISSUER), file("https://other.example.com")],
+    })
+    .to_string();
+    let mut config = AuthenticationConfig::parse(text.as_bytes()).unwrap();
+    assert!(config.jwt.iter().all(|i| !i.allows_system_identities()));
+    let allowed: [String; 2] = [ISSUER.into(), "https://typo.example".into()];
+    let unknown = config.allow_system_identities(&allowed);
+    assert_eq!(unknown, ["https://typo.example"]);
+    let claims = json!({"sub": "system:node:n1", "groups": ["system:nodes"]});
+    assert_eq!(
+        config.jwt[0].user_from_claims(&claims).unwrap(),
+        user("system:node:n1", &["system:nodes"])
+    );
+    assert!(matches!(
+        config.jwt[1].user_from_claims(&claims),
+        Err(ClaimsError::ReservedUsername { .. })
+    ));
+    // Asked again without it: refused again (a reload drops an opt-in no longer given).
+    assert!(config.allow_system_identities(&[]).is_empty());
+    assert!(config.jwt[0].user_from_claims(&claims).is_err());
 }
 
 #[test]

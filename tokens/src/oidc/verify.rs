@@ -99,6 +99,18 @@ impl OidcError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::KeysUnavailable { .. })
     }
+
+    /// True when the token maps to a user or group name in the reserved `system:` namespace
+    /// that its issuer may not assert.
+    pub fn is_reserved_identity(&self) -> bool {
+        matches!(
+            self,
+            Self::Claims {
+                source: ClaimsError::ReservedUsername { .. } | ClaimsError::ReservedGroup { .. },
+                ..
+            }
+        )
+    }
 }
 
 /// A compact JWS split, with its payload parsed but not verified.

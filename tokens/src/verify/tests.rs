@@ -405,12 +405,14 @@ fn the_bound_object_must_exist_with_its_uid() {
 }
 
 #[test]
-fn legacy_tokens_live_as_long_as_their_secret() {
+fn legacy_tokens_live_as_long_as_their_secret_holds_them() {
     let f = Fixture::new(Algorithm::Rs256);
     let token = f
         .issuer
         .issue_legacy("ci", "jenkins", "sa-uid", "jenkins-token")
         .unwrap();
+    f.cluster
+        .put_token_secret("ci", "jenkins-token", "secret-uid", &token);
     let user = f
         .authn
         .verify_token_at(&token, NOW + 10 * 365 * 86400)
@@ -433,10 +435,7 @@ fn legacy_tokens_live_as_long_as_their_secret() {
         refused(&f, &token).to_string(),
         "secret ci/jenkins-token has been deleted"
     );
-
     // Legacy claims must be complete and agree with the subject.
-    f.cluster
-        .put(ObjectKind::Secret, "ci", "jenkins-token", "secret-uid");
     let legacy = json!({
         "iss": "kubernetes/serviceaccount",
         "kubernetes.io/serviceaccount/namespace": "ci",
@@ -445,7 +444,10 @@ fn legacy_tokens_live_as_long_as_their_secret() {
         "kubernetes.io/serviceaccount/service-account.uid": "sa-uid",
         "sub": "system:serviceaccount:ci:jenkins"
     });
-    assert!(verify(&f, &f.sign(&legacy)).unwrap().is_some());
+    let signed = f.sign(&legacy);
+    f.cluster
+        .put_token_secret("ci", "jenkins-token", "secret-uid", &signed);
+    assert!(verify(&f, &signed).unwrap().is_some());
     let mut forged = legacy.clone();
     forged["sub"] = json!("system:serviceaccount:kube-system:admin");
     assert_eq!(refused(&f, &f.sign(&forged)), VerifyError::SubjectMismatch);
@@ -461,6 +463,132 @@ fn legacy_tokens_live_as_long_as_their_secret() {
     let mut expired = legacy;
     expired["exp"] = json!(NOW - 3600);
     assert_eq!(refused(&f, &f.sign(&expired)), VerifyError::Expired);
+}
+
+#[test]
+fn a_legacy_token_dies_when_its_secret_no_longer_holds_it_cached_or_not() {
+    // Each change is made after a verification that cached the token: a hit re-checks.
+    let f = Fixture::new(Algorithm::Es256);
+    let token = f
+        .issuer
+        .issue_legacy("ci", "jenkins", "sa-uid", "jenkins-token")
+        .unwrap();
+    let reset = || {
+        f.cluster
+            .put(ObjectKind::ServiceAccount, "ci", "jenkins", "sa-uid");
+        f.cluster
+            .put_token_secret("ci", "jenkins-token", "secret-uid", &token);
+        assert!(verify(&f, &token).unwrap().is_some());
+        assert!(verify(&f, &token).unwrap().is_some(), "a cache hit");
+    };
+    let refusal = |want: &str| {
+        assert_eq!(refused(&f, &token).to_string(), want);
+    };
+
+    // Deleted, then an Opaque Secret of the same name made (same UID even): not a token Secret.
+    reset();
+    f.cluster.delete(ObjectKind::Secret, "ci", "jenkins-token");
+    f.cluster
+        .put(ObjectKind::Secret, "ci", "jenkins-token", "secret-uid");
+    refusal("secret ci/jenkins-token is not of type kubernetes.io/service-account-token");
+
+    // Re-created as a token Secret: the controller writes a new token into it.
+    reset();
+    f.cluster
+        .put_token_secret("ci", "jenkins-token", "secret-2", "another.token.value");
+    // The cached entry no longer holds (another UID); verified again, another token is found.
+    refusal("secret ci/jenkins-token no longer holds this token");
+
+    // The same Secret, its token rewritten or emptied.
+    reset();
+    f.cluster.edit_token_secret("ci", "jenkins-token", |s| {
+        s.token = Some(f.cluster.digest("rewritten"));
+    });
+    refusal("secret ci/jenkins-token no longer holds this token");
+    reset();
+    f.cluster
+        .edit_token_secret("ci", "jenkins-token", |s| s.token = None);
+    refusal("secret ci/jenkins-token no longer holds this token");
+
+    // Being deleted (finalizers): refused at once, no leeway (legacy.go).
+    reset();
+    f.cluster
+        .mark_deleting(ObjectKind::Secret, "ci", "jenkins-token", NOW + 30);
+    refusal("secret ci/jenkins-token is being deleted");
+
+    // Marked invalid by kube's legacy token cleaner.
+    reset();
+    f.cluster
+        .edit_token_secret("ci", "jenkins-token", |s| s.invalidated = true);
+    refusal(
+        "the token in secret ci/jenkins-token has been marked invalid (label \
+         kubernetes.io/legacy-token-invalid-since)",
+    );
+
+    // Its ServiceAccount being deleted: refused at once too.
+    reset();
+    f.cluster
+        .mark_deleting(ObjectKind::ServiceAccount, "ci", "jenkins", NOW + 30);
+    refusal("service account ci/jenkins is being deleted");
+
+    reset();
+    assert_eq!(f.authn.cached(), 1);
+}
+
+#[test]
+fn bound_tokens_end_a_leeway_after_their_objects_deletion_timestamp() {
+    let f = Fixture::new(Algorithm::Rs256);
+    let pod = f.pod_token();
+    let mut spec = pod_spec();
+    spec.bound = Some(BoundObject {
+        kind: BoundKind::Node,
+        name: "node-a".into(),
+        uid: "node-uid".into(),
+    });
+    spec.pod_node = None;
+    let node = f.issuer.issue(&spec, now()).unwrap().token;
+    spec.bound = Some(BoundObject {
+        kind: BoundKind::Secret,
+        name: "jenkins-token".into(),
+        uid: "secret-uid".into(),
+    });
+    let secret = f.issuer.issue(&spec, now()).unwrap().token;
+    let at = |token: &str, t: i64| f.authn.verify_token_at(token, t);
+
+    for (token, kind, namespace, name) in [
+        (&pod, ObjectKind::Pod, "ci", "agent-1"),
+        (&node, ObjectKind::Node, "", "node-a"),
+        (&secret, ObjectKind::Secret, "ci", "jenkins-token"),
+        (&pod, ObjectKind::ServiceAccount, "ci", "jenkins"),
+    ] {
+        assert!(at(token, NOW).unwrap().is_some(), "cached at first");
+        // The pod is terminating (held by a finalizer): valid through the leeway, as in
+        // kube-apiserver, then refused, from the cache as without it.
+        f.cluster.mark_deleting(kind, namespace, name, NOW);
+        assert!(at(token, NOW + LEEWAY_SECONDS).unwrap().is_some(), "{kind}");
+        let err = at(token, NOW + LEEWAY_SECONDS + 1).unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::ObjectDeleting { kind: k, .. } if *k == kind),
+            "{err}"
+        );
+        assert!(err.to_string().ends_with("is being deleted"), "{err}");
+        assert!(at(token, NOW + LEEWAY_SECONDS + 1).is_err(), "uncached too");
+        // A deletion timestamp in the future (a grace period) keeps it valid until then.
+        f.cluster
+            .mark_deleting(kind, namespace, name, NOW + 3 * LEEWAY_SECONDS);
+        assert!(at(token, NOW + 3 * LEEWAY_SECONDS).unwrap().is_some());
+        f.cluster.mark_deleting(kind, namespace, name, i64::MIN);
+        assert!(at(token, NOW).is_err());
+        // Restore.
+        let uid = match kind {
+            ObjectKind::Pod => "pod-uid",
+            ObjectKind::Node => "node-uid",
+            ObjectKind::Secret => "secret-uid",
+            ObjectKind::ServiceAccount => "sa-uid",
+        };
+        f.cluster.put(kind, namespace, name, uid);
+        assert!(at(token, NOW).unwrap().is_some());
+    }
 }
 
 #[test]
@@ -521,6 +649,8 @@ fn cached_verifications_are_rechecked_and_forgotten() {
         .issuer
         .issue_legacy("ci", "jenkins", "sa-uid", "jenkins-token")
         .unwrap();
+    f.cluster
+        .put_token_secret("ci", "jenkins-token", "secret-uid", &legacy);
     assert!(verify(&f, &token).unwrap().is_some());
     assert!(verify(&f, &legacy).unwrap().is_some());
     assert_eq!(f.authn.cached(), 2);
