@@ -62,6 +62,10 @@ if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
     mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
+    if [ "${#targets[@]}" -eq 0 ]; then
+        echo "cargo fuzz list found no fuzz target" >&2
+        exit 1
+    fi
 fi
 
 say "cargo fuzz build ${build[*]}"
