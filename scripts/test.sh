@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian with the Rust toolchain: installs what the suite
-# needs (only what is missing), then runs fmt, clippy, the build of the kgate binary and every
-# test of the workspace, end-to-end tests with the real kubectl included. Idempotent, no
-# prompts; exits non-zero on the first failure.
+# needs (only what is missing), then runs fmt, clippy, the build of the kgate binary, every
+# test of the workspace, end-to-end tests with the real kubectl included, and the fuzz targets
+# for 30 s each. Idempotent, no prompts; exits non-zero on the first failure.
 #
 # One end-to-end file alone, after a build: cargo test -p kgate-e2e --test rbac
 # (KGATE_E2E_KEEP=1 keeps each test's folder with the kgate logs; a failing test keeps it too.)
@@ -25,8 +25,8 @@ fi
 # etcd-server (the etcd backend's tests start a real etcd), protobuf-compiler and libprotobuf-dev
 # (the etcd client's gRPC code is generated at build time; its protos import Google's
 # descriptor.proto, which libprotobuf-dev ships), python3-jwt and python3-cryptography (PyJWT,
-# the independent verifier of ServiceAccount tokens).
-APT_PACKAGES=(curl ca-certificates etcd-server protobuf-compiler libprotobuf-dev python3 python3-jwt python3-cryptography)
+# the independent verifier of ServiceAccount tokens), g++ (libFuzzer, built for the fuzz targets).
+APT_PACKAGES=(curl ca-certificates etcd-server protobuf-compiler libprotobuf-dev python3 python3-jwt python3-cryptography g++)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -108,5 +108,10 @@ cargo build -p kgate-gateway --bin kgate
 say "cargo test --workspace"
 # The end-to-end tests use target/debug/kgate, built just above.
 cargo test --workspace
+
+# Each fuzz target (fuzz/) for 30 s from its committed seeds; any crash or broken property fails
+# the suite. Longer runs: see scripts/fuzz.sh.
+say "scripts/fuzz.sh (fuzz targets)"
+scripts/fuzz.sh
 
 say "all tests passed"

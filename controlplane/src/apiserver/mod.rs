@@ -17,6 +17,8 @@
 
 pub mod codec;
 pub mod discovery;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod selectors;
 pub mod watch;
 pub mod watch_cache;

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::borrow::Cow;
+use std::fmt;
 
 use kgate_core::Status;
 use serde_json::Value;
@@ -336,6 +337,32 @@ impl LabelSelector {
     }
 }
 
+/// kube's `labels.Selector.String()` form, which [`LabelSelector::parse`] reads back as the same
+/// selector (values in their order, without kube's sorting).
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let first = r.values.first().map_or("", String::as_str);
+            match r.op {
+                Op::Equals => write!(f, "{}={first}", r.key)?,
+                Op::NotEquals => write!(f, "{}!={first}", r.key)?,
+                Op::GreaterThan => write!(f, "{}>{first}", r.key)?,
+                Op::LessThan => write!(f, "{}<{first}", r.key)?,
+                Op::Exists => f.write_str(&r.key)?,
+                Op::DoesNotExist => write!(f, "!{}", r.key)?,
+                Op::In | Op::NotIn => {
+                    let op = if r.op == Op::In { "in" } else { "notin" };
+                    write!(f, "{} {op} ({})", r.key, r.values.join(","))?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 const NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 
 /// `[A-Za-z0-9]` at both ends, `[-A-Za-z0-9_.]` between.
@@ -549,6 +576,27 @@ fn unescape(v: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// kube's `fields.Selector.String()` form (a `\`, `,` or `=` in a value escaped with `\`), which
+/// [`FieldSelector::parse`] reads back as the same selector.
+impl fmt::Display for FieldSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, t) in self.terms.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(&t.field)?;
+            f.write_str(if t.negated { "!=" } else { "=" })?;
+            for c in t.value.chars() {
+                if matches!(c, '\\' | ',' | '=') {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FieldSelector {

@@ -156,3 +156,43 @@ fn field_selector_errors() {
         assert_eq!(&err.message, text, "{sel}");
     }
 }
+
+#[test]
+fn selectors_print_in_kube_syntax_and_read_back() {
+    for (text, printed) in [
+        ("", ""),
+        ("app==web", "app=web"),
+        ("app = web, tier!=db", "app=web,tier!=db"),
+        (
+            "!a, b, c in (x, y), d notin (z,), n>4, m<5",
+            "!a,b,c in (x,y),d notin (z,),n>4,m<5",
+        ),
+        ("empty=", "empty="),
+        ("example.com/app in (,a)", "example.com/app in (,a)"),
+    ] {
+        let selector = LabelSelector::parse(text).expect(text);
+        assert_eq!(selector.to_string(), printed, "{text}");
+        assert_eq!(
+            LabelSelector::parse(printed).expect(printed),
+            selector,
+            "{text}"
+        );
+    }
+    for (text, printed) in [
+        ("", ""),
+        (
+            "metadata.name==a,,spec.nodeName!=n1",
+            "metadata.name=a,spec.nodeName!=n1",
+        ),
+        (r"metadata.name=a\,b\=c\\d", r"metadata.name=a\,b\=c\\d"),
+        ("status.phase=", "status.phase="),
+    ] {
+        let selector = FieldSelector::parse(def("Pod"), text).expect(text);
+        assert_eq!(selector.to_string(), printed, "{text}");
+        assert_eq!(
+            FieldSelector::parse(def("Pod"), printed).expect(printed),
+            selector,
+            "{text}"
+        );
+    }
+}

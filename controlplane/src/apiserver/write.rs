@@ -164,19 +164,7 @@ pub(crate) fn apply_patch(
     patch: &Value,
 ) -> Result<Value, Status> {
     match kind {
-        PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
-            let mut doc = current.clone();
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                Status::failure(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?;
-            Ok(doc)
-        }
+        PatchType::Json => apply_json_patch(current, patch),
         PatchType::Merge => {
             let mut doc = current.clone();
             json_patch::merge(&mut doc, patch);
@@ -193,6 +181,73 @@ pub(crate) fn apply_patch(
                 .map_err(|e| Status::bad_request(e.to_string()))
         }
     }
+}
+
+/// At most this many operations in one JSON patch (kube-apiserver's `maxJSONPatchOperations`).
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+/// At most this many bytes (of JSON) may the `copy` operations of one JSON patch add
+/// (kube-apiserver's default `JSONPatchMaxCopyBytes`): without a bound, forty copies of the
+/// object into itself would ask for terabytes.
+const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
+
+/// A JSON patch (RFC 6902) on a copy of `current`, with kube-apiserver's two bounds. Operations
+/// are applied one by one without `json_patch::patch`'s undo, which panics when a failed `move`
+/// has already removed its source; a failed patch's copy is dropped, so nothing needs undoing.
+fn apply_json_patch(current: &Value, patch: &Value) -> Result<Value, Status> {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| Status::bad_request(format!("error decoding patch: {e}")))?;
+    if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(Status::request_entity_too_large(format!(
+            "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+            ops.0.len()
+        )));
+    }
+    let invalid = |e: &dyn std::fmt::Display| {
+        Status::failure(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    };
+    let mut doc = current.clone();
+    let mut copied = 0usize;
+    for (index, op) in ops.0.iter().enumerate() {
+        if let json_patch::PatchOperation::Copy(copy) = op {
+            // A `from` that is missing fails in the patch itself, just below.
+            if let Some(source) = doc.pointer(copy.from.as_str()) {
+                copied = copied.saturating_add(json_size(source));
+                if copied > MAX_JSON_PATCH_COPY_BYTES {
+                    return Err(invalid(&format_args!(
+                        "Unable to complete the copy, the accumulated size increase of copy is \
+                         {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+                    )));
+                }
+            }
+        }
+        json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = index;
+            invalid(&e)
+        })?;
+    }
+    Ok(doc)
+}
+
+/// The length of `value` written as compact JSON, without writing it.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A patched object must still be an object whose resourceVersion, if the patch set one, is the
@@ -291,3 +346,7 @@ async fn service_allocation<'a>(
     let used = service_ips::in_use(shared.store.as_ref(), Some((namespace, &req.name))).await?;
     Ok((guard, Some(used)))
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;

@@ -1,0 +1,95 @@
+//! Tests of [`super`]'s JSON patch bounds and failures (the rest is driven through the API in
+//! `tests/api.rs`).
+
+use super::*;
+use crate::resources::lookup;
+use serde_json::json;
+
+fn json_patch(current: &Value, patch: Value) -> Result<Value, Status> {
+    let def = lookup("", "v1", "configmaps").expect("configmaps");
+    apply_patch(def, PatchType::Json, current, &patch)
+}
+
+/// A `move` whose destination is invalid has removed its source when it fails: undoing the
+/// operations before it then fails too, which `json_patch::patch` answers with a panic (found
+/// by the `patch` fuzz target).
+#[test]
+fn a_failed_move_after_other_operations_is_a_422() {
+    let current = json!({"kind": "ConfigMap", "data": {"a": "1"}});
+    let err = json_patch(
+        &current,
+        json!([
+            {"op": "add", "path": "/data/x", "value": "y"},
+            {"op": "move", "from": "/data/x", "path": "/nothing/here"},
+        ]),
+    )
+    .expect_err("an invalid path");
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(
+        err.message.contains("operation '/1' failed"),
+        "{}",
+        err.message
+    );
+}
+
+/// Each copy of the object into itself doubles it: kube-apiserver stops copies past 3 MiB in
+/// all, and so must this server.
+#[test]
+fn json_patch_copies_are_bounded() {
+    let current = json!({"kind": "ConfigMap", "data": {"a": "x".repeat(100)}});
+    let doubling: Vec<Value> = (0..17)
+        .map(|i| json!({"op": "copy", "from": "", "path": format!("/c{i}")}))
+        .collect();
+    let err = json_patch(&current, Value::Array(doubling)).expect_err("over 3 MiB copied");
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(
+        err.message
+            .contains("the accumulated size increase of copy is"),
+        "{}",
+        err.message
+    );
+    // Small copies still work.
+    let copied = json_patch(
+        &current,
+        json!([{"op": "copy", "from": "/data", "path": "/copy"}]),
+    )
+    .expect("a small copy");
+    assert_eq!(copied["copy"], current["data"]);
+}
+
+#[test]
+fn json_patch_operations_are_bounded() {
+    let current = json!({"kind": "ConfigMap"});
+    let test = json!({"op": "test", "path": "/kind", "value": "ConfigMap"});
+    assert_eq!(
+        json_patch(&current, Value::Array(vec![test.clone(); 10_000])).expect("10,000"),
+        current
+    );
+    let err = json_patch(&current, Value::Array(vec![test; 10_001])).expect_err("10,001");
+    assert_eq!(err.code, 413);
+    assert_eq!(
+        err.message,
+        "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
+    );
+}
+
+#[test]
+fn a_failed_json_patch_names_its_operation_and_changes_nothing() {
+    let current = json!({"kind": "ConfigMap", "data": {"a": "1"}});
+    let err = json_patch(
+        &current,
+        json!([
+            {"op": "replace", "path": "/data/a", "value": "2"},
+            {"op": "test", "path": "/data/a", "value": "1"},
+        ]),
+    )
+    .expect_err("the test fails");
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message
+            .contains("operation '/1' failed at path '/data/a'"),
+        "{}",
+        err.message
+    );
+    assert_eq!(current["data"]["a"], "1");
+}
