@@ -12,19 +12,21 @@
 //!   the groups those of its namespace.
 //!
 //! The cluster is [`Cluster`]: every object exists with UID `uid-<name>`, but for names that
-//! start with `gone`. The token cache is off, so every input is verified afresh.
+//! start with `gone`, and every token Secret holds the token being verified (so legacy tokens
+//! get through to their claims too). The token cache is off, so every input is verified afresh.
 
 use crate::jose::{split_signed, Signer};
 use kgate_tokens::claims::{
     namespace_group, ALL_SERVICE_ACCOUNTS_GROUP, SERVICE_ACCOUNT_USER_PREFIX,
 };
 use kgate_tokens::{
-    Algorithm, IssuerConfig, KeySet, ObjectKind, ObjectLookup, ServiceAccountAuthenticator,
-    SharedKeys, LEEWAY_SECONDS,
+    Algorithm, IssuerConfig, KeySet, ObjectKind, ObjectLookup, ObjectState,
+    ServiceAccountAuthenticator, SharedKeys, TokenDigest, TokenDigester, TokenSecretState,
+    LEEWAY_SECONDS,
 };
 use serde::Deserialize;
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// The issuer (and API audience) of the verifier.
 pub const ISSUER: &str = "https://kgate.fuzz";
@@ -40,15 +42,44 @@ struct Checked {
 }
 
 /// The cluster the verifier asks about bound objects.
-pub struct Cluster;
+#[derive(Default)]
+pub struct Cluster {
+    digester: TokenDigester,
+    /// The digest of the token being verified, which every token Secret holds.
+    current: Mutex<Option<TokenDigest>>,
+}
+
+impl Cluster {
+    fn holds(&self, token: &str) {
+        let digest = self.digester.digest(token.as_bytes());
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(digest);
+    }
+}
 
 impl ObjectLookup for Cluster {
-    fn uid_of(&self, _kind: ObjectKind, _namespace: &str, name: &str) -> Option<String> {
-        (!name.starts_with("gone")).then(|| format!("uid-{name}"))
+    fn object(&self, _kind: ObjectKind, _namespace: &str, name: &str) -> Option<ObjectState> {
+        (!name.starts_with("gone")).then(|| ObjectState {
+            uid: format!("uid-{name}"),
+            deletion_timestamp: None,
+        })
+    }
+
+    fn token_secret(&self, _namespace: &str, name: &str) -> Option<TokenSecretState> {
+        (!name.starts_with("gone")).then(|| TokenSecretState {
+            uid: format!("uid-{name}"),
+            deleting: false,
+            invalidated: false,
+            token: *self.current.lock().unwrap_or_else(PoisonError::into_inner),
+        })
+    }
+
+    fn token_digest(&self, token: &[u8]) -> TokenDigest {
+        self.digester.digest(token)
     }
 }
 
 struct Setup {
+    cluster: Arc<Cluster>,
     authenticator: ServiceAccountAuthenticator,
     signer: Signer,
     kid: String,
@@ -65,13 +96,15 @@ fn setup() -> &'static Setup {
             .unwrap_or_else(|e| panic!("the key file: {e}"));
         let _ = std::fs::remove_dir_all(&dir);
         let kid = keys.signing_kid().to_owned();
+        let cluster = Arc::new(Cluster::default());
         let authenticator = ServiceAccountAuthenticator::new(
             SharedKeys::new(keys),
             IssuerConfig::new(ISSUER),
-            Arc::new(Cluster),
+            cluster.clone(),
         )
         .with_cache_capacity(0);
         Setup {
+            cluster,
             authenticator,
             signer: Signer::from_pkcs8(&crate::pem_body(&pem)),
             kid,
@@ -106,6 +139,7 @@ pub fn run(data: &[u8]) -> bool {
         _ => header.to_vec(),
     };
     let token = setup.signer.token(&header, claims);
+    setup.cluster.holds(&token);
     let Ok(Some(user)) = setup.authenticator.verify_token_at(&token, NOW) else {
         return false;
     };
