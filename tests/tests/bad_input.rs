@@ -226,3 +226,49 @@ fn malformed_and_mismatched_bodies_are_400_status() {
     assert_eq!(resp.status, 201, "{resp}");
     still_serves(&mut kg);
 }
+
+/// `{"f:a": {"f:a": ... "x"}}`, `levels` deep, as JSON text.
+fn nested(levels: usize) -> String {
+    format!("{}\"x\"{}", r#"{"f:a":"#.repeat(levels), "}".repeat(levels))
+}
+
+/// A JSON patch puts a value at the end of its path however deep that is, so a few shallow
+/// operations can build an object deeper than JSON parsers read back (serde_json stops at
+/// 128 levels). Stored, that object failed every list of its resource with a 500. Objects are
+/// held to 100 levels; the patch is a 422 and the list keeps working.
+#[test]
+fn no_patch_nests_an_object_too_deep_to_read_back() {
+    let mut kg = Kgate::up();
+    let created = kg.request("POST", CM_PATH).json(configmap("deep")).send();
+    assert_eq!(created.status, 201, "{created}");
+    // managedFields[].fieldsV1 takes any JSON: 94 levels in all.
+    let managed = format!(
+        r#"{{"metadata":{{"managedFields":[{{"manager":"m","operation":"Update","apiVersion":"v1","fieldsType":"FieldsV1","fieldsV1":{}}}]}}}}"#,
+        nested(90)
+    );
+    let resp = kg
+        .request("PATCH", &format!("{CM_PATH}/deep"))
+        .body("application/merge-patch+json", managed)
+        .send();
+    assert_eq!(resp.status, 200, "{resp}");
+    let version = kg.resource_version(&["configmap", "deep"]);
+    // Ninety levels more at the end of a path.
+    let path = format!("/metadata/managedFields/0/fieldsV1{}", "/f:a".repeat(89));
+    let deeper = format!(
+        r#"[{{"op":"replace","path":"{path}","value":{}}}]"#,
+        nested(90)
+    );
+    let status = kg
+        .request("PATCH", &format!("{CM_PATH}/deep"))
+        .body("application/json-patch+json", deeper)
+        .send()
+        .assert_status(422);
+    assert_eq!(
+        status["message"], "the object is nested more than 100 levels deep",
+        "{status}"
+    );
+    assert_eq!(kg.resource_version(&["configmap", "deep"]), version);
+    let listed = kg.kubectl_ok(&["get", "configmaps", "-o", "name"]);
+    assert!(listed.contains("configmap/deep"), "{listed}");
+    still_serves(&mut kg);
+}

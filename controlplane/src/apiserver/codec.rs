@@ -58,11 +58,50 @@ pub fn set_resource_version(obj: &mut Value, revision: i64) {
 /// The bytes to store for `obj`: its JSON without `metadata.resourceVersion`, which the store
 /// keeps as the mod revision instead (a stored copy would go stale on the next write). Written
 /// straight from `obj`, without copying it: every write of the API server goes through here.
+///
+/// An object nested deeper than [`MAX_OBJECT_DEPTH`] is refused (422): stored, it could not be
+/// read back, and every list of its resource would fail with it.
 pub fn encode_object(obj: &Value) -> Result<Vec<u8>, Status> {
+    if depth(obj) > MAX_OBJECT_DEPTH {
+        return Err(too_deep());
+    }
     serde_json::to_vec(&WithoutResourceVersion(obj)).map_err(|e| {
         tracing::error!(error = %e, "object could not be encoded");
         Status::internal("the object could not be encoded")
     })
+}
+
+/// How deep an object may nest (objects and arrays in one another). Request bodies are parsed
+/// with serde_json's limit of 128 levels, and so are stored objects when read back, inside lists
+/// and watch events that add levels of their own; no built-in kind comes near 100. Only a JSON
+/// patch can build a deeper object from shallow inputs (an `add` at a deep path), and it is
+/// held to this bound as it applies ([`super::write`]).
+pub const MAX_OBJECT_DEPTH: usize = 100;
+
+/// The 422 for an object over [`MAX_OBJECT_DEPTH`].
+pub fn too_deep() -> Status {
+    Status::failure(
+        422,
+        "Invalid",
+        format!("the object is nested more than {MAX_OBJECT_DEPTH} levels deep"),
+    )
+}
+
+/// The nesting depth of `value`: 0 for a scalar, one more than its deepest member for an object
+/// or array. Without recursion, so that no value can exhaust the stack here.
+pub fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0usize)];
+    while let Some((value, above)) = pending.pop() {
+        let members: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(map) => Box::new(map.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(above + 1);
+        pending.extend(members.map(|member| (member, above + 1)));
+    }
+    deepest
 }
 
 /// Serializes an object as is but for `metadata.resourceVersion`.

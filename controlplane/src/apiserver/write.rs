@@ -10,7 +10,7 @@ use http::StatusCode;
 use kgate_core::Status;
 use serde_json::Value;
 
-use super::codec::{encode_object, set_resource_version};
+use super::codec::{self, encode_object, set_resource_version};
 use super::namespaces;
 use super::objects::{
     check_fields, check_name, check_namespace, check_type, meta_str, prepare_create,
@@ -211,6 +211,9 @@ fn apply_json_patch(current: &Value, patch: &Value) -> Result<Value, Status> {
     };
     let mut doc = current.clone();
     let mut copied = 0usize;
+    // An upper bound of the document's depth as the operations apply: each one that writes a
+    // value puts it under as many levels as its path has tokens.
+    let mut depth = codec::depth(&doc);
     for (index, op) in ops.0.iter().enumerate() {
         if let json_patch::PatchOperation::Copy(copy) = op {
             // A `from` that is missing fails in the patch itself, just below.
@@ -222,6 +225,20 @@ fn apply_json_patch(current: &Value, patch: &Value) -> Result<Value, Status> {
                          {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
                     )));
                 }
+            }
+        }
+        let written = match op {
+            json_patch::PatchOperation::Add(op) => Some((&op.path, Some(&op.value))),
+            json_patch::PatchOperation::Replace(op) => Some((&op.path, Some(&op.value))),
+            json_patch::PatchOperation::Copy(op) => Some((&op.path, doc.pointer(op.from.as_str()))),
+            json_patch::PatchOperation::Move(op) => Some((&op.path, doc.pointer(op.from.as_str()))),
+            json_patch::PatchOperation::Remove(_) | json_patch::PatchOperation::Test(_) => None,
+        };
+        if let Some((path, Some(value))) = written {
+            let levels = path.as_str().split('/').count().saturating_sub(1);
+            depth = depth.max(levels.saturating_add(codec::depth(value)));
+            if depth > codec::MAX_OBJECT_DEPTH {
+                return Err(codec::too_deep());
             }
         }
         json_patch::patch_unsafe(&mut doc, std::slice::from_ref(op)).map_err(|mut e| {

@@ -93,3 +93,60 @@ fn a_failed_json_patch_names_its_operation_and_changes_nothing() {
     );
     assert_eq!(current["data"]["a"], "1");
 }
+
+/// `{"f:a": {"f:a": ... "x"}}`, `levels` deep.
+fn nested(levels: usize) -> Value {
+    (0..levels).fold(json!("x"), |inner, _| json!({ "f:a": inner }))
+}
+
+#[test]
+fn a_json_patch_cannot_nest_an_object_past_the_bound() {
+    // managedFields[].fieldsV1 is free-form: the one place a built-in object may nest at will.
+    let current = json!({"kind": "ConfigMap", "metadata": {"name": "deep", "managedFields": [
+        {"manager": "m", "fieldsType": "FieldsV1", "fieldsV1": nested(90)}]}});
+    assert_eq!(codec::depth(&current), 94);
+    // Each operation's value is shallow; its path puts it 95 levels down.
+    let path = format!("/metadata/managedFields/0/fieldsV1{}", "/f:a".repeat(89));
+    let err = json_patch(
+        &current,
+        json!([{"op": "replace", "path": path, "value": nested(10)}]),
+    )
+    .expect_err("too deep");
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"), "{err:?}");
+    assert_eq!(
+        err.message,
+        "the object is nested more than 100 levels deep"
+    );
+    // Copies and moves count the depth of what they take.
+    let copy =
+        json!([{"op": "copy", "from": "/metadata/managedFields/0/fieldsV1", "path": "/data"}]);
+    json_patch(&current, copy).expect("a copy beside");
+    let below = format!(
+        "/metadata/managedFields/0/fieldsV1{}/f:b",
+        "/f:a".repeat(10)
+    );
+    let copy_down = json!([{"op": "copy", "from": "/metadata/managedFields/0/fieldsV1",
+                            "path": below}]);
+    let err = json_patch(&current, copy_down).expect_err("a copy below");
+    assert_eq!(err.code, 422);
+    // Within the bound, deep paths are fine.
+    let shallow = format!("/metadata/managedFields/0/fieldsV1{}", "/f:a".repeat(80));
+    json_patch(
+        &current,
+        json!([{"op": "replace", "path": shallow, "value": nested(5)}]),
+    )
+    .expect("within the bound");
+}
+
+#[test]
+fn objects_past_the_depth_bound_are_never_encoded_for_the_store() {
+    let at_bound = json!({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": nested(99)});
+    assert_eq!(codec::depth(&at_bound), codec::MAX_OBJECT_DEPTH);
+    encode_object(&at_bound).expect("at the bound");
+    let over = json!({"kind": "ConfigMap", "metadata": {"name": "x"}, "data": nested(100)});
+    let err = encode_object(&over).expect_err("over the bound");
+    assert_eq!(err.code, 422);
+    assert_eq!(codec::depth(&json!("x")), 0);
+    assert_eq!(codec::depth(&json!([])), 1);
+    assert_eq!(codec::depth(&json!({"a": [1, {"b": 2}]})), 3);
+}
