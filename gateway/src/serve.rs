@@ -44,6 +44,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -353,8 +354,8 @@ async fn serve_connection<S>(
             .map(|chain| chain.iter().map(|c| c.to_vec()).collect())
             .unwrap_or_default(),
     ));
-    let (activity, mut activity_seen) = watch::channel(Activity::default());
-    let activity = Arc::new(activity);
+    let activity = Arc::new(Activity::new());
+    let activity_seen = activity.clone();
     let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(certificates.clone());
         request.extensions_mut().insert(PeerAddr(addr));
@@ -402,14 +403,14 @@ async fn serve_connection<S>(
                 drop_at = None;
                 connection.as_mut().graceful_shutdown();
             }
-            reason = quiet(&mut activity_seen, first_request_by, options.limits.idle_timeout),
+            reason = quiet(&activity_seen, first_request_by, options.limits.idle_timeout),
                 if !draining && drop_at.is_none() => {
                 tracing::debug!(peer = %addr, reason, "closing connection");
                 connection.as_mut().graceful_shutdown();
                 drop_at = Some(Instant::now() + GOAWAY_GRACE);
             }
             () = sleep_until_some(drop_at), if !draining && drop_at.is_some() => {
-                if activity_seen.borrow().in_flight == 0 {
+                if activity_seen.in_flight.load(Ordering::Acquire) == 0 {
                     tracing::debug!(peer = %addr, "connection still open after its GOAWAY; dropped");
                     return;
                 }
@@ -420,64 +421,75 @@ async fn serve_connection<S>(
     }
 }
 
-/// What a connection is doing: requests in flight, and how many ever started.
-#[derive(Debug, Clone, Copy, Default)]
+/// What a connection is doing: requests in flight, whether one ever started, and when the last
+/// one ended. Counters, not a channel: a request only touches atomics, and the connection's
+/// idle check reads them when its timer fires, so serving a request wakes nothing.
+#[derive(Debug)]
 struct Activity {
-    in_flight: usize,
-    started: u64,
+    /// When the connection was served; `last_end` counts from here.
+    since: Instant,
+    in_flight: AtomicUsize,
+    started: AtomicBool,
+    /// Milliseconds from `since` to the end of the last request.
+    last_end: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
+            last_end: AtomicU64::new(0),
+        }
+    }
+
+    fn last_end(&self) -> Instant {
+        self.since + Duration::from_millis(self.last_end.load(Ordering::Acquire))
+    }
 }
 
 /// One request in flight; ends when dropped.
-struct Busy(Arc<watch::Sender<Activity>>);
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn begin(activity: &Arc<watch::Sender<Activity>>) -> Self {
-        activity.send_modify(|a| {
-            a.in_flight += 1;
-            a.started += 1;
-        });
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.started.store(true, Ordering::Release);
         Self(activity.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0
-            .send_modify(|a| a.in_flight = a.in_flight.saturating_sub(1));
+        let elapsed = u64::try_from(self.0.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_end.fetch_max(elapsed, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Resolves, with the reason, when the connection should close: no request headers by
-/// `first_request_by`, or no request in flight for `idle` since the last one ended.
-async fn quiet(
-    activity: &mut watch::Receiver<Activity>,
-    first_request_by: Instant,
-    idle: Duration,
-) -> &'static str {
+/// `first_request_by`, or no request in flight for `idle` since the last one ended. It sleeps
+/// to the earliest moment either could be true and looks again then.
+async fn quiet(activity: &Activity, first_request_by: Instant, idle: Duration) -> &'static str {
     loop {
-        let now = *activity.borrow_and_update();
-        if now.in_flight > 0 {
-            if activity.changed().await.is_err() {
-                std::future::pending::<()>().await;
+        let now = Instant::now();
+        let deadline = if !activity.started.load(Ordering::Acquire) {
+            if now >= first_request_by {
+                return "no request headers within --read-header-timeout";
             }
-            continue;
-        }
-        let (deadline, reason) = if now.started == 0 {
-            (
-                first_request_by,
-                "no request headers within --read-header-timeout",
-            )
+            first_request_by
+        } else if activity.in_flight.load(Ordering::Acquire) > 0 {
+            // Busy (a watch, say): look again an idle period later.
+            now + idle
         } else {
-            (Instant::now() + idle, "idle for --idle-timeout")
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => return reason,
-            changed = activity.changed() => {
-                if changed.is_err() {
-                    std::future::pending::<()>().await;
-                }
+            let idle_at = activity.last_end() + idle;
+            if now >= idle_at {
+                return "idle for --idle-timeout";
             }
-        }
+            idle_at
+        };
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
