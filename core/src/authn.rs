@@ -100,6 +100,8 @@ pub trait Authenticator: Send + Sync {
 pub struct Authenticated {
     user: UserInfo,
     authenticator: &'static str,
+    /// The user who authenticated, when [`crate::impersonation`] has made `user` another.
+    original: Option<UserInfo>,
 }
 
 impl Authenticated {
@@ -110,12 +112,18 @@ impl Authenticated {
     pub fn authenticator(&self) -> &'static str {
         self.authenticator
     }
-    /// Replaces the user after an impersonation that was authorized. The proof stays a proof: only
-    /// code holding an `Authenticated` can call this.
-    pub fn impersonate(self, user: UserInfo) -> Self {
+    /// The user who authenticated, when the request acts as another (impersonation); `None`
+    /// when [`Self::user`] is that user. Audit records both.
+    pub fn original_user(&self) -> Option<&UserInfo> {
+        self.original.as_ref()
+    }
+    /// The proof for `user` acting on behalf of this proof's user: only the impersonation step
+    /// ([`crate::impersonation::impersonate`]) makes one, after every check passed.
+    pub(crate) fn acting_as(self, user: UserInfo) -> Self {
         Self {
             user,
             authenticator: self.authenticator,
+            original: Some(self.user),
         }
     }
 }
@@ -170,6 +178,7 @@ impl AuthenticatorUnion {
                     let mut user = response.user;
                     user.add_authenticated_group();
                     return Ok(Authenticated {
+                        original: None,
                         user,
                         authenticator: authenticator.name(),
                     });
@@ -188,6 +197,7 @@ impl AuthenticatorUnion {
         }
         if self.anonymous {
             return Ok(Authenticated {
+                original: None,
                 user: UserInfo::anonymous(),
                 authenticator: "anonymous",
             });

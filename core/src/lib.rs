@@ -13,6 +13,7 @@ pub mod authn;
 pub mod authz;
 pub mod decision;
 pub mod headers;
+pub mod impersonation;
 pub mod request_info;
 pub mod scope;
 pub mod status;

@@ -4,23 +4,31 @@
 //! (server certificate, client certificates handed on as [`crate::peer::PeerCertificates`]) is
 //! the listener's, before this chain.
 //!
+//! What it owns: the order of the stages and of the handlers behind them, all of it written in
+//! [`build`]; what each stage does is its module's. The handlers behind authorization (the
+//! review APIs, issuer discovery, then the caller's upstream handler) take an
+//! [`AuthorizedRequest`], which only the authorization stage makes, so a handler wired without
+//! that stage does not compile (see [`crate::authorized`]).
+//!
 //! Threat model: the order is the security. Nothing reads the path before request info has
 //! refused non-canonical ones; nothing but the health probes runs before authentication; the
-//! handler runs only with an [`kgate_core::authz::Authorized`] proof, which only the
+//! handlers run only with an [`kgate_core::authz::Authorized`] proof, which only the
 //! authorization stage makes, after impersonation has settled who the user is.
 
+use crate::authorized::AuthorizedRequest;
 use crate::error::GatewayError;
+use crate::issuer_discovery::{IssuerDiscoveryLayer, IssuerDocuments};
 use crate::layers::authentication::AuthenticationLayer;
 use crate::layers::authorization::AuthorizationLayer;
 use crate::layers::health::HealthLayer;
 use crate::layers::impersonation::ImpersonationLayer;
 use crate::layers::limits::LimitsLayer;
-use crate::layers::recovery::PanicRecoveryLayer;
 use crate::layers::request_info::RequestInfoLayer;
 use crate::layers::rescue::RescueLayer;
 use crate::layers::scope::ScopeLayer;
 use crate::layers::trace::TraceLayer;
 use crate::readiness::Readiness;
+use crate::reviews::{ReviewContext, ReviewsLayer, RulesSource};
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_core::authn::AuthenticatorUnion;
@@ -46,16 +54,20 @@ pub struct ChainConfig {
     pub readiness: Readiness,
     /// The upstream's resources and their scopes, for routing by scope before authorization.
     pub scopes: Arc<dyn ResourceScopes>,
+    /// Where SelfSubjectRulesReview's rule lists come from.
+    pub rules: RulesSource,
+    /// The ServiceAccount issuer's discovery documents, when this gateway issues tokens.
+    pub issuer: Option<IssuerDocuments>,
 }
 
 /// The whole pipeline as one service for the listener: it never fails, every error is already a
 /// `metav1.Status` response.
 pub type GatewayService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
-/// Builds the pipeline around `handler`, which sees only authorized requests.
+/// Builds the pipeline around `handler` (the upstream), which sees only authorized requests.
 pub fn build<H>(config: ChainConfig, handler: H) -> GatewayService
 where
-    H: tower::Service<Request<Body>, Response = Response<Body>, Error = GatewayError>
+    H: tower::Service<AuthorizedRequest, Response = Response<Body>, Error = GatewayError>
         + Clone
         + Send
         + Sync
@@ -69,17 +81,24 @@ where
         max_header_bytes,
         readiness,
         scopes,
+        rules,
+        issuer,
     } = config;
+    let reviews = ReviewContext {
+        authenticator: authenticator.clone(),
+        authorizer: authorizer.clone(),
+        rbac: rules.rbac,
+        other_authorizers: rules.other_authorizers,
+    };
     let service = ServiceBuilder::new()
-        // Panic recovery (outermost, as kube's WithPanicRecovery): a panic anywhere below is a
-        //    500 Status for that request, logged once; the server keeps serving.
-        .layer(PanicRecoveryLayer::new())
         // 0. Trace: the request span (verb, resource, namespace, user.name are filled in by
         //    the stages below) and one log line with the final status. It only observes, so it
-        //    may sit outside rescue and see the code of every response, refusals included.
+        //    may sit outside rescue and see the code of every response, refusals and panics
+        //    included.
         .layer(TraceLayer::new())
         // 1. Rescue: every GatewayError below becomes a metav1.Status in this one place:
-        //    client problems 4xx, upstream failures 502/503/504, our own bugs 500.
+        //    client problems 4xx, upstream failures 502/503/504, our own bugs 500; and a panic
+        //    anywhere below is a 500 for that request, logged once (kube's WithPanicRecovery).
         .layer(RescueLayer::new())
         // 2. Request info: method + raw path → RequestInfo in the extensions; `..`, `//`,
         //    `%2F` are 400 before any other stage reads the path.
@@ -104,9 +123,16 @@ where
         //    /namespaces/{ns}/) has no route: 404 before authorization decides on that
         //    namespace.
         .layer(ScopeLayer::new(scopes))
-        // 8. Authorization: Authenticated + RequestInfo → Authorized, or 403 in kube's words.
-        .layer(AuthorizationLayer::new(authorizer))
-        // 9. The handler: the upstream proxy, which demands the Authorized proof.
+        // 8. Authorization: Authenticated + RequestInfo → AuthorizedRequest, or 403 in kube's
+        //    words. Below here every handler takes an AuthorizedRequest.
+        .layer(AuthorizationLayer::new(authorizer.clone()))
+        // 9. Reviews: TokenReview and the SubjectAccessReview family are answered here, from
+        //    the same authenticators and authorizer chain, about the proof's user.
+        .layer(ReviewsLayer::new(reviews))
+        // 10. Issuer discovery: the ServiceAccount issuer's OpenID configuration and JWKS.
+        .layer(IssuerDiscoveryLayer::new(issuer))
+        // 11. The upstream handler: kgate's control plane (in process or remote) with the
+        //     proof's user in front-proxy headers.
         .service(handler);
     BoxCloneSyncService::new(service)
 }

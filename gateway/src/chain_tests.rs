@@ -50,13 +50,13 @@ impl Authorizer for Rules {
     }
 }
 
-/// A handler like the proxy: it demands the Authorized proof and records what it saw.
+/// A handler like the proxy: it takes the authorized request and records what it saw.
 #[derive(Clone, Default)]
 struct Handler {
     seen: Arc<Mutex<Vec<(http::HeaderMap, Authorized)>>>,
 }
 
-impl tower::Service<Request<Body>> for Handler {
+impl tower::Service<AuthorizedRequest> for Handler {
     type Response = Response<Body>;
     type Error = GatewayError;
     type Future = futures::future::Ready<Result<Response<Body>, GatewayError>>;
@@ -66,13 +66,8 @@ impl tower::Service<Request<Body>> for Handler {
     ) -> std::task::Poll<Result<(), GatewayError>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let Some(authorized) = request.extensions().get::<Authorized>().cloned() else {
-            return futures::future::ready(Err(GatewayError::MissingProof {
-                stage: "test handler",
-                proof: "Authorized",
-            }));
-        };
+    fn call(&mut self, request: AuthorizedRequest) -> Self::Future {
+        let (authorized, request) = request.into_parts();
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -89,6 +84,11 @@ fn config(readiness: Readiness) -> ChainConfig {
         max_header_bytes: 1024,
         readiness,
         scopes: Arc::new(kgate_core::scope::UnknownResources),
+        rules: RulesSource {
+            rbac: Arc::new(kgate_authz::RbacAuthorizer::new()),
+            other_authorizers: true,
+        },
+        issuer: None,
     }
 }
 
@@ -296,11 +296,11 @@ async fn health_answers_without_credentials() {
 }
 
 #[tokio::test]
-async fn a_handler_missing_its_proof_is_a_generic_500() {
-    // A handler wired without the chain's proof: the proxy's own guard answers 500.
+async fn a_missing_proof_below_is_a_generic_500() {
+    // A stage that finds a proof missing (the chain miswired) fails closed: 500, no details.
     #[derive(Clone)]
     struct Forgetful;
-    impl tower::Service<Request<Body>> for Forgetful {
+    impl tower::Service<AuthorizedRequest> for Forgetful {
         type Response = Response<Body>;
         type Error = GatewayError;
         type Future = futures::future::Ready<Result<Response<Body>, GatewayError>>;
@@ -310,7 +310,7 @@ async fn a_handler_missing_its_proof_is_a_generic_500() {
         ) -> std::task::Poll<Result<(), GatewayError>> {
             std::task::Poll::Ready(Ok(()))
         }
-        fn call(&mut self, _: Request<Body>) -> Self::Future {
+        fn call(&mut self, _: AuthorizedRequest) -> Self::Future {
             futures::future::ready(Err(GatewayError::MissingProof {
                 stage: "proxy",
                 proof: "Authorized",
@@ -336,7 +336,7 @@ async fn a_panicking_handler_is_a_500_status_and_the_pipeline_keeps_serving() {
     /// A handler with a bug: it panics on the pod named "panic".
     #[derive(Clone)]
     struct Buggy;
-    impl tower::Service<Request<Body>> for Buggy {
+    impl tower::Service<AuthorizedRequest> for Buggy {
         type Response = Response<Body>;
         type Error = GatewayError;
         type Future = futures::future::Ready<Result<Response<Body>, GatewayError>>;
@@ -346,8 +346,8 @@ async fn a_panicking_handler_is_a_500_status_and_the_pipeline_keeps_serving() {
         ) -> std::task::Poll<Result<(), GatewayError>> {
             std::task::Poll::Ready(Ok(()))
         }
-        fn call(&mut self, request: Request<Body>) -> Self::Future {
-            if request.uri().path().ends_with("/panic") {
+        fn call(&mut self, request: AuthorizedRequest) -> Self::Future {
+            if request.request().uri().path().ends_with("/panic") {
                 panic!("a bug in the handler");
             }
             futures::future::ready(Ok(Response::new(Body::from("upstream"))))

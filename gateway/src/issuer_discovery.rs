@@ -8,15 +8,16 @@
 //! The JWKS is read from the live key set on every request, so a `kgate keys rotate` shows here
 //! as soon as the gateway has reloaded its keys.
 
+use crate::authorized::AuthorizedRequest;
 use crate::error::GatewayError;
 use axum::body::Body;
 use futures::future::BoxFuture;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use kgate_core::RequestInfo;
 use kgate_tokens::SharedKeys;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tower::Service;
+use tower::{Layer, Service};
 
 pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 pub const JWKS_PATH: &str = "/openid/v1/jwks";
@@ -39,6 +40,31 @@ impl std::fmt::Debug for IssuerDocuments {
     }
 }
 
+/// Serves the two documents in front of a handler.
+#[derive(Clone, Debug)]
+pub struct IssuerDiscoveryLayer {
+    documents: Option<Arc<IssuerDocuments>>,
+}
+
+impl IssuerDiscoveryLayer {
+    /// `documents` None: nothing is served here (no ServiceAccount keys configured).
+    pub fn new(documents: Option<IssuerDocuments>) -> Self {
+        Self {
+            documents: documents.map(Arc::new),
+        }
+    }
+}
+
+impl<S> Layer<S> for IssuerDiscoveryLayer {
+    type Service = IssuerDiscovery<S>;
+    fn layer(&self, inner: S) -> IssuerDiscovery<S> {
+        IssuerDiscovery {
+            inner,
+            documents: self.documents.clone(),
+        }
+    }
+}
+
 /// Serves the two documents, forwards everything else to `inner`.
 #[derive(Clone, Debug)]
 pub struct IssuerDiscovery<S> {
@@ -46,19 +72,9 @@ pub struct IssuerDiscovery<S> {
     documents: Option<Arc<IssuerDocuments>>,
 }
 
-impl<S> IssuerDiscovery<S> {
-    /// `documents` None: nothing is served here (no ServiceAccount keys configured).
-    pub fn new(documents: Option<IssuerDocuments>, inner: S) -> Self {
-        Self {
-            inner,
-            documents: documents.map(Arc::new),
-        }
-    }
-}
-
-impl<S> Service<Request<Body>> for IssuerDiscovery<S>
+impl<S> Service<AuthorizedRequest> for IssuerDiscovery<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = GatewayError>,
+    S: Service<AuthorizedRequest, Response = Response<Body>, Error = GatewayError>,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
@@ -69,10 +85,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let document = match (&self.documents, request.extensions().get::<RequestInfo>()) {
+    fn call(&mut self, request: AuthorizedRequest) -> Self::Future {
+        let document = match (
+            &self.documents,
+            request.request().extensions().get::<RequestInfo>(),
+        ) {
             (Some(documents), Some(info))
-                if !info.is_resource_request && request.method() == Method::GET =>
+                if !info.is_resource_request && request.request().method() == Method::GET =>
             {
                 match info.path.as_str() {
                     OPENID_CONFIGURATION_PATH => Some(kgate_tokens::discovery_document_for(

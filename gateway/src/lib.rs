@@ -2,6 +2,7 @@
 //! pipeline (`chain::build`) and the upstream proxy.
 
 pub mod authn_config;
+pub mod authorized;
 pub mod chain;
 pub mod cli;
 pub mod cluster;

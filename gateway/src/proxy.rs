@@ -10,6 +10,7 @@
 //! identity is set, never after: a client's `Connection: X-Remote-User` would otherwise remove
 //! the identity the gateway set ([`crate::hop_by_hop`]).
 
+use crate::authorized::AuthorizedRequest;
 use crate::error::GatewayError;
 use crate::hop_by_hop::remove_hop_by_hop;
 use crate::upstream::RemoteUpstream;
@@ -17,7 +18,6 @@ use axum::body::Body;
 use futures::future::BoxFuture;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{HeaderMap, Request, Response};
-use kgate_core::authz::Authorized;
 use kgate_core::headers::{self, is_identity_header};
 use kgate_core::user::UserInfo;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -100,7 +100,7 @@ impl Proxy {
     }
 }
 
-impl Service<Request<Body>> for Proxy {
+impl Service<AuthorizedRequest> for Proxy {
     type Response = Response<Body>;
     type Error = GatewayError;
     type Future = BoxFuture<'static, Result<Response<Body>, GatewayError>>;
@@ -110,21 +110,16 @@ impl Service<Request<Body>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: AuthorizedRequest) -> Self::Future {
         let upstream = self.upstream.clone();
         Box::pin(async move {
-            let Some(authorized) = request.extensions().get::<Authorized>() else {
-                return Err(GatewayError::MissingProof {
-                    stage: "proxy",
-                    proof: "Authorized",
-                });
-            };
-            let user = authorized.attributes().user.clone();
+            let (authorized, mut request) = request.into_parts();
+            let user = &authorized.attributes().user;
             // Hop-by-hop headers go first: `Connection` can name any header, the identity
             // headers included, so stripping after they are set would let a client remove them.
             remove_hop_by_hop(request.headers_mut());
             // Identity last.
-            set_front_proxy_headers(request.headers_mut(), &user)?;
+            set_front_proxy_headers(request.headers_mut(), user)?;
             Ok(upstream.send(request).await?)
         })
     }
@@ -243,12 +238,5 @@ mod tests {
         let mut headers = HeaderMap::new();
         let result = set_front_proxy_headers(&mut headers, &UserInfo::new("bad\nname"));
         assert!(matches!(result, Err(GatewayError::BadRequest(_))));
-    }
-
-    #[tokio::test]
-    async fn a_request_without_the_authorized_proof_is_a_wiring_bug() {
-        let proxy = Proxy::new(Upstream::InProcess(axum::Router::new()));
-        let result = proxy.oneshot(Request::new(Body::empty())).await;
-        assert!(matches!(result, Err(GatewayError::MissingProof { .. })));
     }
 }

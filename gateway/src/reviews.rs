@@ -4,16 +4,18 @@
 //! who is asking, so `kubectl auth can-i` and `kubectl auth whoami` get the answer the gateway
 //! itself would act on, whether the upstream is kgate's control plane or a real cluster.
 //!
-//! [`Reviews`] wraps the last-hop handler: a `create` of a review resource is answered from
-//! `kgate_authz::review`; everything else goes on to the upstream. It runs after authorization,
-//! so asking needs `create` on the review resource, as in Kubernetes (the bootstrap
-//! `system:basic-user` role grants the self reviews to everyone authenticated).
+//! [`Reviews`] is the first handler behind the authorization stage ([`crate::chain::build`]
+//! places it): a `create` of a review resource is answered from `kgate_authz::review`;
+//! everything else goes on to the upstream. It runs after authorization, so asking needs
+//! `create` on the review resource, as in Kubernetes (the bootstrap `system:basic-user` role
+//! grants the self reviews to everyone authenticated), and who asks is the request's proof.
 
+use crate::authorized::AuthorizedRequest;
 use crate::error::GatewayError;
 use axum::body::Body;
 use futures::future::BoxFuture;
 use http::header::CONTENT_TYPE;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use kgate_authz::review::{self, ReviewKind};
 use kgate_authz::{RbacAuthorizer, SubjectRules};
 use kgate_core::authn::{AuthenticatorUnion, BearerToken, Credentials};
@@ -22,10 +24,21 @@ use kgate_core::{RequestInfo, UserInfo};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tower::Layer;
 use tower::Service;
 
 /// Reviews are a few hundred bytes; anything much larger is not a review.
 const MAX_REVIEW_BYTES: usize = 256 * 1024;
+
+/// What SelfSubjectRulesReview lists are computed from.
+#[derive(Clone, Debug)]
+pub struct RulesSource {
+    /// RBAC, for SelfSubjectRulesReview's rule lists.
+    pub rbac: Arc<RbacAuthorizer>,
+    /// Set when an authorizer besides RBAC (the policy layer) can change decisions, so a rules
+    /// list from RBAC alone is marked incomplete.
+    pub other_authorizers: bool,
+}
 
 /// What the review answers are computed from.
 #[derive(Clone, Debug)]
@@ -41,20 +54,35 @@ pub struct ReviewContext {
     pub other_authorizers: bool,
 }
 
+/// Answers review requests in front of a handler; see the module docs.
+#[derive(Clone, Debug)]
+pub struct ReviewsLayer {
+    context: Arc<ReviewContext>,
+}
+
+impl ReviewsLayer {
+    pub fn new(context: ReviewContext) -> Self {
+        Self {
+            context: Arc::new(context),
+        }
+    }
+}
+
+impl<S> Layer<S> for ReviewsLayer {
+    type Service = Reviews<S>;
+    fn layer(&self, inner: S) -> Reviews<S> {
+        Reviews {
+            inner,
+            context: self.context.clone(),
+        }
+    }
+}
+
 /// Answers review requests, forwards the rest to `inner`.
 #[derive(Clone, Debug)]
 pub struct Reviews<S> {
     inner: S,
     context: Arc<ReviewContext>,
-}
-
-impl<S> Reviews<S> {
-    pub fn new(context: ReviewContext, inner: S) -> Self {
-        Self {
-            inner,
-            context: Arc::new(context),
-        }
-    }
 }
 
 /// The reviews answered here: the authorization ones and SelfSubjectReview (from authz), and
@@ -102,9 +130,9 @@ fn review_kind(info: &RequestInfo) -> Option<ReviewKind> {
     ReviewKind::from_resource(&info.api_group, &info.resource)
 }
 
-impl<S> Service<Request<Body>> for Reviews<S>
+impl<S> Service<AuthorizedRequest> for Reviews<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = GatewayError>,
+    S: Service<AuthorizedRequest, Response = Response<Body>, Error = GatewayError>,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
@@ -115,8 +143,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let kind = request.extensions().get::<RequestInfo>().and_then(review);
+    fn call(&mut self, request: AuthorizedRequest) -> Self::Future {
+        let kind = request
+            .request()
+            .extensions()
+            .get::<RequestInfo>()
+            .and_then(review);
         let Some(kind) = kind else {
             return Box::pin(self.inner.call(request));
         };
@@ -131,14 +163,9 @@ where
 }
 
 /// The decoded body of an authorized review request, and who asked.
-async fn read_review(request: Request<Body>) -> Result<(Authorized, Value), GatewayError> {
+async fn read_review(request: AuthorizedRequest) -> Result<(Authorized, Value), GatewayError> {
+    let (authorized, request) = request.into_parts();
     let (parts, body) = request.into_parts();
-    let Some(authorized) = parts.extensions.get::<Authorized>().cloned() else {
-        return Err(GatewayError::MissingProof {
-            stage: "reviews",
-            proof: "Authorized",
-        });
-    };
     let bytes = axum::body::to_bytes(body, MAX_REVIEW_BYTES)
         .await
         .map_err(|_| {
@@ -156,7 +183,7 @@ async fn read_review(request: Request<Body>) -> Result<(Authorized, Value), Gate
 async fn answer(
     context: &ReviewContext,
     kind: ReviewKind,
-    request: Request<Body>,
+    request: AuthorizedRequest,
 ) -> Result<Response<Body>, GatewayError> {
     let (authorized, object) = read_review(request).await?;
     let requester = &authorized.attributes().user;
@@ -182,7 +209,7 @@ async fn answer(
 /// not echoed back (the caller has it), and neither it nor why it failed in detail is logged.
 async fn token_review(
     context: &ReviewContext,
-    request: Request<Body>,
+    request: AuthorizedRequest,
 ) -> Result<Response<Body>, GatewayError> {
     let (_, object) = read_review(request).await?;
     let kind_ok = object

@@ -5,6 +5,7 @@ use super::*;
 use crate::chain::{build, ChainConfig, GatewayService};
 use crate::layers::testing::body_text;
 use crate::readiness::Readiness;
+use http::Request;
 use kgate_core::authn::{
     Authenticator, AuthenticatorUnion, AuthnFuture, AuthnResponse, Credentials,
 };
@@ -50,14 +51,14 @@ impl Authorizer for Rules {
 /// Counts what reaches the upstream.
 #[derive(Clone, Default)]
 struct Upstream(Arc<AtomicUsize>);
-impl tower::Service<Request<Body>> for Upstream {
+impl tower::Service<AuthorizedRequest> for Upstream {
     type Response = Response<Body>;
     type Error = GatewayError;
     type Future = futures::future::Ready<Result<Response<Body>, GatewayError>>;
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
         Poll::Ready(Ok(()))
     }
-    fn call(&mut self, _: Request<Body>) -> Self::Future {
+    fn call(&mut self, _: AuthorizedRequest) -> Self::Future {
         self.0.fetch_add(1, Ordering::SeqCst);
         futures::future::ready(Ok(Response::new(Body::from("upstream"))))
     }
@@ -66,12 +67,6 @@ impl tower::Service<Request<Body>> for Upstream {
 fn service(upstream: Upstream) -> GatewayService {
     let authorizer = AuthorizerChain::new(vec![Arc::new(Rules)]);
     let authenticator = AuthenticatorUnion::new(vec![Arc::new(NameTokens)]);
-    let context = ReviewContext {
-        authenticator: authenticator.clone(),
-        authorizer: authorizer.clone(),
-        rbac: Arc::new(RbacAuthorizer::new()),
-        other_authorizers: false,
-    };
     let config = ChainConfig {
         authenticator,
         authorizer,
@@ -79,8 +74,13 @@ fn service(upstream: Upstream) -> GatewayService {
         max_header_bytes: 8192,
         readiness: Readiness::default(),
         scopes: Arc::new(kgate_controlplane::resources::BuiltinResources),
+        rules: RulesSource {
+            rbac: Arc::new(RbacAuthorizer::new()),
+            other_authorizers: false,
+        },
+        issuer: None,
     };
-    build(config, Reviews::new(context, upstream))
+    build(config, upstream)
 }
 
 async fn post(service: &GatewayService, token: &str, path: &str, body: &Value) -> (u16, Value) {

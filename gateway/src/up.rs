@@ -10,7 +10,6 @@
 
 use crate::cli::{ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig};
 use crate::front_proxy_guard::{FrontProxyGuard, RequestHeaderAuthority, RequestHeaderError};
-use crate::issuer_discovery::IssuerDiscovery;
 use crate::kubeconfig::{Kubeconfig, KubeconfigError};
 use crate::pki::{CertificateAuthority, Pki, PkiError, Validity, ADMIN_USER};
 use crate::proxy::{Proxy, Upstream};
@@ -249,7 +248,8 @@ async fn start_gateway_part(
         &authorizers,
         limits,
         readiness.clone(),
-        IssuerDiscovery::new(Some(documents), Proxy::new(upstream.clone())),
+        Some(documents),
+        Proxy::new(upstream.clone()),
     )?;
 
     let kubeconfig_path = settings.data_dir.join("admin.kubeconfig");

@@ -7,7 +7,7 @@ use crate::cli::{EtcdSettings, ServiceAccountSettings, StorageConfig};
 use crate::proxy::Proxy;
 use crate::rbac_sync::RbacSink;
 use crate::readiness::Readiness;
-use crate::reviews::{ReviewContext, Reviews};
+use crate::reviews::RulesSource;
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;
@@ -412,15 +412,9 @@ pub(crate) fn pipeline(
     authorizers: &Authorizers,
     limits: PipelineLimits,
     readiness: Readiness,
-    handler: crate::issuer_discovery::IssuerDiscovery<Proxy>,
+    issuer: Option<crate::issuer_discovery::IssuerDocuments>,
+    handler: Proxy,
 ) -> Result<PipelineService, WiringError> {
-    let reviews = ReviewContext {
-        authenticator: authenticator.clone(),
-        authorizer: authorizers.chain.clone(),
-        rbac: authorizers.rbac.clone(),
-        other_authorizers: authorizers.has_policy,
-    };
-    let handler = Reviews::new(reviews, handler);
     let config = crate::chain::ChainConfig {
         authenticator,
         authorizer: authorizers.chain.clone(),
@@ -430,6 +424,11 @@ pub(crate) fn pipeline(
         // The upstream is kgate's own control plane (in process or `kgate controlplane`),
         // which serves the resources of this table.
         scopes: Arc::new(kgate_controlplane::resources::BuiltinResources),
+        rules: RulesSource {
+            rbac: authorizers.rbac.clone(),
+            other_authorizers: authorizers.has_policy,
+        },
+        issuer,
     };
     Ok(crate::chain::build(config, handler))
 }

@@ -1,12 +1,14 @@
 //! Authorization: the [`AuthorizerChain`] decides on the authenticated (possibly impersonated)
-//! user and the [`RequestInfo`]; an allowed request continues with an [`Authorized`] proof in its
-//! extensions, which the handler demands; a denial is a 403 in kube-apiserver's words.
+//! user and the [`RequestInfo`]; an allowed request continues as an [`AuthorizedRequest`] (the
+//! request with its [`Authorized`] proof), the only type the handlers behind accept; a denial is
+//! a 403 in kube-apiserver's words.
 //!
 //! Threat model: this is the last gate before the upstream. It decides only on what earlier
 //! stages proved (the [`Authenticated`] proof, the parsed [`RequestInfo`]), never on headers or
 //! the raw path; if either is missing the chain was wired wrong, and the request fails closed
 //! with a 500 rather than being decided on less.
 
+use crate::authorized::AuthorizedRequest;
 use crate::error::GatewayError;
 use crate::layers::{proceed, refuse, StageFuture};
 use axum::body::Body;
@@ -72,7 +74,7 @@ impl<S> Authorization<S> {
 
 impl<S> Service<Request<Body>> for Authorization<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = GatewayError>,
+    S: Service<AuthorizedRequest, Response = Response<Body>, Error = GatewayError>,
 {
     type Response = Response<Body>;
     type Error = GatewayError;
@@ -82,12 +84,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         match self.authorize(&request) {
             Ok(authorized) => {
                 tracing::debug!(reason = %authorized.reason(), "authorized");
-                request.extensions_mut().insert(authorized);
-                proceed(self.inner.call(request))
+                proceed(self.inner.call(AuthorizedRequest::new(authorized, request)))
             }
             Err(error) => refuse(error),
         }

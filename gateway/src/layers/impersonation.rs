@@ -1,20 +1,10 @@
 //! Impersonation: `Impersonate-User`, `-Group`, `-Uid` and `-Extra-<key>` let an authenticated
-//! user act as another (`kubectl --as`, `--as-group`). Each requested attribute is checked with
-//! the `impersonate` verb exactly as k8s.io/apiserver's `WithImpersonation` checks it:
-//!
-//! | header | resource | API group | name | namespace |
-//! |---|---|---|---|---|
-//! | `Impersonate-User: alice` | `users` | `""` | `alice` | |
-//! | `Impersonate-User: system:serviceaccount:ns:sa` | `serviceaccounts` | `""` | `sa` | `ns` |
-//! | `Impersonate-Group: dev` | `groups` | `""` | `dev` | |
-//! | `Impersonate-Extra-scopes: view` | `userextras/scopes` | `authentication.k8s.io` | `view` | |
-//! | `Impersonate-Uid: 42` | `uids` | `authentication.k8s.io` | `42` | |
-//!
-//! The first refusal is a 403 worded as kube's (`users "alice" is forbidden: User "bob" cannot
-//! impersonate resource "users" in API group "" at the cluster scope`). When every check passes,
-//! the [`Authenticated`] proof's user is replaced, with kube's group rules: a ServiceAccount
-//! given no groups gets `system:serviceaccounts` and `system:serviceaccounts:<ns>`, and any user
-//! but `system:anonymous` gets `system:authenticated` unless `system:unauthenticated` was asked.
+//! user act as another (`kubectl --as`, `--as-group`). This stage reads the headers; the checks
+//! (the `impersonate` verb on each requested attribute, as k8s.io/apiserver's
+//! `WithImpersonation`) and the new [`Authenticated`] proof, which keeps the original user, are
+//! [`kgate_core::impersonation`]'s. The first refusal is a 403 worded as kube's (`users "alice"
+//! is forbidden: User "bob" cannot impersonate resource "users" in API group "" at the cluster
+//! scope`).
 //!
 //! Threat model: these headers are the client's claim to another identity; nothing behind this
 //! stage may see them. They are removed once checked, and a request that asks for groups, extras
@@ -27,19 +17,14 @@ use axum::body::Body;
 use http::header::HeaderName;
 use http::{HeaderMap, Request, Response};
 use kgate_core::authn::Authenticated;
-use kgate_core::authz::{AuthorizerChain, Denied};
+use kgate_core::authz::AuthorizerChain;
 use kgate_core::headers::{
     IMPERSONATE_EXTRA_PREFIX, IMPERSONATE_GROUP, IMPERSONATE_UID, IMPERSONATE_USER,
 };
-use kgate_core::user::{ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS};
-use kgate_core::{Attributes, Decision, UserInfo};
+use kgate_core::impersonation::{impersonate, ImpersonationRequest};
 use percent_encoding::percent_decode_str;
-use std::collections::BTreeMap;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
-
-const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
-const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 
 /// Checks and applies impersonation; see the module docs.
 #[derive(Debug, Clone)]
@@ -70,23 +55,14 @@ pub struct Impersonation<S> {
     authorizer: AuthorizerChain,
 }
 
-/// What the `Impersonate-*` headers ask for.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Requested {
-    user: String,
-    groups: Vec<String>,
-    uid: Option<String>,
-    extra: BTreeMap<String, Vec<String>>,
-}
-
 fn header_text<'a>(name: &str, value: &'a http::HeaderValue) -> Result<&'a str, GatewayError> {
     std::str::from_utf8(value.as_bytes())
         .map_err(|_| GatewayError::BadRequest(format!("the {name} header is not UTF-8")))
 }
 
 /// Reads the `Impersonate-*` headers; `None` when there are none.
-fn requested(headers: &HeaderMap) -> Result<Option<Requested>, GatewayError> {
-    let mut requested = Requested::default();
+fn requested(headers: &HeaderMap) -> Result<Option<ImpersonationRequest>, GatewayError> {
+    let mut requested = ImpersonationRequest::default();
     let mut any = false;
     let mut users = headers.get_all(IMPERSONATE_USER).iter();
     if let Some(value) = users.next() {
@@ -142,77 +118,6 @@ fn requested(headers: &HeaderMap) -> Result<Option<Requested>, GatewayError> {
     Ok(Some(requested))
 }
 
-/// `(namespace, name)` of a ServiceAccount user name, as `serviceaccount.SplitUsername`.
-fn service_account(user: &str) -> Option<(&str, &str)> {
-    let (namespace, name) = user.strip_prefix(SERVICE_ACCOUNT_PREFIX)?.split_once(':')?;
-    if namespace.is_empty() || name.is_empty() || name.contains(':') {
-        return None;
-    }
-    Some((namespace, name))
-}
-
-/// The `impersonate` checks the request needs, in kube's order: user, groups, extras, uid.
-fn checks(requestor: &UserInfo, requested: &Requested) -> Vec<Attributes> {
-    let check =
-        |group: &str, resource: &str, subresource: &str, namespace: &str, name: &str| Attributes {
-            user: requestor.clone(),
-            verb: "impersonate".to_owned(),
-            resource_request: true,
-            api_group: group.to_owned(),
-            api_version: "v1".to_owned(),
-            resource: resource.to_owned(),
-            subresource: subresource.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            ..Attributes::default()
-        };
-    let mut checks = vec![match service_account(&requested.user) {
-        Some((namespace, name)) => check("", "serviceaccounts", "", namespace, name),
-        None => check("", "users", "", "", &requested.user),
-    }];
-    for group in &requested.groups {
-        checks.push(check("", "groups", "", "", group));
-    }
-    for (key, values) in &requested.extra {
-        for value in values {
-            checks.push(check(AUTHENTICATION_GROUP, "userextras", key, "", value));
-        }
-    }
-    if let Some(uid) = &requested.uid {
-        checks.push(check(AUTHENTICATION_GROUP, "uids", "", "", uid));
-    }
-    checks
-}
-
-/// The user the request acts as once every check passed, with kube's group defaults.
-fn impersonated_user(requested: Requested) -> UserInfo {
-    let mut groups = requested.groups;
-    if groups.is_empty() {
-        if let Some((namespace, _)) = service_account(&requested.user) {
-            groups = vec![
-                "system:serviceaccounts".to_owned(),
-                format!("system:serviceaccounts:{namespace}"),
-            ];
-        }
-    }
-    if requested.user == ANONYMOUS {
-        if !groups.iter().any(|g| g == ALL_UNAUTHENTICATED) {
-            groups.push(ALL_UNAUTHENTICATED.to_owned());
-        }
-    } else if !groups
-        .iter()
-        .any(|g| g == ALL_AUTHENTICATED || g == ALL_UNAUTHENTICATED)
-    {
-        groups.push(ALL_AUTHENTICATED.to_owned());
-    }
-    UserInfo {
-        name: requested.user,
-        uid: requested.uid.unwrap_or_default(),
-        groups,
-        extra: requested.extra,
-    }
-}
-
 /// Removes every `Impersonate-*` header.
 fn strip_impersonation(headers: &mut HeaderMap) {
     let doomed: Vec<HeaderName> = headers
@@ -237,27 +142,18 @@ impl<S> Impersonation<S> {
                 proof: "Authenticated",
             });
         };
-        for attributes in checks(authenticated.user(), &requested) {
-            let decision = self.authorizer.decide(&attributes);
-            if let Decision::Allow { .. } = decision {
-                continue;
-            }
-            tracing::info!(
-                resource = %attributes.resource_with_subresource(),
-                name = %attributes.name,
-                reason = %decision.reason(),
-                "impersonation refused"
-            );
-            return Err(GatewayError::Forbidden(Box::new(Denied {
-                reason: decision.reason().to_owned(),
-                attributes,
-            })));
-        }
-        let user = impersonated_user(requested);
-        trace::record("impersonated.name", &user.name);
-        request
-            .extensions_mut()
-            .insert(authenticated.impersonate(user));
+        let impersonated =
+            impersonate(authenticated, requested, &self.authorizer).map_err(|denied| {
+                tracing::info!(
+                    resource = %denied.attributes.resource_with_subresource(),
+                    name = %denied.attributes.name,
+                    reason = %denied.reason,
+                    "impersonation refused"
+                );
+                GatewayError::Forbidden(Box::new(denied))
+            })?;
+        trace::record("impersonated.name", &impersonated.user().name);
+        request.extensions_mut().insert(impersonated);
         strip_impersonation(request.headers_mut());
         Ok(())
     }

@@ -4,8 +4,12 @@ use super::*;
 use crate::layers::testing::Recorder;
 use kgate_core::authn::{AuthenticatorUnion, AuthnFuture, AuthnResponse, Credentials};
 use kgate_core::authz::Authorizer;
+use kgate_core::{Attributes, Decision, UserInfo};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower::ServiceExt;
+
+const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 
 /// Allows `impersonate` on exactly the listed `(group, resource[/subresource], namespace, name)`.
 struct AllowList(Vec<(&'static str, &'static str, &'static str, &'static str)>);
@@ -194,18 +198,6 @@ async fn groups_without_a_user_or_two_users_are_400() {
         );
         assert!(seen.is_none());
     }
-}
-
-#[test]
-fn impersonating_anonymous_keeps_it_unauthenticated() {
-    assert_eq!(
-        impersonated_user(Requested {
-            user: ANONYMOUS.to_owned(),
-            ..Requested::default()
-        })
-        .groups,
-        [ALL_UNAUTHENTICATED]
-    );
 }
 
 #[tokio::test]

@@ -3,16 +3,19 @@
 //!
 //! | module | stage | fails with |
 //! |---|---|---|
-//! | [`recovery`] | a panic below becomes a 500 `Status`, logged once | never |
 //! | [`trace`] | the request span and the access log line | never |
-//! | [`rescue`] | every [`GatewayError`] becomes a `metav1.Status` | never |
+//! | [`rescue`] | every [`GatewayError`] becomes a `metav1.Status`; a panic below a 500 ([`recovery`]) | never |
 //! | [`request_info`] | method and path → [`kgate_core::RequestInfo`] | 400 |
 //! | [`limits`] | header bytes, Content-Length, streamed body | 431, 413 |
 //! | [`health`] | `/healthz`, `/livez`, `/readyz` without credentials | never (503 is an answer) |
 //! | [`authentication`] | credentials → [`kgate_core::authn::Authenticated`] | 401 |
 //! | [`impersonation`] | `Impersonate-*` checked with the `impersonate` verb | 400, 403 |
 //! | [`scope`] | a resource at the wrong scope in the path has no route | 404, 405 |
-//! | [`authorization`] | [`kgate_core::authz::Authorized`] or a denial | 403 |
+//! | [`authorization`] | [`crate::authorized::AuthorizedRequest`] or a denial | 403 |
+//!
+//! Behind authorization, [`crate::chain::build`] places the handlers, which take an
+//! [`crate::authorized::AuthorizedRequest`]: the review APIs ([`crate::reviews`]), issuer
+//! discovery ([`crate::issuer_discovery`]) and the upstream handler.
 //!
 //! Every stage below rescue speaks `Result<Response<Body>, GatewayError>`; only rescue turns an
 //! error into a response, so the wire format of every failure is decided in one place.
@@ -108,6 +111,22 @@ pub(crate) mod testing {
                 });
                 Ok(Response::new(Body::from("handled")))
             })
+        }
+    }
+
+    /// Behind the authorization stage: records the request with its proof put in the recorded
+    /// extensions, so a test can look at what was authorized.
+    impl tower::Service<crate::authorized::AuthorizedRequest> for Recorder {
+        type Response = Response<Body>;
+        type Error = GatewayError;
+        type Future = futures::future::BoxFuture<'static, Result<Response<Body>, GatewayError>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, request: crate::authorized::AuthorizedRequest) -> Self::Future {
+            let (proof, mut request) = request.into_parts();
+            request.extensions_mut().insert(proof);
+            tower::Service::<Request<Body>>::call(self, request)
         }
     }
 

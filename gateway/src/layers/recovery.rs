@@ -1,6 +1,6 @@
 //! Panic recovery, kube-apiserver's `WithPanicRecovery`: a panic while a request is handled
-//! becomes a 500 `Status` for that request, is logged once, and the server keeps serving. It is
-//! the outermost stage of the gateway's pipeline ([`crate::chain::build`]) and wraps the separate
+//! becomes a 500 `Status` for that request, is logged once, and the server keeps serving. The
+//! gateway pipeline's rescue stage runs it ([`crate::layers::rescue`]), and it wraps the separate
 //! control plane's router ([`crate::front_proxy_guard`]).
 //!
 //! What is covered: the inner service's `call`, its future, and its response body. A panic before

@@ -1,5 +1,7 @@
-//! Rescue: the one place a [`GatewayError`] becomes an HTTP response, a `metav1.Status` with the
-//! Kubernetes reason and code so kubectl prints it as it prints kube-apiserver's errors.
+//! Rescue: the one place a [`GatewayError`] or a panic becomes an HTTP response, a
+//! `metav1.Status` with the Kubernetes reason and code so kubectl prints it as it prints
+//! kube-apiserver's errors. Panics are caught by [`PanicRecovery`] inside this stage (a 500,
+//! logged once, kube's `WithPanicRecovery`), so every failure below answers from here.
 //!
 //! Threat model: error bodies go to whoever sent the request, authenticated or not. A 401 says
 //! only "Unauthorized" (which check failed is for the log); a 500 or an upstream failure says
@@ -8,6 +10,7 @@
 //! (502/503/504), or us (500).
 
 use crate::error::GatewayError;
+use crate::layers::recovery::{PanicRecovery, PanicRecoveryLayer};
 use axum::body::Body;
 use futures::future::{FutureExt, Map};
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -17,13 +20,23 @@ use std::convert::Infallible;
 use std::task::{ready, Context, Poll};
 use tower::{Layer, Service};
 
-/// Wraps a stack whose error is [`GatewayError`] into one that never fails.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RescueLayer;
+/// Wraps a stack whose error is [`GatewayError`] into one that never fails, and never panics.
+#[derive(Debug, Clone, Copy)]
+pub struct RescueLayer {
+    recovery: PanicRecoveryLayer,
+}
 
 impl RescueLayer {
     pub fn new() -> Self {
-        Self
+        Self {
+            recovery: PanicRecoveryLayer::new(),
+        }
+    }
+}
+
+impl Default for RescueLayer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -31,7 +44,7 @@ impl<S> Layer<S> for RescueLayer {
     type Service = Rescue<S>;
     fn layer(&self, inner: S) -> Rescue<S> {
         Rescue {
-            inner,
+            inner: self.recovery.layer(inner),
             ready_error: None,
         }
     }
@@ -40,13 +53,16 @@ impl<S> Layer<S> for RescueLayer {
 /// The rescue service; see the module docs.
 #[derive(Debug)]
 pub struct Rescue<S> {
-    inner: S,
+    inner: PanicRecovery<S>,
     /// An error the inner service reported from `poll_ready`: this service is infallible, so it
     /// reports ready and answers the next request with the error's Status instead.
     ready_error: Option<GatewayError>,
 }
 
-impl<S: Clone> Clone for Rescue<S> {
+impl<S> Clone for Rescue<S>
+where
+    PanicRecovery<S>: Clone,
+{
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -61,12 +77,13 @@ type RescueFn = fn(Result<Response<Body>, GatewayError>) -> Result<Response<Body
 impl<S> Service<Request<Body>> for Rescue<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = GatewayError>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = futures::future::Either<
         futures::future::Ready<Result<Response<Body>, Infallible>>,
-        Map<S::Future, RescueFn>,
+        Map<<PanicRecovery<S> as Service<Request<Body>>>::Future, RescueFn>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
