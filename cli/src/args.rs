@@ -115,10 +115,10 @@ pub struct ServingArgs {
 }
 
 impl ServingArgs {
-    pub fn validate(self) -> Result<crate::serve::ConnectionLimits, ConfigError> {
-        use crate::serve::{ConnectionLimits, MAX_CONNECTIONS_LIMIT};
+    pub fn validate(self) -> Result<kgate_gateway::config::ConnectionLimits, ConfigError> {
+        use kgate_gateway::serve::{ConnectionLimits, MAX_CONNECTIONS_LIMIT};
         let max_connections = match self.max_connections {
-            None => crate::serve::default_max_connections(),
+            None => kgate_gateway::serve::default_max_connections(),
             Some(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => n,
             Some(_) => {
                 return Err(invalid(
@@ -198,12 +198,14 @@ pub struct AuthenticationArgs {
 }
 
 impl AuthenticationArgs {
-    pub fn validate(self) -> Result<crate::authn_config::AuthenticationSettings, ConfigError> {
-        use crate::authn_config::AuthenticationSettings;
+    pub fn validate(self) -> Result<kgate_gateway::config::AuthenticationSettings, ConfigError> {
+        use kgate_gateway::config::AuthenticationSettings;
         let system_identity_issuers = self.dangerous_oidc_system_identities.clone();
         let source = self.source()?;
-        if matches!(source, crate::authn_config::AuthenticationSource::None)
-            && !system_identity_issuers.is_empty()
+        if matches!(
+            source,
+            kgate_gateway::authn_config::AuthenticationSource::None
+        ) && !system_identity_issuers.is_empty()
         {
             return Err(invalid(
                 "dangerous-oidc-system-identities",
@@ -216,8 +218,8 @@ impl AuthenticationArgs {
         })
     }
 
-    fn source(self) -> Result<crate::authn_config::AuthenticationSource, ConfigError> {
-        use crate::authn_config::AuthenticationSource;
+    fn source(self) -> Result<kgate_gateway::authn_config::AuthenticationSource, ConfigError> {
+        use kgate_gateway::authn_config::AuthenticationSource;
         if let Some(path) = self.authentication_config {
             return Ok(AuthenticationSource::File(path));
         }
@@ -429,7 +431,7 @@ pub struct ControlplaneOptions {
     pub requestheader_client_ca_file: Option<PathBuf>,
     /// The common names a --requestheader-client-ca-file certificate must have for its headers to
     /// be believed (comma-separated); an empty value allows any name that CA signed.
-    #[arg(long, value_delimiter = ',', default_value = crate::pki::FRONT_PROXY_CN, value_name = "NAMES")]
+    #[arg(long, value_delimiter = ',', default_value = kgate_gateway::pki::FRONT_PROXY_CN, value_name = "NAMES")]
     pub requestheader_allowed_names: Vec<String>,
     #[command(flatten)]
     pub serving: ServingArgs,
@@ -593,8 +595,8 @@ pub struct GatewaySettings {
     pub(crate) max_header_bytes: usize,
     pub(crate) anonymous_auth: bool,
     pub(crate) authorization_policy_file: Option<PathBuf>,
-    pub(crate) authentication: crate::authn_config::AuthenticationSettings,
-    pub(crate) limits: crate::serve::ConnectionLimits,
+    pub(crate) authentication: kgate_gateway::config::AuthenticationSettings,
+    pub(crate) limits: kgate_gateway::config::ConnectionLimits,
 }
 
 impl GatewaySettings {
@@ -782,7 +784,7 @@ pub struct ControlplaneConfig {
     pub(crate) requestheader_client_ca_file: Option<PathBuf>,
     /// Empty: any name the requestheader CA signed.
     pub(crate) requestheader_allowed_names: Vec<String>,
-    pub(crate) limits: crate::serve::ConnectionLimits,
+    pub(crate) limits: kgate_gateway::config::ConnectionLimits,
 }
 
 impl ControlplaneOptions {
@@ -824,7 +826,7 @@ impl KubeconfigOptions {
         if user.trim().is_empty() {
             return Err(invalid("user", "must not be empty"));
         }
-        if user == crate::pki::FRONT_PROXY_CN {
+        if user == kgate_gateway::pki::FRONT_PROXY_CN {
             // The users' CA refuses it too; saying so here names the flag.
             return Err(invalid(
                 "user",
@@ -838,7 +840,7 @@ impl KubeconfigOptions {
         }
         let lifetime =
             parse_duration(&self.expiration).map_err(|reason| invalid("expiration", reason))?;
-        if lifetime > crate::pki::CA_VALIDITY {
+        if lifetime > kgate_gateway::pki::CA_VALIDITY {
             return Err(invalid("expiration", "must not outlive the CA (3650d)"));
         }
         Ok(KubeconfigConfig {
@@ -1123,9 +1125,8 @@ mod tests {
             std::time::Duration::from_secs(32)
         );
         assert_eq!(defaults.http2_max_concurrent_streams, 100);
-        assert!(
-            (1..=crate::serve::DEFAULT_MAX_CONNECTIONS_CEILING).contains(&defaults.max_connections)
-        );
+        assert!((1..=kgate_gateway::serve::DEFAULT_MAX_CONNECTIONS_CEILING)
+            .contains(&defaults.max_connections));
         let set = limits(&[
             "--max-connections",
             "4",
@@ -1139,7 +1140,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             set,
-            crate::serve::ConnectionLimits {
+            kgate_gateway::config::ConnectionLimits {
                 max_connections: 4,
                 idle_timeout: std::time::Duration::from_secs(2),
                 read_header_timeout: std::time::Duration::from_secs(1),
@@ -1170,7 +1171,7 @@ mod tests {
         let defaults = config(&[]);
         assert_eq!(
             defaults.requestheader_allowed_names,
-            [crate::pki::FRONT_PROXY_CN]
+            [kgate_gateway::pki::FRONT_PROXY_CN]
         );
         assert_eq!(defaults.requestheader_client_ca_file, None);
         let any = config(&["--requestheader-allowed-names", ""]);
