@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use tokio::task::JoinHandle;
 
-use crate::args::ConfigError;
+use crate::config::ConfigError;
 
 /// The components `--controllers` can name, in start order.
 pub const COMPONENTS: &[&str] = &[

@@ -1,11 +1,13 @@
 //! kgate-cli: the `kgate` binary's library: the command line ([`args`]: clap options and their
-//! checked configs), what each mode runs ([`up`]) and the one place it calls the other crates'
-//! constructors ([`wiring`]), the cluster's own components ([`cluster`]) and their in-process
-//! transport ([`loopback`]), client kubeconfigs, `kgate login`, `kgate rbac` and `kgate node`.
-//! Nothing else in the workspace depends on it; the gateway's parts live in kgate-gateway.
+//! `validate()`), the completed config of each mode ([`config`]), what each mode runs ([`up`])
+//! and the one place it calls the other crates' constructors ([`wiring`]), the cluster's own
+//! components ([`cluster`]) and their in-process transport ([`loopback`]), client kubeconfigs,
+//! `kgate login`, `kgate rbac` and `kgate node`. Nothing else in the workspace depends on it; the
+//! gateway's parts live in kgate-gateway.
 
 pub mod args;
 pub mod cluster;
+pub mod config;
 pub mod kubeconfig;
 pub mod login;
 pub mod loopback;

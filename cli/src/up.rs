@@ -8,7 +8,9 @@
 //! the RBAC sync must finish first); [`Running::shutdown`] stops accepting, drains, then stops
 //! the background tasks and closes the store.
 
-use crate::args::{ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig};
+use crate::config::{
+    ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig,
+};
 use crate::kubeconfig::{Kubeconfig, KubeconfigError};
 use crate::wiring::{self, PipelineLimits, WiringError};
 use kgate_gateway::front_proxy_guard::{

@@ -3,7 +3,7 @@
 //! Kept apart so the run functions read as "what runs", and so a constructor that changes
 //! shape is fixed here only.
 
-use crate::args::{EtcdSettings, ServiceAccountSettings, StorageConfig};
+use crate::config::{EtcdSettings, ServiceAccountSettings, StorageConfig};
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;

@@ -7,7 +7,7 @@
 //! kubeconfig is still written 0600 with `--output`.
 
 use super::{issuer_url, DEFAULT_SCOPES};
-use crate::args::ConfigError;
+use crate::config::ConfigError;
 use crate::kubeconfig::CLUSTER_NAME;
 use base64::Engine as _;
 use clap::Args;

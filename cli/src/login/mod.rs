@@ -32,7 +32,7 @@ pub mod kubeconfig;
 pub use exec::{ExecCredential, ExecInfo};
 pub use kubeconfig::{write_oidc_kubeconfig, KubeconfigOidcConfig, KubeconfigOidcOptions};
 
-use crate::args::ConfigError;
+use crate::config::ConfigError;
 use cache::{CacheEntry, CacheError, Loaded, TokenCache};
 use callback::{CallbackError, CallbackListener};
 use clap::{Args, ValueEnum};
