@@ -15,5 +15,5 @@ if [ "${#packages[@]}" -gt 0 ]; then
   "${as_root[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-cargo build --release -q -p kgate-gateway --bin kgate -p kgate-loadtest --bin kgate-clusterbench
+cargo build --release -q -p kgate-cli --bin kgate -p kgate-loadtest --bin kgate-clusterbench
 exec target/release/kgate-clusterbench --kgate target/release/kgate "$@"

@@ -9,5 +9,5 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
 fi
-cargo build --release -q -p kgate-gateway --bin kgate -p kgate-loadtest --bin kgate-load
+cargo build --release -q -p kgate-cli --bin kgate -p kgate-loadtest --bin kgate-load
 exec target/release/kgate-load --kgate target/release/kgate "$@"

@@ -14,5 +14,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release -q -p kgate-gateway --bin kgate -p kgate-loadtest --bin kgate-storebench
+cargo build --release -q -p kgate-cli --bin kgate -p kgate-loadtest --bin kgate-storebench
 exec target/release/kgate-storebench --kgate target/release/kgate --etcd /usr/bin/etcd "$@"

@@ -102,8 +102,8 @@ cargo fmt --all -- --check
 say "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-say "cargo build -p kgate-gateway --bin kgate"
-cargo build -p kgate-gateway --bin kgate
+say "cargo build -p kgate-cli --bin kgate"
+cargo build -p kgate-cli --bin kgate
 
 say "cargo test --workspace"
 # The end-to-end tests use target/debug/kgate, built just above.

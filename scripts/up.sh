@@ -20,4 +20,4 @@ args=("$@")
 if [[ " ${args[*]} " != *" --data-dir "* ]]; then
     args=(--data-dir .kgate "${args[@]}")
 fi
-exec cargo run --release -p kgate-gateway --bin kgate -- up "${args[@]}"
+exec cargo run --release -p kgate-cli --bin kgate -- up "${args[@]}"

@@ -85,7 +85,7 @@ pub enum AuthnConfigError {
 }
 
 /// The OIDC authenticator and, for a file, the file it follows.
-pub(crate) struct LoadedAuthentication {
+pub struct LoadedAuthentication {
     pub authenticator: Arc<OidcAuthenticator>,
     file: Option<WatchedFile>,
     /// Applied again to each reloaded file.
@@ -94,7 +94,7 @@ pub(crate) struct LoadedAuthentication {
 
 /// Builds the OIDC authenticator `settings` describe (`None` for no OIDC users). Starts no
 /// task.
-pub(crate) fn load(
+pub fn load(
     settings: &AuthenticationSettings,
 ) -> Result<Option<LoadedAuthentication>, AuthnConfigError> {
     let (mut config, file) = match &settings.source {
@@ -158,7 +158,7 @@ fn readiness_check(index: usize) -> String {
 }
 
 /// Starts the issuers' key fetching, the readiness checks and, for a file, the reload.
-pub(crate) fn spawn(loaded: LoadedAuthentication, readiness: Readiness) -> Vec<JoinHandle<()>> {
+pub fn spawn(loaded: LoadedAuthentication, readiness: Readiness) -> Vec<JoinHandle<()>> {
     let LoadedAuthentication {
         authenticator,
         file,

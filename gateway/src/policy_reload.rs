@@ -30,13 +30,13 @@ pub enum PolicyFileError {
 
 /// A loaded policy: the handle the authorizers share, and the file it follows.
 #[derive(Debug)]
-pub(crate) struct LoadedPolicy {
+pub struct LoadedPolicy {
     pub handle: PolicyHandle,
     file: WatchedFile,
 }
 
 /// Reads and parses the file; at start, an error stops kgate.
-pub(crate) fn load(path: &Path) -> Result<LoadedPolicy, PolicyFileError> {
+pub fn load(path: &Path) -> Result<LoadedPolicy, PolicyFileError> {
     let (file, content) = WatchedFile::open(WHAT, path)?;
     let policy = parse(path, &content)?;
     tracing::info!(
@@ -62,7 +62,7 @@ fn parse(path: &Path, content: &[u8]) -> Result<Policy, PolicyFileError> {
 }
 
 /// Follows the file and swaps each changed, valid policy in.
-pub(crate) fn spawn(loaded: LoadedPolicy) -> JoinHandle<()> {
+pub fn spawn(loaded: LoadedPolicy) -> JoinHandle<()> {
     let LoadedPolicy { handle, file } = loaded;
     let path = file.path().to_owned();
     file.spawn(move |content| {

@@ -32,7 +32,7 @@ use tokio_rustls::TlsConnector;
 #[derive(Parser, Debug)]
 #[command(about = "Load harness: kgate vs direct vs nginx, GET with keep-alive")]
 struct Args {
-    /// The kgate binary (build it with `cargo build --release -p kgate-gateway`).
+    /// The kgate binary (build it with `cargo build --release -p kgate-cli --bin kgate`).
     #[arg(long, default_value = "target/release/kgate")]
     kgate: PathBuf,
     /// The nginx binary.

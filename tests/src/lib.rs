@@ -38,7 +38,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The `kgate` binary: `$KGATE_BIN`, else `<target>/debug/kgate`, built once with
-/// `cargo build -p kgate-gateway --bin kgate` if it is missing.
+/// `cargo build -p kgate-cli --bin kgate` if it is missing.
 pub fn kgate_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -54,11 +54,11 @@ pub fn kgate_bin() -> PathBuf {
         if !bin.is_file() {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-p", "kgate-gateway", "--bin", "kgate"])
+                .args(["build", "-p", "kgate-cli", "--bin", "kgate"])
                 .current_dir(workspace_root())
                 .status()
                 .expect("cannot run cargo to build the kgate binary");
-            assert!(status.success(), "cargo build -p kgate-gateway failed");
+            assert!(status.success(), "cargo build -p kgate-cli failed");
         }
         assert!(bin.is_file(), "no kgate binary at {}", bin.display());
         bin

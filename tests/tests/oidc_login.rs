@@ -8,7 +8,7 @@
 //! gateway's verification of these tokens is tested elsewhere.
 //!
 //! Needs node and tests/oidc-provider/node_modules (scripts/test.sh) and the kgate binary
-//! (`cargo build -p kgate-gateway --bin kgate`).
+//! (`cargo build -p kgate-cli --bin kgate`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -570,7 +570,7 @@ fn read_string(path: &Path) -> Result<String, PkiError> {
 }
 
 /// Creates `dir` (and parents) with mode 0700.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+pub fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -583,7 +583,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Writes a secret file with mode 0600: created under a temporary name with that mode from the
 /// start (never briefly world-readable), then renamed over the target.
-pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     write_atomically(path, contents, 0o600)
 }
 

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
     about = "Cluster benchmark: scheduling throughput and time to Running with kgate up's simulated nodes"
 )]
 struct Args {
-    /// The kgate binary (build it with `cargo build --release -p kgate-gateway --bin kgate`).
+    /// The kgate binary (build it with `cargo build --release -p kgate-cli --bin kgate`).
     #[arg(long, default_value = "target/release/kgate")]
     kgate: PathBuf,
     /// The node counts to measure, in this order, comma separated (`kgate up --nodes N`).

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(about = "Storage benchmark: kgate up on the embedded store vs on etcd, through the API")]
 struct Args {
-    /// The kgate binary (build it with `cargo build --release -p kgate-gateway --bin kgate`).
+    /// The kgate binary (build it with `cargo build --release -p kgate-cli --bin kgate`).
     #[arg(long, default_value = "target/release/kgate")]
     kgate: PathBuf,
     /// The etcd binary (Debian's etcd-server).

@@ -8,16 +8,20 @@
 //! the RBAC sync must finish first); [`Running::shutdown`] stops accepting, drains, then stops
 //! the background tasks and closes the store.
 
-use crate::cli::{ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig};
-use crate::front_proxy_guard::{FrontProxyGuard, RequestHeaderAuthority, RequestHeaderError};
+use crate::config::{
+    ControlplaneConfig, GatewayConfig, GatewaySettings, KubeconfigConfig, UpConfig,
+};
 use crate::kubeconfig::{Kubeconfig, KubeconfigError};
-use crate::pki::{CertificateAuthority, Pki, PkiError, Validity, ADMIN_USER};
-use crate::proxy::{Proxy, Upstream};
-use crate::readiness::Readiness;
-use crate::serve::{serve, ServeOptions};
-use crate::tls::TlsError;
-use crate::upstream::RemoteUpstream;
 use crate::wiring::{self, PipelineLimits, WiringError};
+use kgate_gateway::front_proxy_guard::{
+    FrontProxyGuard, RequestHeaderAuthority, RequestHeaderError,
+};
+use kgate_gateway::pki::{CertificateAuthority, Pki, PkiError, Validity, ADMIN_USER};
+use kgate_gateway::proxy::{Proxy, Upstream};
+use kgate_gateway::readiness::Readiness;
+use kgate_gateway::serve::{serve, ServeOptions};
+use kgate_gateway::tls::TlsError;
+use kgate_gateway::upstream::RemoteUpstream;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,10 +56,10 @@ pub enum RunError {
     Wiring(#[from] WiringError),
     /// The authorization policy file cannot be read or is invalid (the error names it).
     #[error(transparent)]
-    Policy(#[from] crate::policy_reload::PolicyFileError),
+    Policy(#[from] kgate_gateway::policy_reload::PolicyFileError),
     /// The OIDC configuration (file or flags) cannot be read or is invalid (the error names it).
     #[error(transparent)]
-    Authentication(#[from] crate::authn_config::AuthnConfigError),
+    Authentication(#[from] kgate_gateway::authn_config::AuthnConfigError),
     /// The cluster's components (nodes, scheduler, controllers) could not start.
     #[error("the cluster components: {0}")]
     Cluster(String),
@@ -185,7 +189,7 @@ pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
 pub async fn start_gateway(config: GatewayConfig) -> Result<Running, RunError> {
     let settings = config.gateway;
     let pki = Pki::load_or_create(&settings.data_dir)?;
-    let tls = crate::tls::client_config(pki.ca.cert_der(), &pki.front_proxy)?;
+    let tls = kgate_gateway::tls::client_config(pki.ca.cert_der(), &pki.front_proxy)?;
     let upstream = Upstream::Remote(Box::new(RemoteUpstream::new(&config.upstream, tls)));
     // The control plane signs with the keys of the shared data directory; the gateway verifies
     // with them (and follows their rotation).
@@ -207,10 +211,10 @@ async fn start_gateway_part(
     control_plane: Option<wiring::ControlPlaneCloser>,
 ) -> Result<Running, RunError> {
     let readiness = Readiness::default();
-    let objects = Arc::new(crate::object_index::ObjectIndex::new());
+    let objects = Arc::new(kgate_gateway::object_index::ObjectIndex::new());
     let service_accounts = wiring::service_account_authenticator(&tokens, objects.clone());
     // A bad OIDC configuration stops kgate here; a provider that is down does not.
-    let oidc = crate::authn_config::load(&settings.authentication)?;
+    let oidc = kgate_gateway::authn_config::load(&settings.authentication)?;
     let authenticator = wiring::authenticator(
         pki.ca.cert_der(),
         service_accounts,
@@ -219,7 +223,7 @@ async fn start_gateway_part(
     )?;
     // A bad policy file stops kgate here, before anything listens.
     let policy = match &settings.authorization_policy_file {
-        Some(path) => Some(crate::policy_reload::load(path)?),
+        Some(path) => Some(kgate_gateway::policy_reload::load(path)?),
         None => None,
     };
     let authorizers = wiring::authorizer(policy.as_ref().map(|p| p.handle.clone()))?;
@@ -234,13 +238,17 @@ async fn start_gateway_part(
         max_body_bytes: settings.max_request_bytes,
         max_header_bytes: settings.max_header_bytes,
     };
-    let tls = crate::tls::gateway_server_config(&pki.serving)?;
+    let tls = kgate_gateway::tls::gateway_server_config(&pki.serving)?;
     // Bound before the pipeline is built: the JWKS URI the discovery document names is ours.
     let listener = bind(settings.listen).await?;
     let addr = local_addr(&listener, settings.listen)?;
-    let documents = crate::issuer_discovery::IssuerDocuments {
+    let documents = kgate_gateway::issuer_discovery::IssuerDocuments {
         issuer: tokens.settings.issuer.clone(),
-        jwks_uri: format!("{}{}", server_url(addr), crate::issuer_discovery::JWKS_PATH),
+        jwks_uri: format!(
+            "{}{}",
+            server_url(addr),
+            kgate_gateway::issuer_discovery::JWKS_PATH
+        ),
         keys: tokens.keys.clone(),
     };
     let service = wiring::pipeline(
@@ -262,31 +270,31 @@ async fn start_gateway_part(
     admin.write_private(&kubeconfig_path)?;
 
     // Registered before serving, so /readyz is 503 until the first full sync.
-    let mut background = crate::rbac_sync::spawn(
+    let mut background = kgate_gateway::rbac_sync::spawn(
         upstream.clone(),
         authorizers.sink.clone(),
         readiness.clone(),
     );
     // ServiceAccounts, Pods, Secrets and Nodes, for token verification and revocation, and
     // the legacy token Secrets (digests of their tokens).
-    background.extend(crate::rbac_sync::spawn_set(
-        &crate::object_index::TOKEN_SECRETS,
+    background.extend(kgate_gateway::rbac_sync::spawn_set(
+        &kgate_gateway::object_index::TOKEN_SECRETS,
         upstream.clone(),
         objects.token_secret_sink(),
         readiness.clone(),
     ));
-    background.extend(crate::rbac_sync::spawn_set(
-        &crate::object_index::OBJECTS,
+    background.extend(kgate_gateway::rbac_sync::spawn_set(
+        &kgate_gateway::object_index::OBJECTS,
         upstream,
         objects,
         readiness.clone(),
     ));
     background.push(wiring::spawn_key_reload(&settings.data_dir, tokens.keys));
     if let Some(policy) = policy {
-        background.push(crate::policy_reload::spawn(policy));
+        background.push(kgate_gateway::policy_reload::spawn(policy));
     }
     if let Some(oidc) = oidc {
-        background.extend(crate::authn_config::spawn(oidc, readiness.clone()));
+        background.extend(kgate_gateway::authn_config::spawn(oidc, readiness.clone()));
     }
     let (shutdown, server) = spawn_server(
         listener,
@@ -311,7 +319,7 @@ async fn start_gateway_part(
 pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, RunError> {
     // A bad policy file stops kgate here, before anything listens.
     let policy = match &config.authorization_policy_file {
-        Some(path) => Some(crate::policy_reload::load(path)?),
+        Some(path) => Some(kgate_gateway::policy_reload::load(path)?),
         None => None,
     };
     let pki = Pki::load_or_create(&config.data_dir)?;
@@ -347,7 +355,7 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
     }
     let mut client_cas = vec![pki.ca.cert_der().to_vec()];
     client_cas.extend(authority.ca_ders().iter().cloned());
-    let tls = crate::tls::controlplane_server_config(&pki.serving, &client_cas)?;
+    let tls = kgate_gateway::tls::controlplane_server_config(&pki.serving, &client_cas)?;
     let listener = bind(config.listen).await?;
     let addr = local_addr(&listener, config.listen)?;
     // RBAC writes are checked for escalation against this server's own RBAC objects, kept by
@@ -359,13 +367,13 @@ pub async fn start_controlplane(config: ControlplaneConfig) -> Result<Running, R
         .closer
         .api()
         .enable_escalation_checks(authorizers.rbac.clone(), authorizers.chain.clone());
-    let mut background = crate::rbac_sync::spawn(
+    let mut background = kgate_gateway::rbac_sync::spawn(
         Upstream::InProcess(control_plane.router.clone()),
         authorizers.sink.clone(),
         readiness.clone(),
     );
     if let Some(policy) = policy {
-        background.push(crate::policy_reload::spawn(policy));
+        background.push(kgate_gateway::policy_reload::spawn(policy));
     }
     // `kgate keys rotate` from another process: sign with the new key at once.
     background.push(wiring::spawn_key_reload(&config.data_dir, keys));

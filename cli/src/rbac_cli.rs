@@ -6,7 +6,7 @@
 //! reads them, and the user with kube-apiserver's implicit groups), the two sources of objects
 //! (a cluster through a kubeconfig, [`kubeconfig`] + [`remote`]; or YAML/JSON files, [`files`]),
 //! and what is printed ([`report`]). It depends on kgate-authz for every decision and on
-//! kgate-core for the request vocabulary; the clap options are in [`crate::cli`].
+//! kgate-core for the request vocabulary; the clap options are in [`crate::args`].
 //!
 //! What it does not model: authorizers other than `system:masters` and RBAC (an
 //! `--authorization-policy-file`, webhooks), and who is in a group (groups are listed as groups).
@@ -17,7 +17,7 @@ pub mod remote;
 pub mod report;
 pub mod request;
 
-use crate::cli::{RbacCommand, RbacOptions, RbacSourceArgs};
+use crate::args::{RbacCommand, RbacOptions, RbacSourceArgs};
 use kgate_authz::{PrivilegedGroups, RbacAuthorizer, RbacError};
 use kgate_core::UserInfo;
 use kubeconfig::KubeconfigReadError;

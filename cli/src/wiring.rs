@@ -3,11 +3,7 @@
 //! Kept apart so the run functions read as "what runs", and so a constructor that changes
 //! shape is fixed here only.
 
-use crate::cli::{EtcdSettings, ServiceAccountSettings, StorageConfig};
-use crate::proxy::Proxy;
-use crate::rbac_sync::RbacSink;
-use crate::readiness::Readiness;
-use crate::reviews::RulesSource;
+use crate::config::{EtcdSettings, ServiceAccountSettings, StorageConfig};
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;
@@ -18,6 +14,10 @@ use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
 use kgate_controlplane::store::Store;
 use kgate_core::authn::AuthenticatorUnion;
 use kgate_core::authz::AuthorizerChain;
+use kgate_gateway::proxy::Proxy;
+use kgate_gateway::rbac_sync::RbacSink;
+use kgate_gateway::readiness::Readiness;
+use kgate_gateway::reviews::RulesSource;
 use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
@@ -198,7 +198,7 @@ pub(crate) async fn enable_service_account_tokens(
 fn open_embedded(data_dir: &Path, history_revisions: u64) -> Result<RedbStore, WiringError> {
     let dir = data_dir.join("store");
     let path = dir.join("kgate.redb");
-    crate::pki::create_private_dir(&dir).map_err(|e| WiringError::Store {
+    kgate_gateway::pki::create_private_dir(&dir).map_err(|e| WiringError::Store {
         path: path.clone(),
         source: Box::new(e),
     })?;
@@ -239,7 +239,7 @@ pub(crate) fn authenticator(
     oidc: Option<Arc<kgate_tokens::oidc::OidcAuthenticator>>,
     anonymous: bool,
 ) -> Result<AuthenticatorUnion, WiringError> {
-    let x509 = crate::x509::X509Authenticator::new(vec![ca_der.to_vec()])
+    let x509 = kgate_gateway::x509::X509Authenticator::new(vec![ca_der.to_vec()])
         .map_err(|e| WiringError::X509(Box::new(e)))?;
     // ServiceAccount tokens first: their verifier answers "not mine" for a foreign issuer at
     // the cost of one unverified header read, and they are most of the bearer traffic.
@@ -259,7 +259,7 @@ pub(crate) struct TokenSettings {
 
 /// Where the ServiceAccount signing keys live.
 pub(crate) fn service_account_keys_dir(data_dir: &Path) -> std::path::PathBuf {
-    crate::pki::Pki::dir_of(data_dir).join("service-account-keys")
+    kgate_gateway::pki::Pki::dir_of(data_dir).join("service-account-keys")
 }
 
 /// The ServiceAccount keys of a data directory (created when absent, with `algorithm`).
@@ -281,7 +281,7 @@ pub(crate) fn service_account_keys(
 /// cached verifications of deleted objects at once.
 pub(crate) fn service_account_authenticator(
     tokens: &TokenSettings,
-    objects: Arc<crate::object_index::ObjectIndex>,
+    objects: Arc<kgate_gateway::object_index::ObjectIndex>,
 ) -> Arc<kgate_tokens::ServiceAccountAuthenticator> {
     let config = kgate_tokens::IssuerConfig {
         issuer: tokens.settings.issuer.clone(),
@@ -300,7 +300,7 @@ pub(crate) fn service_account_authenticator(
 /// Relays the object sync's deletions to the token authenticator's cache.
 struct ForgetInAuthenticator(Arc<kgate_tokens::ServiceAccountAuthenticator>);
 
-impl crate::object_index::ForgetObject for ForgetInAuthenticator {
+impl kgate_gateway::object_index::ForgetObject for ForgetInAuthenticator {
     fn forget(&self, kind: kgate_tokens::ObjectKind, namespace: &str, name: &str) {
         self.0.forget(kind, namespace, name);
     }
@@ -389,10 +389,13 @@ impl RbacSink for RbacAuthorizerSink {
         &self,
         kind: &str,
         objects: &[serde_json::Value],
-    ) -> Result<(), crate::rbac_sync::SinkError> {
+    ) -> Result<(), kgate_gateway::rbac_sync::SinkError> {
         self.0.replace_kind(kind, objects).map_err(Into::into)
     }
-    fn upsert(&self, object: &serde_json::Value) -> Result<(), crate::rbac_sync::SinkError> {
+    fn upsert(
+        &self,
+        object: &serde_json::Value,
+    ) -> Result<(), kgate_gateway::rbac_sync::SinkError> {
         self.0.upsert(object).map_err(Into::into)
     }
     fn remove(&self, kind: &str, namespace: &str, name: &str) {
@@ -412,10 +415,10 @@ pub(crate) fn pipeline(
     authorizers: &Authorizers,
     limits: PipelineLimits,
     readiness: Readiness,
-    issuer: Option<crate::issuer_discovery::IssuerDocuments>,
+    issuer: Option<kgate_gateway::issuer_discovery::IssuerDocuments>,
     handler: Proxy,
 ) -> Result<PipelineService, WiringError> {
-    let config = crate::chain::ChainConfig {
+    let config = kgate_gateway::chain::ChainConfig {
         authenticator,
         authorizer: authorizers.chain.clone(),
         max_body_bytes: limits.max_body_bytes,
@@ -430,5 +433,5 @@ pub(crate) fn pipeline(
         },
         issuer,
     };
-    Ok(crate::chain::build(config, handler))
+    Ok(kgate_gateway::chain::build(config, handler))
 }

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use tokio::task::JoinHandle;
 
-use crate::cli::ConfigError;
+use crate::config::ConfigError;
 
 /// The components `--controllers` can name, in start order.
 pub const COMPONENTS: &[&str] = &[
@@ -105,7 +105,7 @@ impl ClusterArgs {
                 labels: labels.clone(),
             })
             .collect();
-        let grace = crate::cli::parse_duration(&self.node_monitor_grace_period)
+        let grace = crate::args::parse_duration(&self.node_monitor_grace_period)
             .map_err(|r| invalid("node-monitor-grace-period", r))?;
         let node_monitor_grace_period = std::time::Duration::try_from(grace)
             .ok()
@@ -231,13 +231,13 @@ fn controller_roles(component: &str) -> &'static [&'static str] {
 /// Makes the components' clients: certificates from the CA for their users, presented to the
 /// pipeline in process.
 pub(crate) struct Identities {
-    ca: crate::pki::CertificateAuthority,
+    ca: kgate_gateway::pki::CertificateAuthority,
     pipeline: std::sync::Weak<crate::wiring::PipelineService>,
 }
 
 impl Identities {
     pub(crate) fn new(
-        ca: crate::pki::CertificateAuthority,
+        ca: kgate_gateway::pki::CertificateAuthority,
         pipeline: std::sync::Weak<crate::wiring::PipelineService>,
     ) -> Self {
         Self { ca, pipeline }
@@ -245,12 +245,12 @@ impl Identities {
 
     fn client(&self, user: &str, groups: &[&str]) -> Result<kube::Client, String> {
         // In memory only, re-issued at every start: a year is beyond any process lifetime.
-        let validity = crate::pki::Validity::from_now(time::Duration::days(365));
+        let validity = kgate_gateway::pki::Validity::from_now(time::Duration::days(365));
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
         let cert = self
             .ca
             .issue_client_cert(user, &groups, validity)
-            .map_err(|e| crate::error::error_chain(&e))?;
+            .map_err(|e| kgate_gateway::error::error_chain(&e))?;
         Ok(crate::loopback::client(
             self.pipeline.clone(),
             cert.cert_der,

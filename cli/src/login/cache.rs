@@ -25,7 +25,7 @@ pub enum CacheError {
     NoDirectory,
     /// The file or directory could not be written.
     #[error("cannot write the token cache")]
-    Write(#[source] crate::pki::PkiError),
+    Write(#[source] kgate_gateway::pki::PkiError),
     /// The entry could not be serialised.
     #[error("cannot serialise the token cache")]
     Serialize(#[source] serde_json::Error),
@@ -155,12 +155,12 @@ impl TokenCache {
     /// Writes the entry: the directory 0700 (created if missing), the file 0600.
     pub fn store(&self, entry: &CacheEntry) -> Result<(), CacheError> {
         if let Some(dir) = self.path.parent() {
-            crate::pki::create_private_dir(dir).map_err(CacheError::Write)?;
+            kgate_gateway::pki::create_private_dir(dir).map_err(CacheError::Write)?;
             // An existing directory keeps its mode on create: tighten it.
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
                 |source| {
-                    CacheError::Write(crate::pki::PkiError::Write {
+                    CacheError::Write(kgate_gateway::pki::PkiError::Write {
                         path: dir.to_owned(),
                         source,
                     })
@@ -168,7 +168,7 @@ impl TokenCache {
             )?;
         }
         let text = serde_json::to_vec_pretty(entry).map_err(CacheError::Serialize)?;
-        crate::pki::write_private(&self.path, &text).map_err(CacheError::Write)
+        kgate_gateway::pki::write_private(&self.path, &text).map_err(CacheError::Write)
     }
 }
 

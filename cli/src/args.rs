@@ -1,13 +1,16 @@
 //! The `kgate` command line: clap options per subcommand, each with a `validate()` that turns
-//! it into a completed config the run functions in [`crate::up`] take. A completed config can
-//! only be made by `validate()`, so every run starts from checked settings.
+//! it into a completed config ([`crate::config`]) the run functions in [`crate::up`] take. A
+//! completed config can only be made by `validate()`, so every run starts from checked settings.
 
+use crate::config::{
+    ConfigError, ControlplaneConfig, EtcdSettings, GatewayConfig, GatewaySettings,
+    KubeconfigConfig, ServiceAccountSettings, StorageConfig, UpConfig,
+};
 use clap::{Args, Parser, Subcommand};
 use http::Uri;
 use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use thiserror::Error;
 use time::Duration;
 
 /// kgate: an authentication and RBAC gateway for Kubernetes, with its own compact control plane.
@@ -41,15 +44,6 @@ pub enum Command {
     /// List the Nodes, add a simulated one, or stop/start a simulated node's agent (a client
     /// of a running kgate).
     Node(crate::node_cli::NodeOptions),
-}
-
-/// Why the options are not acceptable.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A flag's value is out of range or malformed.
-    #[error("--{flag}: {reason}")]
-    Invalid { flag: &'static str, reason: String },
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -115,10 +109,10 @@ pub struct ServingArgs {
 }
 
 impl ServingArgs {
-    pub fn validate(self) -> Result<crate::serve::ConnectionLimits, ConfigError> {
-        use crate::serve::{ConnectionLimits, MAX_CONNECTIONS_LIMIT};
+    pub fn validate(self) -> Result<kgate_gateway::config::ConnectionLimits, ConfigError> {
+        use kgate_gateway::config::{ConnectionLimits, MAX_CONNECTIONS_LIMIT};
         let max_connections = match self.max_connections {
-            None => crate::serve::default_max_connections(),
+            None => kgate_gateway::config::default_max_connections(),
             Some(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => n,
             Some(_) => {
                 return Err(invalid(
@@ -198,11 +192,11 @@ pub struct AuthenticationArgs {
 }
 
 impl AuthenticationArgs {
-    pub fn validate(self) -> Result<crate::authn_config::AuthenticationSettings, ConfigError> {
-        use crate::authn_config::AuthenticationSettings;
+    pub fn validate(self) -> Result<kgate_gateway::config::AuthenticationSettings, ConfigError> {
+        use kgate_gateway::config::AuthenticationSettings;
         let system_identity_issuers = self.dangerous_oidc_system_identities.clone();
         let source = self.source()?;
-        if matches!(source, crate::authn_config::AuthenticationSource::None)
+        if matches!(source, kgate_gateway::config::AuthenticationSource::None)
             && !system_identity_issuers.is_empty()
         {
             return Err(invalid(
@@ -216,8 +210,8 @@ impl AuthenticationArgs {
         })
     }
 
-    fn source(self) -> Result<crate::authn_config::AuthenticationSource, ConfigError> {
-        use crate::authn_config::AuthenticationSource;
+    fn source(self) -> Result<kgate_gateway::config::AuthenticationSource, ConfigError> {
+        use kgate_gateway::config::AuthenticationSource;
         if let Some(path) = self.authentication_config {
             return Ok(AuthenticationSource::File(path));
         }
@@ -243,7 +237,7 @@ impl AuthenticationArgs {
             self.oidc_signing_algs
         };
         Ok(AuthenticationSource::Flags {
-            flags: Box::new(kgate_tokens::oidc::LegacyOidcFlags {
+            flags: Box::new(kgate_gateway::config::LegacyOidcFlags {
                 issuer_url,
                 client_id,
                 username_claim: self.oidc_username_claim,
@@ -313,14 +307,6 @@ pub struct ServiceAccountArgs {
     /// kept; `kgate keys rotate --algorithm` changes it.
     #[arg(long, default_value = "RS256", value_name = "ALG")]
     pub service_account_signing_algorithm: String,
-}
-
-/// ServiceAccount token settings after validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceAccountSettings {
-    pub(crate) issuer: String,
-    pub(crate) max_token_expiration: std::time::Duration,
-    pub(crate) signing_algorithm: kgate_tokens::Algorithm,
 }
 
 impl ServiceAccountArgs {
@@ -429,7 +415,7 @@ pub struct ControlplaneOptions {
     pub requestheader_client_ca_file: Option<PathBuf>,
     /// The common names a --requestheader-client-ca-file certificate must have for its headers to
     /// be believed (comma-separated); an empty value allows any name that CA signed.
-    #[arg(long, value_delimiter = ',', default_value = crate::pki::FRONT_PROXY_CN, value_name = "NAMES")]
+    #[arg(long, value_delimiter = ',', default_value = kgate_gateway::pki::FRONT_PROXY_CN, value_name = "NAMES")]
     pub requestheader_allowed_names: Vec<String>,
     #[command(flatten)]
     pub serving: ServingArgs,
@@ -584,25 +570,6 @@ pub struct RbacSourceArgs {
     pub with_bootstrap: bool,
 }
 
-/// Gateway settings after validation.
-#[derive(Debug, Clone)]
-pub struct GatewaySettings {
-    pub(crate) data_dir: PathBuf,
-    pub(crate) listen: SocketAddr,
-    pub(crate) max_request_bytes: u64,
-    pub(crate) max_header_bytes: usize,
-    pub(crate) anonymous_auth: bool,
-    pub(crate) authorization_policy_file: Option<PathBuf>,
-    pub(crate) authentication: crate::authn_config::AuthenticationSettings,
-    pub(crate) limits: crate::serve::ConnectionLimits,
-}
-
-impl GatewaySettings {
-    pub fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
-    }
-}
-
 impl GatewayArgs {
     pub fn validate(self) -> Result<GatewaySettings, ConfigError> {
         const MAX_BODY: u64 = 1024 * 1024 * 1024;
@@ -627,37 +594,6 @@ impl GatewayArgs {
             limits: self.serving.validate()?,
         })
     }
-}
-
-/// `kgate up` after validation.
-#[derive(Debug, Clone)]
-pub struct UpConfig {
-    pub(crate) gateway: GatewaySettings,
-    pub(crate) storage: StorageConfig,
-    pub(crate) service_accounts: ServiceAccountSettings,
-    pub(crate) admission: DefaultTolerationSeconds,
-    pub(crate) cluster: crate::cluster::ClusterSettings,
-}
-
-/// The store after validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageConfig {
-    /// `DATA_DIR/store/kgate.redb`, keeping this many revisions of history (0: all).
-    Embedded {
-        history_revisions: u64,
-    },
-    Etcd(EtcdSettings),
-}
-
-/// etcd settings after validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdSettings {
-    pub(crate) servers: Vec<String>,
-    pub(crate) prefix: String,
-    pub(crate) ca_file: Option<PathBuf>,
-    pub(crate) client_cert: Option<(PathBuf, PathBuf)>,
-    /// `None`: no compaction by kgate.
-    pub(crate) compaction_interval: Option<std::time::Duration>,
 }
 
 impl StorageArgs {
@@ -727,12 +663,6 @@ impl StorageArgs {
     }
 }
 
-impl UpConfig {
-    pub fn gateway(&self) -> &GatewaySettings {
-        &self.gateway
-    }
-}
-
 impl UpOptions {
     pub fn validate(self) -> Result<UpConfig, ConfigError> {
         Ok(UpConfig {
@@ -745,20 +675,6 @@ impl UpOptions {
     }
 }
 
-/// `kgate gateway` after validation.
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    pub(crate) gateway: GatewaySettings,
-    pub(crate) upstream: Uri,
-    pub(crate) service_accounts: ServiceAccountSettings,
-}
-
-impl GatewayConfig {
-    pub fn gateway(&self) -> &GatewaySettings {
-        &self.gateway
-    }
-}
-
 impl GatewayOptions {
     pub fn validate(self) -> Result<GatewayConfig, ConfigError> {
         Ok(GatewayConfig {
@@ -767,22 +683,6 @@ impl GatewayOptions {
             service_accounts: self.service_accounts.validate()?,
         })
     }
-}
-
-/// `kgate controlplane` after validation.
-#[derive(Debug, Clone)]
-pub struct ControlplaneConfig {
-    pub(crate) data_dir: PathBuf,
-    pub(crate) listen: SocketAddr,
-    pub(crate) storage: StorageConfig,
-    pub(crate) service_accounts: ServiceAccountSettings,
-    pub(crate) admission: DefaultTolerationSeconds,
-    pub(crate) authorization_policy_file: Option<PathBuf>,
-    /// `None`: the data directory's front-proxy CA.
-    pub(crate) requestheader_client_ca_file: Option<PathBuf>,
-    /// Empty: any name the requestheader CA signed.
-    pub(crate) requestheader_allowed_names: Vec<String>,
-    pub(crate) limits: crate::serve::ConnectionLimits,
 }
 
 impl ControlplaneOptions {
@@ -808,23 +708,13 @@ impl ControlplaneOptions {
     }
 }
 
-/// `kgate kubeconfig` after validation.
-#[derive(Debug, Clone)]
-pub struct KubeconfigConfig {
-    pub(crate) data_dir: PathBuf,
-    pub(crate) user: String,
-    pub(crate) groups: Vec<String>,
-    pub(crate) server: Uri,
-    pub(crate) lifetime: Duration,
-}
-
 impl KubeconfigOptions {
     pub fn validate(self) -> Result<KubeconfigConfig, ConfigError> {
         let user = self.user.unwrap_or_default();
         if user.trim().is_empty() {
             return Err(invalid("user", "must not be empty"));
         }
-        if user == crate::pki::FRONT_PROXY_CN {
+        if user == kgate_gateway::pki::FRONT_PROXY_CN {
             // The users' CA refuses it too; saying so here names the flag.
             return Err(invalid(
                 "user",
@@ -838,7 +728,7 @@ impl KubeconfigOptions {
         }
         let lifetime =
             parse_duration(&self.expiration).map_err(|reason| invalid("expiration", reason))?;
-        if lifetime > crate::pki::CA_VALIDITY {
+        if lifetime > kgate_gateway::pki::CA_VALIDITY {
             return Err(invalid("expiration", "must not outlive the CA (3650d)"));
         }
         Ok(KubeconfigConfig {
@@ -1123,9 +1013,8 @@ mod tests {
             std::time::Duration::from_secs(32)
         );
         assert_eq!(defaults.http2_max_concurrent_streams, 100);
-        assert!(
-            (1..=crate::serve::DEFAULT_MAX_CONNECTIONS_CEILING).contains(&defaults.max_connections)
-        );
+        assert!((1..=kgate_gateway::config::DEFAULT_MAX_CONNECTIONS_CEILING)
+            .contains(&defaults.max_connections));
         let set = limits(&[
             "--max-connections",
             "4",
@@ -1139,7 +1028,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             set,
-            crate::serve::ConnectionLimits {
+            kgate_gateway::config::ConnectionLimits {
                 max_connections: 4,
                 idle_timeout: std::time::Duration::from_secs(2),
                 read_header_timeout: std::time::Duration::from_secs(1),
@@ -1170,7 +1059,7 @@ mod tests {
         let defaults = config(&[]);
         assert_eq!(
             defaults.requestheader_allowed_names,
-            [crate::pki::FRONT_PROXY_CN]
+            [kgate_gateway::pki::FRONT_PROXY_CN]
         );
         assert_eq!(defaults.requestheader_client_ca_file, None);
         let any = config(&["--requestheader-allowed-names", ""]);

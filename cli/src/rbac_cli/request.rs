@@ -4,7 +4,7 @@
 //! is the plural resource name as RBAC rules write it, so short names (`po`) match nothing.
 
 use super::RbacCliError;
-use crate::cli::RbacRequestArgs;
+use crate::args::RbacRequestArgs;
 use kgate_core::user::{ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS};
 use kgate_core::{Attributes, UserInfo};
 

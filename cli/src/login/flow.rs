@@ -7,7 +7,7 @@
 
 use super::callback::CallbackListener;
 use super::LoginError;
-use crate::error::error_chain;
+use kgate_gateway::error::error_chain;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreDeviceAuthorizationResponse, CoreGrantType, CoreIdToken,

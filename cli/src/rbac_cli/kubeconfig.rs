@@ -241,7 +241,7 @@ pub fn load(
             "certificate",
         ));
     }
-    let builder = ClientConfig::builder_with_provider(crate::tls::provider())
+    let builder = ClientConfig::builder_with_provider(kgate_gateway::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let cert = pem_input(

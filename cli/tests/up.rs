@@ -5,9 +5,9 @@ mod support;
 
 use clap::Parser as _;
 use http::StatusCode;
-use kgate_gateway::cli::{Cli, Command};
+use kgate_cli::args::{Cli, Command};
+use kgate_cli::up::{self, Running};
 use kgate_gateway::pki::Pki;
-use kgate_gateway::up::{self, Running};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use support::{client, expired_cert, foreign_cert, get};

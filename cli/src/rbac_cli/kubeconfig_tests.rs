@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::pki::Pki;
+use kgate_gateway::pki::Pki;
 use std::fs;
 
 struct Fixture {

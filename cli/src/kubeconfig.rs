@@ -3,8 +3,8 @@
 //!
 //! A kubeconfig holds a private key: [`write_private`] writes it 0600, and its `Debug` is redacted.
 
-use crate::pki::{self, IssuedCert, PkiError};
 use base64::Engine as _;
+use kgate_gateway::pki::{self, IssuedCert, PkiError};
 use serde::Serialize;
 use std::fmt;
 use std::path::Path;
@@ -150,7 +150,7 @@ struct Context<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{Pki, Validity};
+    use kgate_gateway::pki::{Pki, Validity};
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

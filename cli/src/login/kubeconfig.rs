@@ -7,7 +7,7 @@
 //! kubeconfig is still written 0600 with `--output`.
 
 use super::{issuer_url, DEFAULT_SCOPES};
-use crate::cli::ConfigError;
+use crate::config::ConfigError;
 use crate::kubeconfig::CLUSTER_NAME;
 use base64::Engine as _;
 use clap::Args;
@@ -175,7 +175,7 @@ pub enum KubeconfigOidcError {
     Write(#[source] std::io::Error),
     /// Writing the --output file failed.
     #[error("cannot write the kubeconfig")]
-    WriteFile(#[source] crate::pki::PkiError),
+    WriteFile(#[source] kgate_gateway::pki::PkiError),
 }
 
 /// The `kgate login` arguments the kubeconfig runs.
@@ -265,7 +265,7 @@ pub fn write_oidc_kubeconfig(
         Some(server) => server.clone(),
         None => server_of(&admin).ok_or(KubeconfigOidcError::NoServer { path: admin })?,
     };
-    let ca_path = crate::pki::Pki::dir_of(&config.data_dir).join("ca.crt");
+    let ca_path = kgate_gateway::pki::Pki::dir_of(&config.data_dir).join("ca.crt");
     let ca_pem =
         std::fs::read_to_string(&ca_path).map_err(|source| KubeconfigOidcError::ReadCa {
             path: ca_path,
@@ -274,9 +274,8 @@ pub fn write_oidc_kubeconfig(
     let kgate = std::env::current_exe().map_err(KubeconfigOidcError::CurrentExe)?;
     let yaml = oidc_kubeconfig_yaml(config, &kgate, &server, &ca_pem)?;
     match &config.output {
-        Some(path) => {
-            crate::pki::write_private(path, yaml.as_bytes()).map_err(KubeconfigOidcError::WriteFile)
-        }
+        Some(path) => kgate_gateway::pki::write_private(path, yaml.as_bytes())
+            .map_err(KubeconfigOidcError::WriteFile),
         None => stdout
             .write_all(yaml.as_bytes())
             .map_err(KubeconfigOidcError::Write),
@@ -286,7 +285,7 @@ pub fn write_oidc_kubeconfig(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command, KubeconfigCommand};
+    use crate::args::{Cli, Command, KubeconfigCommand};
     use clap::Parser as _;
 
     fn parse(args: &[&str]) -> KubeconfigOidcOptions {
@@ -316,7 +315,7 @@ mod tests {
     #[test]
     fn kubeconfig_shape() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = crate::pki::Pki::load_or_create(dir.path()).unwrap();
+        let pki = kgate_gateway::pki::Pki::load_or_create(dir.path()).unwrap();
         crate::kubeconfig::Kubeconfig::new(
             "https://127.0.0.1:7443",
             pki.ca.cert_pem(),

@@ -3,11 +3,11 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use kgate_gateway::cli::{Cli, Command, KeysCommand, KubeconfigCommand, KubeconfigOptions};
-use kgate_gateway::login;
-use kgate_gateway::node_cli;
-use kgate_gateway::rbac_cli;
-use kgate_gateway::up::{self, Running};
+use kgate_cli::args::{Cli, Command, KeysCommand, KubeconfigCommand, KubeconfigOptions};
+use kgate_cli::login;
+use kgate_cli::node_cli;
+use kgate_cli::rbac_cli;
+use kgate_cli::up::{self, Running};
 use std::time::Duration;
 
 // The API server and its in-process clients allocate per request and per watch event (JSON

@@ -5,12 +5,12 @@
 //! would.
 
 use super::*;
-use crate::cli::{Cli, Command};
-use crate::pki::Pki;
+use crate::args::{Cli, Command};
 use bytes::Bytes;
 use clap::Parser as _;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
+use kgate_gateway::pki::Pki;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
@@ -265,7 +265,7 @@ async fn fake_apiserver(
     std::net::SocketAddr,
     Arc<Mutex<Vec<(String, Option<String>)>>>,
 ) {
-    let tls = crate::tls::gateway_server_config(&pki.serving).unwrap();
+    let tls = kgate_gateway::tls::gateway_server_config(&pki.serving).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

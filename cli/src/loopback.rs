@@ -3,7 +3,7 @@
 //! authentication, authorization, the API server — without a socket.
 //!
 //! Each client carries a client certificate issued by kgate's CA, handed to the pipeline as the
-//! connection's [`PeerCertificates`], exactly as [`crate::serve`] hands over what a TLS peer
+//! connection's [`PeerCertificates`], exactly as [`kgate_gateway::serve`] hands over what a TLS peer
 //! presented; the X.509 authenticator verifies it and RBAC judges its user as for any client.
 //! What is skipped is only what a network needs: TCP, the TLS record layer, HTTP framing. With
 //! 1,000 simulated nodes on a 2-core machine that cut kgate's CPU per pod by about 30%
@@ -13,11 +13,11 @@
 //! never leaves the process that issued it, and nothing outside the process can reach this
 //! path, so holding the certificate is the proof.
 
-use crate::peer::PeerCertificates;
 use crate::wiring::PipelineService;
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_core::Status;
+use kgate_gateway::peer::PeerCertificates;
 use std::convert::Infallible;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
@@ -60,7 +60,7 @@ impl Service<Request<kube::client::Body>> for Loopback {
         match self.pipeline.upgrade() {
             Some(pipeline) => Box::pin(PipelineService::clone(&pipeline).oneshot(request)),
             None => Box::pin(std::future::ready(Ok(
-                crate::layers::rescue::status_response(&Status::service_unavailable(
+                kgate_gateway::layers::rescue::status_response(&Status::service_unavailable(
                     "kgate is shutting down",
                 )),
             ))),

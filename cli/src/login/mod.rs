@@ -32,7 +32,7 @@ pub mod kubeconfig;
 pub use exec::{ExecCredential, ExecInfo};
 pub use kubeconfig::{write_oidc_kubeconfig, KubeconfigOidcConfig, KubeconfigOidcOptions};
 
-use crate::cli::ConfigError;
+use crate::config::ConfigError;
 use cache::{CacheEntry, CacheError, Loaded, TokenCache};
 use callback::{CallbackError, CallbackListener};
 use clap::{Args, ValueEnum};
@@ -419,7 +419,7 @@ fn finish(
         let _ = writeln!(
             stderr,
             "warning: {}",
-            crate::error::error_chain(&e as &dyn std::error::Error)
+            kgate_gateway::error::error_chain(&e as &dyn std::error::Error)
         );
     }
     Ok(ExecCredential::new(entry.id_token, entry.expiry))
