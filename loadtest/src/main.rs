@@ -7,7 +7,10 @@
 //!   authentication, RBAC, proxy over mutual TLS);
 //! - `nginx`: through nginx as a plain TLS reverse proxy in front of the same control plane (no
 //!   authentication, no authorization: the floor a proxy costs);
-//! - `kgate-up`: `kgate up`, gateway and control plane in one process.
+//! - `kgate-up`: `kgate up`, gateway and control plane in one process, without simulated nodes,
+//!   scheduler or controllers (`--nodes 0 --controllers ''`), so it serves what the others serve;
+//! - `kgate-up-cluster`: `kgate up` as a user starts it (3 simulated nodes, the scheduler and the
+//!   controllers in the same process): what the cluster's background work adds.
 //!
 //! For each it reports requests/s, p50 and p99 latency, and the server-side CPU time per request
 //! (utime+stime of the server processes from /proc, so the load generator's own CPU is excluded).
@@ -208,8 +211,14 @@ async fn main() -> Result<()> {
     let up_dir = tmp.path().join("up");
     let nginx_dir = tmp.path().join("nginx");
     std::fs::create_dir_all(&nginx_dir)?;
-    let (cp_port, gw_port, up_port, nginx_port) =
-        (free_port()?, free_port()?, free_port()?, free_port()?);
+    let cluster_dir = tmp.path().join("up-cluster");
+    let (cp_port, gw_port, up_port, nginx_port, cluster_port) = (
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+    );
 
     let cp = spawn(
         Command::new(&args.kgate)
@@ -238,7 +247,11 @@ async fn main() -> Result<()> {
             .arg("--data-dir")
             .arg(&up_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{up_port}")),
+            .arg(format!("127.0.0.1:{up_port}"))
+            .arg("--nodes")
+            .arg("0")
+            .arg("--controllers")
+            .arg(""),
         &tmp.path().join("up.log"),
     )?;
     let pki = split_dir.join("pki");
@@ -317,30 +330,63 @@ async fn main() -> Result<()> {
     println!("| front door | concurrency | requests/s | p50 µs | p99 µs | server CPU µs/request | errors |");
     println!("|---|---|---|---|---|---|---|");
     for target in targets {
-        let target = Arc::new(target);
-        for &c in &args.concurrency {
-            let m = measure(target.clone(), &args.path, c, args.seconds)
-                .await
-                .with_context(|| format!("measuring {} at concurrency {c}", target.name))?;
-            let total = m.requests + m.errors;
-            let rps = total as f64 / m.elapsed.as_secs_f64();
-            let cpu_us = if total > 0 {
-                m.cpu_seconds * 1e6 / total as f64
-            } else {
-                0.0
-            };
-            println!(
-                "| {} | {} | {:.0} | {} | {} | {:.0} | {} |",
-                target.name,
-                c,
-                rps,
-                percentile(&m.latencies_us, 0.50),
-                percentile(&m.latencies_us, 0.99),
-                cpu_us,
-                m.errors
-            );
-        }
+        print_rows(target, &args).await?;
     }
+    // Started last, alone: its nodes and controllers would otherwise add their background work
+    // to the other rows' processes' share of the two cores.
     drop((nginx, up, gw, cp));
+    let up_cluster = spawn(
+        Command::new(&args.kgate)
+            .arg("up")
+            .arg("--data-dir")
+            .arg(&cluster_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{cluster_port}")),
+        &tmp.path().join("up-cluster.log"),
+    )?;
+    wait_for_port(cluster_port).await?;
+    // Readiness, and the nodes registered and the controllers started.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    print_rows(
+        Target {
+            name: "kgate-up-cluster",
+            port: cluster_port,
+            ca: cluster_dir.join("pki/ca.crt"),
+            client_cert: admin(&cluster_dir),
+            headers: vec![],
+            pids: vec![up_cluster.id()],
+        },
+        &args,
+    )
+    .await?;
+    drop(up_cluster);
+    Ok(())
+}
+
+/// Measures `target` at each concurrency and prints its rows.
+async fn print_rows(target: Target, args: &Args) -> Result<()> {
+    let target = Arc::new(target);
+    for &c in &args.concurrency {
+        let m = measure(target.clone(), &args.path, c, args.seconds)
+            .await
+            .with_context(|| format!("measuring {} at concurrency {c}", target.name))?;
+        let total = m.requests + m.errors;
+        let rps = total as f64 / m.elapsed.as_secs_f64();
+        let cpu_us = if total > 0 {
+            m.cpu_seconds * 1e6 / total as f64
+        } else {
+            0.0
+        };
+        println!(
+            "| {} | {} | {:.0} | {} | {} | {:.0} | {} |",
+            target.name,
+            c,
+            rps,
+            percentile(&m.latencies_us, 0.50),
+            percentile(&m.latencies_us, 0.99),
+            cpu_us,
+            m.errors
+        );
+    }
     Ok(())
 }
