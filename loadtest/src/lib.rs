@@ -27,7 +27,18 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so a server with workers (nginx) stops them; SIGKILL after 5 s.
     fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.0.id().try_into().unwrap_or(0));
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            for _ in 0..100 {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
