@@ -1,6 +1,8 @@
 //! `kgate up` in-process on a free port with a fresh data directory, called over TLS with the
 //! admin certificate and with bad ones; and the split mode (`controlplane` + `gateway`).
 
+// The gateway's own test helpers (HTTPS clients over its upstream client), shared rather than copied.
+#[path = "../../gateway/tests/support/mod.rs"]
 mod support;
 
 use clap::Parser as _;
