@@ -1,11 +1,12 @@
 //! kgate-authz: who may do what. It owns Kubernetes RBAC with Kubernetes' semantics (Roles,
 //! ClusterRoles, RoleBindings, ClusterRoleBindings, parsed into [`objects`]), evaluated through an
 //! index by subject and namespace ([`RbacAuthorizer`]), the `system:masters` short cut
-//! ([`PrivilegedGroups`]), and the [`bootstrap`] policy every cluster starts with.
+//! ([`PrivilegedGroups`]), the [`bootstrap`] policy every cluster starts with, ClusterRole
+//! [`aggregation`], the casbin [`policy`] layer around RBAC, and the logic of the [`review`] APIs.
 //!
-//! It depends on `kgate-core` only (the [`kgate_core::authz::Authorizer`] trait and
-//! [`kgate_core::Attributes`]); it does no I/O. The gateway feeds it objects from list+watch
-//! through [`RbacAuthorizer::upsert`], [`RbacAuthorizer::remove`] and
+//! Among kgate's crates it depends on `kgate-core` only (the [`kgate_core::authz::Authorizer`]
+//! trait and [`kgate_core::Attributes`]); it does no I/O. The gateway feeds it objects from
+//! list+watch through [`RbacAuthorizer::upsert`], [`RbacAuthorizer::remove`] and
 //! [`RbacAuthorizer::replace_kind`]. Review endpoints, escalation checks and the CLI ask it
 //! [`RbacAuthorizer::rules_for`], [`RbacAuthorizer::who_can`], [`RbacAuthorizer::explain`] and
 //! [`RbacAuthorizer::confirm_no_escalation`] (with [`covers`]).

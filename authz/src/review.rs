@@ -6,7 +6,8 @@
 //!
 //! No HTTP here: the caller (the gateway, which holds the authenticator and the authorizer
 //! chain) decodes the body, hands over the requesting user, and turns a [`ReviewError`] into a
-//! 400 `Status`. The same functions serve the SubjectAccessReview webhook.
+//! 400 `Status`. A SubjectAccessReview webhook, when it lands, is to answer with the same
+//! functions.
 
 use crate::rules_for::SubjectRules;
 use kgate_core::authz::Authorizer;

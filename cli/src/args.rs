@@ -145,9 +145,9 @@ impl ServingArgs {
 /// flags (the two are exclusive, as in kube-apiserver).
 #[derive(Debug, Clone, Default, Args)]
 pub struct AuthenticationArgs {
-    /// An AuthenticationConfiguration file (apiserver.config.k8s.io/v1beta1 or v1) listing the
-    /// JWT issuers whose ID tokens are accepted. Reloaded when it changes; a bad file stops kgate
-    /// at start and is ignored (with a warning) on reload.
+    /// An AuthenticationConfiguration file (apiserver.config.k8s.io/v1, v1beta1 or v1alpha1)
+    /// listing the JWT issuers whose ID tokens are accepted. Reloaded when it changes; a bad file
+    /// stops kgate at start and is ignored (with a warning) on reload.
     #[arg(long, value_name = "FILE")]
     pub authentication_config: Option<PathBuf>,
     /// The URL of the OpenID issuer (https); only tokens whose `iss` is this URL are accepted.

@@ -232,7 +232,8 @@ async fn connect_etcd(settings: &EtcdSettings) -> Result<EtcdStore, WiringError>
         })
 }
 
-/// X.509 against the CA, then ServiceAccount tokens, plus anonymous only where enabled.
+/// X.509 against the CA, then ServiceAccount tokens, then OIDC ID tokens when configured, plus
+/// anonymous only where enabled.
 pub(crate) fn authenticator(
     ca_der: &[u8],
     service_accounts: Arc<kgate_tokens::ServiceAccountAuthenticator>,

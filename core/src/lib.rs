@@ -2,7 +2,9 @@
 //! ([`request_info::RequestInfo`], [`attributes::Attributes`]), what was decided
 //! ([`decision::Decision`]), how failures look on the wire ([`status::Status`]), and the two
 //! contracts the pipeline is built from ([`authn::Authenticator`], [`authz::Authorizer`]) with
-//! their proof types ([`authn::Authenticated`], [`authz::Authorized`]).
+//! their proof types ([`authn::Authenticated`], [`authz::Authorized`]). Two steps of the
+//! pipeline live here too: impersonation, the only maker of a proof for another user
+//! ([`impersonation`]), and routing by scope ([`scope`], which the API server asks again).
 //!
 //! This crate does no I/O and depends on no runtime, HTTP stack or Kubernetes client, so every
 //! other crate can share it. It follows k8s.io/apiserver's `pkg/authentication` and

@@ -42,7 +42,7 @@ use tower::ServiceBuilder;
 /// What the pipeline is built from.
 #[derive(Clone)]
 pub struct ChainConfig {
-    /// Who is calling: x509, tokens, and anonymous where enabled.
+    /// Who is calling: x509, ServiceAccount and OIDC tokens, and anonymous where enabled.
     pub authenticator: AuthenticatorUnion,
     /// What they may do; also decides `impersonate` checks.
     pub authorizer: AuthorizerChain,

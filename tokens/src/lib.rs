@@ -1,5 +1,7 @@
-//! kgate-tokens: Kubernetes ServiceAccount tokens, with no HTTP and no store (the cluster is
-//! seen through [`ObjectLookup`]). Depends on `kgate-core` only among kgate's crates.
+//! kgate-tokens: the bearer tokens kgate verifies. Kubernetes ServiceAccount tokens, with no HTTP
+//! and no store (the cluster is seen through [`ObjectLookup`]); and OIDC ID tokens ([`oidc`]),
+//! whose providers' discovery documents and keys it fetches over HTTPS. Depends on `kgate-core`
+//! only among kgate's crates.
 //!
 //! - [`keys`]: the signing keys on disk, rotation and pruning, the JWKS, a set shared with a running
 //!   kgate ([`SharedKeys`]).
@@ -9,6 +11,8 @@
 //!   ([`ServiceAccountAuthenticator`]).
 //! - [`digest`]: keyed digests of tokens, how a legacy token's Secret is compared with it.
 //! - [`discovery`]: the `/.well-known/openid-configuration` document.
+//! - [`oidc`]: OIDC users: the `AuthenticationConfiguration` and the legacy `--oidc-*` flags,
+//!   each provider's keys, the token checks and claim mappings, and [`oidc::OidcAuthenticator`].
 //!
 //! JWTs are encoded and decoded by `jsonwebtoken`; every signature is made and checked by
 //! `ring` (see `crypto`), the library rustls already uses here. Tokens and private keys never

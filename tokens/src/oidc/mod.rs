@@ -1,6 +1,6 @@
 //! OIDC users: JWT ID tokens from one or more OpenID providers, configured as Kubernetes'
 //! structured authentication configuration (`AuthenticationConfiguration`,
-//! apiserver.config.k8s.io/v1beta1 and v1) or its legacy single-issuer `--oidc-*` flags.
+//! apiserver.config.k8s.io/v1, v1beta1 and v1alpha1) or its legacy single-issuer `--oidc-*` flags.
 //!
 //! - [`config`]: the configuration file and the legacy flags, parsed and validated into one
 //!   [`config::AuthenticationConfig`] (a list of [`config::JwtIssuer`]); errors name the field.
