@@ -20,10 +20,12 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::objects::{check_fields, check_type, meta_str};
+use super::decode::{check_fields, check_type};
+use super::keys::Target;
+use super::meta::meta_str;
 use super::request::{Reply, Req};
-use super::storage::{get_current, Target};
-use super::Shared;
+use super::state::Shared;
+use super::storage::get_current;
 use crate::resources::{self, ResourceDef};
 
 const GROUP: &str = "authentication.k8s.io";
@@ -264,7 +266,7 @@ async fn bind(
             .pointer("/spec/serviceAccountName")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .unwrap_or(crate::controllers::serviceaccounts::DEFAULT_SERVICE_ACCOUNT);
+            .unwrap_or(super::admission::service_accounts::DEFAULT_SERVICE_ACCOUNT);
         if pod_account != account {
             return Err(Status::bad_request(format!(
                 "cannot bind token for serviceaccount {account:?} to pod running with different serviceaccount name."

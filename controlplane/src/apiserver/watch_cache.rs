@@ -42,8 +42,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use thiserror::Error;
 
+use super::keys::collection_prefix;
 use super::selectors::{field_value, FieldSelector};
-use super::storage::collection_prefix;
 use crate::resources::ResourceDef;
 use crate::store::{Revision, Store, StoreError, WatchEvent};
 use bytes::Bytes;
