@@ -78,8 +78,10 @@ impl Operation {
 #[derive(Debug)]
 pub(crate) struct Attributes<'a> {
     pub operation: Operation,
-    /// The resource (group, version, plural) and its kind.
+    /// The resource (group, version, plural).
     pub resource: &'static ResourceDef,
+    /// The kind of [`Self::object`]: the resource's, or a subresource's own (`TokenRequest`).
+    pub kind: &'static str,
     /// Empty for the main resource.
     pub subresource: &'a str,
     /// Empty for a cluster-scoped resource.
@@ -113,6 +115,7 @@ impl<'a> Attributes<'a> {
         Attributes {
             operation,
             resource,
+            kind: resource.kind,
             subresource: "",
             namespace,
             name,
@@ -153,9 +156,10 @@ impl<'a> Attributes<'a> {
         self
     }
 
-    /// The kind of the object written.
-    pub fn kind(&self) -> &'static str {
-        self.resource.kind
+    /// A subresource whose object is of its own kind (`TokenRequest` for `serviceaccounts/token`).
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Whether this is a write of the core `pods` resource itself (no subresource).

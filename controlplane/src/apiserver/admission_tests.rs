@@ -243,3 +243,198 @@ async fn namespace_lifecycle_refuses_in_kubes_words() {
     let mut attrs = Attributes::new(Operation::Delete, namespaces(), "", "leaving");
     chain.admit(&mut attrs).await.expect("may be deleted");
 }
+
+/// Records every call: phase, operation, subresource, name, user, and whether an old object
+/// was given; refuses the validating phase of deletes of `keep`.
+struct Witness {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl AdmissionPlugin for Witness {
+    fn name(&self) -> &'static str {
+        "Witness"
+    }
+
+    fn handles(&self, _operation: Operation) -> bool {
+        true
+    }
+
+    async fn admit(&self, attrs: &mut Attributes<'_>) -> Result<(), Status> {
+        self.note("admit", attrs);
+        Ok(())
+    }
+
+    async fn validate(&self, attrs: &Attributes<'_>) -> Result<(), Status> {
+        self.note("validate", attrs);
+        if attrs.operation == Operation::Delete && attrs.name == "keep" {
+            return Err(Status::forbidden_resource(
+                Some(kgate_core::status::GroupResource::new("", "configmaps")),
+                attrs.name,
+                "kept by the witness",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Witness {
+    fn note(&self, phase: &str, attrs: &Attributes<'_>) {
+        self.log.lock().expect("log").push(format!(
+            "{phase} {} {}/{} {} user={} old={} dry={}",
+            attrs.operation.as_str(),
+            attrs.resource.plural,
+            attrs.subresource,
+            attrs.name,
+            attrs.user.map(|u| u.name.as_str()).unwrap_or("-"),
+            attrs.old_object.is_some(),
+            attrs.dry_run,
+        ));
+    }
+}
+
+async fn send(router: &axum::Router, method: &str, uri: &str, ct: &str, body: &str) -> u16 {
+    use tower::ServiceExt;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", ct)
+        .header("x-remote-user", "alice")
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("request");
+    let answer = router.clone().oneshot(request).await.expect("answer");
+    answer.status().as_u16()
+}
+
+#[tokio::test]
+async fn every_write_of_the_api_passes_both_phases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(
+        RedbStore::open(&dir.path().join("s.redb"), RedbOptions::default()).expect("open"),
+    );
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut shared = crate::apiserver::state::Shared::new(store.clone());
+    shared.admission = Arc::new(Admission::new(vec![
+        Arc::new(namespace_lifecycle::NamespaceLifecycle::new(
+            Arc::downgrade(&store),
+        )),
+        Arc::new(Witness { log: log.clone() }),
+    ]));
+    let shared = Arc::new(shared);
+    crate::apiserver::bootstrap::run(&shared)
+        .await
+        .expect("bootstrap");
+    // The bootstrap wrote through the chain too, as the API server itself.
+    {
+        let mut log = log.lock().expect("log");
+        assert!(log.iter().any(|l| l
+            == "validate CREATE namespaces/ default user=system:apiserver old=false dry=false"));
+        log.clear();
+    }
+    let router = crate::ApiServer { shared }.router();
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cm = |name: &str| configmap(name).to_string();
+    const JSON: &str = "application/json";
+    assert_eq!(send(&router, "POST", cms, JSON, &cm("a")).await, 201);
+    assert_eq!(
+        send(
+            &router,
+            "POST",
+            &format!("{cms}?dryRun=All"),
+            JSON,
+            &cm("b")
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        send(&router, "PUT", &format!("{cms}/a"), JSON, &cm("a")).await,
+        200
+    );
+    let merge = "application/merge-patch+json";
+    assert_eq!(
+        send(
+            &router,
+            "PATCH",
+            &format!("{cms}/a"),
+            merge,
+            r#"{"data":{"x":"y"}}"#
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        send(&router, "DELETE", &format!("{cms}/a"), JSON, "").await,
+        200
+    );
+    // The status subresource: an UPDATE of `namespaces/status`, with the stored object.
+    let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"default"},"status":{"phase":"Active"}}"#;
+    assert_eq!(
+        send(
+            &router,
+            "PUT",
+            "/api/v1/namespaces/default/status",
+            JSON,
+            ns
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        *log.lock().expect("log"),
+        vec![
+            "admit CREATE configmaps/ a user=alice old=false dry=false",
+            "validate CREATE configmaps/ a user=alice old=false dry=false",
+            "admit CREATE configmaps/ b user=alice old=false dry=true",
+            "validate CREATE configmaps/ b user=alice old=false dry=true",
+            "admit UPDATE configmaps/ a user=alice old=true dry=false",
+            "validate UPDATE configmaps/ a user=alice old=true dry=false",
+            "admit UPDATE configmaps/ a user=alice old=true dry=false",
+            "validate UPDATE configmaps/ a user=alice old=true dry=false",
+            "admit DELETE configmaps/ a user=alice old=false dry=false",
+            "validate DELETE configmaps/ a user=alice old=true dry=false",
+            "admit UPDATE namespaces/status default user=alice old=true dry=false",
+            "validate UPDATE namespaces/status default user=alice old=true dry=false",
+        ]
+    );
+    // A validating refusal of a delete answers the plugin's Status and removes nothing.
+    assert_eq!(send(&router, "POST", cms, JSON, &cm("keep")).await, 201);
+    assert_eq!(
+        send(&router, "DELETE", &format!("{cms}/keep"), JSON, "").await,
+        403
+    );
+    let key = object_key(configmaps(), Some("default"), "keep");
+    assert!(store.get(&key).await.expect("get").is_some());
+}
+
+#[tokio::test]
+async fn the_controllers_write_through_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(
+        RedbStore::open(&dir.path().join("s.redb"), RedbOptions::default()).expect("open"),
+    );
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
+    store
+        .create(
+            &object_key(namespaces(), None, "team"),
+            encode_object(&ns).expect("encode"),
+        )
+        .await
+        .expect("store");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let chain = Arc::new(Admission::new(vec![Arc::new(Witness { log: log.clone() })]));
+    let writer = Writer::new(
+        chain,
+        kgate_core::UserInfo::new("system:serviceaccount:kube-system:service-account-controller"),
+    );
+    // The first pass is done when spawn returns.
+    let task = crate::controllers::serviceaccounts::spawn(Arc::downgrade(&store), writer).await;
+    task.abort();
+    assert_eq!(
+        *log.lock().expect("log"),
+        vec![
+            "admit CREATE serviceaccounts/ default user=system:serviceaccount:kube-system:service-account-controller old=false dry=false",
+            "validate CREATE serviceaccounts/ default user=system:serviceaccount:kube-system:service-account-controller old=false dry=false",
+        ]
+    );
+}

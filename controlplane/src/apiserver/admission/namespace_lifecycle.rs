@@ -80,7 +80,7 @@ impl AdmissionPlugin for NamespaceLifecycle {
     }
 
     async fn admit(&self, attrs: &mut Attributes<'_>) -> Result<(), Status> {
-        let namespace_kind = attrs.resource.group.is_empty() && attrs.kind() == "Namespace";
+        let namespace_kind = attrs.resource.group.is_empty() && attrs.resource.kind == "Namespace";
         match attrs.operation {
             Operation::Delete if namespace_kind && IMMORTAL.contains(&attrs.name) => {
                 Err(Status::forbidden_resource(
