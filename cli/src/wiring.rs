@@ -7,11 +7,11 @@ use crate::config::{EtcdSettings, ServiceAccountSettings, StorageConfig};
 use axum::body::Body;
 use http::{Request, Response};
 use kgate_controlplane::apiserver::default_tolerations::DefaultTolerationSeconds;
-use kgate_controlplane::apiserver::ApiServer;
 use kgate_controlplane::store::compactor;
 use kgate_controlplane::store::etcd::{EtcdOptions, EtcdStore, EtcdTls};
 use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
 use kgate_controlplane::store::Store;
+use kgate_controlplane::ControlPlane as EmbeddedControlPlane;
 use kgate_core::authn::AuthenticatorUnion;
 use kgate_core::authz::AuthorizerChain;
 use kgate_gateway::proxy::Proxy;
@@ -70,15 +70,15 @@ pub(crate) struct ControlPlane {
 /// Closes the store once the listener and background tasks have let go of the API server, so
 /// the file is released and the next start on the same data dir opens it.
 pub(crate) struct ControlPlaneCloser {
-    api: ApiServer,
+    api: EmbeddedControlPlane,
     store: OpenedStore,
     /// etcd's compactor (the embedded store compacts itself).
     compactor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ControlPlaneCloser {
-    /// The API server, for settings made after it started.
-    pub(crate) fn api(&self) -> &ApiServer {
+    /// The API server and its controllers, for settings made after it started.
+    pub(crate) fn api(&self) -> &EmbeddedControlPlane {
         &self.api
     }
 }
@@ -153,7 +153,7 @@ pub(crate) async fn open_control_plane(
             (OpenedStore::Etcd(store.clone()), store, compactor)
         }
     };
-    let api = ApiServer::start(dyn_store)
+    let api = EmbeddedControlPlane::start(dyn_store)
         .await
         .map_err(|e| WiringError::ApiServer(Box::new(e)))?;
     api.set_default_toleration_seconds(default_tolerations);
@@ -174,7 +174,7 @@ pub(crate) async fn open_control_plane(
 /// first start.
 /// Returns the keys, for a verifier of the tokens issued.
 pub(crate) async fn enable_service_account_tokens(
-    api: &ApiServer,
+    api: &EmbeddedControlPlane,
     data_dir: &Path,
     settings: &ServiceAccountSettings,
     root_ca_pem: &str,

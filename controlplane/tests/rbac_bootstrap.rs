@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use kgate_authz::aggregation::rules_equal;
 use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
 use kgate_controlplane::store::Store;
-use kgate_controlplane::ApiServer;
+use kgate_controlplane::ControlPlane;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -28,7 +28,7 @@ const MERGE: &str = "application/merge-patch+json";
 /// A control plane over a RedbStore in a directory, that can be closed and opened again.
 struct Plane {
     store: Arc<RedbStore>,
-    server: ApiServer,
+    server: ControlPlane,
     router: Router,
 }
 
@@ -38,7 +38,7 @@ impl Plane {
             RedbStore::open(&dir.join("store.redb"), RedbOptions::default()).expect("open store"),
         );
         let shared: Arc<dyn Store> = store.clone();
-        let server = ApiServer::start(shared).await.expect("start");
+        let server = ControlPlane::start(shared).await.expect("start");
         let router = server.router();
         Plane {
             store,

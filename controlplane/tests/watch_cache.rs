@@ -18,7 +18,7 @@ use http::{Method, Request};
 use kgate_controlplane::store::intercept::{Intercept, Intercepted};
 use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
 use kgate_controlplane::store::{Revision, Store, StoreError, WatchStream};
-use kgate_controlplane::ApiServer;
+use kgate_controlplane::ControlPlane;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -126,7 +126,7 @@ async fn many_http_watches_cost_one_store_watch() {
         watches: Mutex::new(Vec::new()),
     };
     let store = Arc::new(Intercepted::new(Arc::new(inner), counting));
-    let server = ApiServer::start(store.clone()).await.unwrap();
+    let server = ControlPlane::start(store.clone()).await.unwrap();
     let router = server.router();
     let first = create(&router, "default", "first").await;
 

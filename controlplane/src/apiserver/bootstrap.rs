@@ -13,22 +13,53 @@
 use kgate_authz::bootstrap::reconcile::{reconcile_binding, reconcile_role, Reconciliation};
 use serde_json::{json, Value};
 
-use super::codec::{decode_object, encode_object};
+use kgate_core::UserInfo;
+use thiserror::Error;
+
+use super::codec::decode_object;
+use super::keys::object_key;
+use super::meta::meta_str;
 use super::namespaces::SYSTEM_NAMESPACES;
-use super::objects::{meta_str, prepare_create, prepare_update, StatusFrom};
-use super::{object_key, ApiServerError, Shared};
+use super::registry::{WriteError, Writer};
+use super::state::Shared;
 use crate::resources::{self, ResourceDef};
 use crate::store::StoreError;
+
+/// Why the API server could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ApiServerError {
+    /// A bootstrap object (a system namespace, a bootstrap ClusterRole...) could not be stored.
+    #[error("could not create the bootstrap object {what}")]
+    Bootstrap {
+        /// Which object, as `namespaces/default`.
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+    /// A bootstrap object is malformed (a defect in the embedded policy).
+    #[error("the bootstrap object {what} is invalid: {message}")]
+    InvalidBootstrapObject { what: String, message: String },
+}
 
 /// How often one object's reconciliation starts over after losing a race with another writer.
 const MAX_ATTEMPTS: usize = 8;
 
-/// Creates the system namespaces and reconciles the bootstrap RBAC policy.
+/// Creates the system namespaces and reconciles the bootstrap RBAC policy, writing as the API
+/// server itself (kube's loopback `system:apiserver`) through the write path of
+/// [`super::registry`].
 pub(crate) async fn run(shared: &Shared) -> Result<(), ApiServerError> {
+    let mut user = UserInfo::new("system:apiserver");
+    user.groups = vec!["system:masters".to_owned()];
+    let writer = Writer::new(shared.admission.clone(), user);
+    let writer = &writer;
     let namespaces = def("", "namespaces")?;
     for name in SYSTEM_NAMESPACES {
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        ensure(shared, namespaces, ns, |_, _| Reconciliation::Unchanged).await?;
+        ensure(shared, writer, namespaces, ns, |_, _| {
+            Reconciliation::Unchanged
+        })
+        .await?;
     }
     // Kubernetes' order: roles before the bindings that name them.
     let policy = [
@@ -48,7 +79,7 @@ pub(crate) async fn run(shared: &Shared) -> Result<(), ApiServerError> {
             reconcile_role
         };
         for obj in objects {
-            ensure(shared, def, obj, reconcile).await?;
+            ensure(shared, writer, def, obj, reconcile).await?;
         }
     }
     Ok(())
@@ -65,10 +96,12 @@ fn def(group: &str, plural: &str) -> Result<&'static ResourceDef, ApiServerError
 /// compare-and-swap writes, starting over when another writer got in between.
 async fn ensure(
     shared: &Shared,
+    writer: &Writer,
     def: &'static ResourceDef,
     mut obj: Value,
     reconcile: fn(&Value, &Value) -> Reconciliation,
 ) -> Result<(), ApiServerError> {
+    let store = shared.store.as_ref();
     let name = meta_str(&obj, "name").unwrap_or("").to_owned();
     let namespace = meta_str(&obj, "namespace").map(str::to_owned);
     let what = match &namespace {
@@ -90,46 +123,44 @@ async fn ensure(
         }
     }
     let key = object_key(def, namespace.as_deref(), &name);
-    let create = |obj: &Value| -> Result<Vec<u8>, ApiServerError> {
-        let mut obj = obj.clone();
-        prepare_create(def, &mut obj).map_err(|s| invalid(s.message))?;
-        encode_object(&obj).map_err(|s| invalid(s.message))
+    // Refusals are defects of the embedded policy; a store race starts over.
+    let outcome = |result: Result<(), WriteError>| -> Result<bool, ApiServerError> {
+        match result {
+            Ok(()) => Ok(true),
+            Err(WriteError::Refused(status)) => Err(invalid(status.message)),
+            Err(WriteError::Store(
+                StoreError::Conflict { .. } | StoreError::NotFound | StoreError::AlreadyExists,
+            )) => Ok(false),
+            Err(WriteError::Store(source)) => Err(store_error(source)),
+        }
     };
     for _ in 0..MAX_ATTEMPTS {
         let Some(kv) = shared.store.get(&key).await.map_err(store_error)? else {
-            match shared.store.create(&key, create(&obj)?).await {
-                Ok(_) => return Ok(()),
-                // Another server over the same store got there first: reconcile with its copy.
-                Err(StoreError::AlreadyExists) => continue,
-                Err(source) => return Err(store_error(source)),
+            // Another server over the same store may get there first: reconcile with its copy.
+            let created = writer.create(store, def, obj.clone()).await.map(drop);
+            if outcome(created)? {
+                return Ok(());
             }
+            continue;
         };
         let current = decode_object(&kv).map_err(|s| invalid(s.message))?;
-        let outcome = match reconcile(&obj, &current) {
+        let written = match reconcile(&obj, &current) {
             Reconciliation::Unchanged | Reconciliation::Protected => return Ok(()),
-            Reconciliation::Update(next) => {
-                let next = prepare_update(def, &current, next, StatusFrom::Old)
-                    .map_err(|s| invalid(s.message))?;
-                let bytes = encode_object(&next).map_err(|s| invalid(s.message))?;
-                shared.store.update(&key, bytes, kv.mod_revision).await
-            }
+            Reconciliation::Update(next) => writer
+                .update(store, def, &kv, &current, next)
+                .await
+                .map(drop),
             Reconciliation::Recreate(next) => {
                 // A roleRef cannot change in place: the binding is replaced.
-                match shared.store.delete(&key, Some(kv.mod_revision)).await {
-                    Ok(_) => shared.store.create(&key, create(&next)?).await,
+                match writer.delete(store, def, &kv, &current).await {
+                    Ok(()) => writer.create(store, def, next).await.map(drop),
                     Err(e) => Err(e),
                 }
             }
         };
-        match outcome {
-            Ok(_) => {
-                tracing::info!(object = %what, "bootstrap policy object reconciled");
-                return Ok(());
-            }
-            Err(StoreError::Conflict { .. } | StoreError::NotFound | StoreError::AlreadyExists) => {
-                continue
-            }
-            Err(source) => return Err(store_error(source)),
+        if outcome(written)? {
+            tracing::info!(object = %what, "bootstrap policy object reconciled");
+            return Ok(());
         }
     }
     Err(store_error(StoreError::Unavailable(

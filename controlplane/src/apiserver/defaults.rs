@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::objects::{meta_mut, meta_str};
+use super::meta::{meta_mut, meta_str};
 use crate::resources::ResourceDef;
 
 /// Sets `obj[key]` to `value` when absent.

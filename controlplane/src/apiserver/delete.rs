@@ -4,8 +4,13 @@
 //!
 //! An object with finalizers is not removed: it gets `deletionTimestamp` (and
 //! `deletionGracePeriodSeconds: 0`) and stays until an update empties its finalizers, which
-//! [`super::storage::guaranteed_update`] then turns into the removal. Namespaces have their own
-//! lifecycle ([`super::namespaces`]). Pods are removed at once: there is no kubelet to wait for.
+//! [`super::storage::guaranteed_update`] then turns into the removal. Deleting a namespace marks
+//! it Terminating and starts the deletion of its content ([`super::namespaces`]). Pods are
+//! removed at once: there is no kubelet to wait for.
+//!
+//! A delete passes admission ([`super::admission`]) as kube's does: the mutating phase first
+//! (NamespaceLifecycle refuses the system namespaces), the validating phase on the stored object
+//! just before it is marked or removed.
 //!
 //! `propagationPolicy` is carried out by the garbage collector (a client of this API), as in
 //! kube-apiserver: `Orphan` adds the finalizer [`ORPHAN_FINALIZER`] and `Foreground` the
@@ -19,13 +24,18 @@ use std::sync::Arc;
 use kgate_core::Status;
 use serde_json::{json, Value};
 
+use kgate_core::UserInfo;
+
+use super::admission::{Attributes, Operation};
 use super::codec::{decode_object, encode_object};
+use super::escalation::front_proxy_user;
+use super::keys::{store_status, Target};
+use super::meta::{finalizers, is_deleting, mark_deleting, meta_mut, meta_str};
 use super::namespaces;
-use super::objects::{finalizers, is_deleting, meta_mut, meta_str, now_timestamp};
 use super::read::{list_object, list_page, ListOptions};
 use super::request::{dry_run_values, Reply, Req};
-use super::storage::{get_current, store_status, Target};
-use super::Shared;
+use super::state::Shared;
+use super::storage::{get_current, guaranteed_update};
 use crate::store::{Revision, StoreError};
 
 /// How many times a delete retries after losing a race with another writer.
@@ -180,12 +190,14 @@ pub(crate) async fn delete_object(
     shared: &Arc<Shared>,
     target: &Target<'_>,
     opts: &DeleteOptions,
+    user: Option<&UserInfo>,
 ) -> Result<Value, Status> {
     let store = shared.store.as_ref();
     let key = target.key();
     for _ in 0..MAX_ATTEMPTS {
         let (kv, obj) = get_current(store, target).await?;
         check_preconditions(target, opts, &obj)?;
+        validate_delete(shared, target, &obj, opts, user).await?;
         // The policy may change the finalizers, even of an object already being deleted (a
         // second delete with another policy), and may leave none (Background on an orphaning
         // object): then it is removed at once.
@@ -226,31 +238,101 @@ pub(crate) async fn delete_object(
     Err(target.conflict())
 }
 
-/// The object with `deletionTimestamp` now and a zero grace period.
-pub(crate) fn mark_deleting(mut obj: Value) -> Value {
-    let meta = meta_mut(&mut obj);
-    meta.insert("deletionTimestamp".into(), json!(now_timestamp()));
-    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-    obj
-}
-
 /// DELETE of one object: 200 with the object (marked, or as it was before removal).
 pub(crate) async fn delete(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
     let opts = DeleteOptions::from_request(req)?;
+    let user = front_proxy_user(&req.headers);
+    let mut attrs = delete_attributes(req, &req.name, user.as_ref(), &opts);
+    // Mutating admission (NamespaceLifecycle keeps the system namespaces).
+    shared.admission.admit(&mut attrs).await?;
     if req.def.kind == "Namespace" {
-        return namespaces::delete(shared, &req.name, &opts)
+        return delete_namespace(shared, &req.name, &opts, user.as_ref())
             .await
             .map(Reply::ok);
     }
-    delete_object(shared, &req.target(), &opts)
+    delete_object(shared, &req.target(), &opts, user.as_ref())
         .await
         .map(Reply::ok)
+}
+
+/// The admission attributes of a delete of `name` (empty for a collection).
+fn delete_attributes<'a>(
+    req: &'a Req,
+    name: &'a str,
+    user: Option<&'a UserInfo>,
+    opts: &DeleteOptions,
+) -> Attributes<'a> {
+    Attributes::new(
+        Operation::Delete,
+        req.def,
+        req.namespace.as_deref().unwrap_or(""),
+        name,
+    )
+    .with_user(user)
+    .with_dry_run(opts.dry_run)
+}
+
+/// The validating admission of a delete of `old`, at `target`.
+async fn validate_delete(
+    shared: &Shared,
+    target: &Target<'_>,
+    old: &Value,
+    opts: &DeleteOptions,
+    user: Option<&UserInfo>,
+) -> Result<(), Status> {
+    let attrs = Attributes::new(
+        Operation::Delete,
+        target.def,
+        target.namespace.unwrap_or(""),
+        target.name,
+    )
+    .with_old(old)
+    .with_user(user)
+    .with_dry_run(opts.dry_run);
+    shared.admission.validate(&attrs).await
+}
+
+/// DELETE of a namespace: marks it Terminating and starts the content deletion
+/// ([`namespaces::spawn_finalizer`]).
+async fn delete_namespace(
+    shared: &Arc<Shared>,
+    name: &str,
+    opts: &DeleteOptions,
+    user: Option<&UserInfo>,
+) -> Result<Value, Status> {
+    let target = namespaces::namespace_target(name)?;
+    let (_, current) = get_current(shared.store.as_ref(), &target).await?;
+    check_preconditions(&target, opts, &current)?;
+    let marked = guaranteed_update(
+        shared.store.as_ref(),
+        &target,
+        None,
+        opts.dry_run,
+        |current: Arc<Value>| async move {
+            let current = &*current;
+            if is_deleting(current) {
+                return Ok(current.clone());
+            }
+            validate_delete(shared, &target, current, opts, user).await?;
+            let mut next = mark_deleting(current.clone());
+            next["status"] = json!({"phase": "Terminating"});
+            Ok(next)
+        },
+    )
+    .await?;
+    if !opts.dry_run {
+        namespaces::spawn_finalizer(shared.store.clone(), name.to_owned());
+    }
+    Ok(marked)
 }
 
 /// DELETE of a collection (with selectors): deletes each match, answers the `<Kind>List` of
 /// what was deleted or marked.
 pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
     let opts = DeleteOptions::from_request(req)?;
+    let user = front_proxy_user(&req.headers);
+    let mut attrs = delete_attributes(req, "", user.as_ref(), &opts);
+    shared.admission.admit(&mut attrs).await?;
     let mut list_opts = ListOptions::from_request(req)?;
     list_opts.limit = 0;
     list_opts.continue_token = None;
@@ -270,7 +352,7 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
             namespace: meta_str(obj, "namespace"),
             name: &name,
         };
-        match delete_object(shared, &target, &opts).await {
+        match delete_object(shared, &target, &opts, user.as_ref()).await {
             Ok(o) => deleted.push(o),
             // Gone meanwhile: someone else deleted it, which is what was asked.
             Err(s) if s.code == 404 => {}

@@ -24,6 +24,10 @@
 //! here, whatever verb or patch type made it. The comparison for "only GC fields" is on the
 //! object as the writer sent it (before this server fills in system fields), as kube compares
 //! it, so an update that drops the uid or resourceVersion is checked in full.
+//!
+//! Where it runs in a write ([`super::write`]): after the mutating admission and before the
+//! resource's strategy ([`super::strategy`]), as kube's RBAC storage wraps the generic store.
+//! No built-in admission plugin changes RBAC objects, so the object checked is the one sent.
 
 use std::sync::Arc;
 

@@ -7,6 +7,9 @@
 //! subresources ([`subresources`]). Every failure is a [`Status`] with kube-apiserver's reason,
 //! code and wording, so kubectl prints what it prints against a real cluster.
 //!
+//! A write runs decode → mutating admission → strategy (prepare, default, validate) →
+//! validating admission → store: see [`strategy`] for the order and [`admission`] for the seam.
+//!
 //! Trust: this server does no authentication or authorization. The gateway in front of it has
 //! done both and passes identity as front-proxy headers; whoever can reach this router directly
 //! is the cluster admin.
@@ -23,19 +26,32 @@ pub mod selectors;
 pub mod watch;
 pub mod watch_cache;
 
+// The layers, lowest first; a module imports only modules above it in this list (and
+// `codec`, `selectors`, `watch_cache`, which import only leaves), never one that imports it:
+//   leaves:     meta (object helpers), keys (store keys, targets, store errors as Statuses)
+//   objects:    decode (body vs URL, fieldValidation), defaults, validation, storage (CAS loop)
+//   write path: strategy (prepare, default, validate), admission (the plugin chain),
+//               escalation, service_ips, registry (the write path of the server's own writers)
+//   handlers:   state (what they share), request, read, write, delete, namespaces,
+//               subresources, token_request, bootstrap
+//   router:     this module
+pub(crate) mod admission;
 mod bootstrap;
-pub mod default_tolerations;
+mod decode;
 mod defaults;
 mod delete;
 pub mod escalation;
+pub(crate) mod keys;
+pub(crate) mod meta;
 mod namespaces;
-pub(crate) mod objects;
 mod protobuf;
 mod read;
+pub(crate) mod registry;
 mod request;
-mod service_accounts;
 mod service_ips;
+pub(crate) mod state;
 mod storage;
+pub(crate) mod strategy;
 mod subresources;
 mod token_request;
 mod validation;
@@ -50,62 +66,18 @@ use axum::Router;
 use http::{Method, Request, Response};
 use kgate_core::request_info::QueryParams;
 use kgate_core::{RequestInfo, Status};
-use thiserror::Error;
 
 use crate::resources;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use codec::status_response;
 use request::Req;
 use selectors::{FieldSelector, LabelSelector};
+use state::Shared;
 
-pub use storage::{collection_prefix, object_key};
-
-/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes` (3 MiB).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-
-/// Why the API server could not start.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ApiServerError {
-    /// A bootstrap object (a system namespace, a bootstrap ClusterRole...) could not be stored.
-    #[error("could not create the bootstrap object {what}")]
-    Bootstrap {
-        /// Which object, as `namespaces/default`.
-        what: String,
-        #[source]
-        source: StoreError,
-    },
-    /// A bootstrap object is malformed (a defect in the embedded policy).
-    #[error("the bootstrap object {what} is invalid: {message}")]
-    InvalidBootstrapObject { what: String, message: String },
-}
-
-/// State shared by every request.
-pub(crate) struct Shared {
-    pub store: Arc<dyn Store>,
-    /// One store watch per watched resource, shared by every watch request.
-    pub watch_cache: Arc<watch_cache::WatchCache>,
-    /// Serializes Service creation so that two Services never get the same ClusterIP.
-    pub service_ips: tokio::sync::Mutex<()>,
-    /// The controllers running beside this server (set once started); they stop with it.
-    pub controllers: std::sync::OnceLock<crate::controllers::Controllers>,
-    /// Privilege-escalation checks on RBAC writes, once enabled.
-    pub escalation: std::sync::OnceLock<escalation::EscalationGuard>,
-    /// The ServiceAccount token issuer behind `serviceaccounts/token`, once enabled.
-    pub token_issuer: std::sync::OnceLock<Arc<kgate_tokens::TokenIssuer>>,
-    /// The legacy token Secret controller, once enabled; it stops with the server.
-    pub token_secrets: std::sync::OnceLock<crate::controllers::Controllers>,
-    /// The `tolerationSeconds` new pods get by default, if set (else kube's defaults).
-    pub default_tolerations: std::sync::OnceLock<default_tolerations::DefaultTolerationSeconds>,
-}
-
-impl Shared {
-    pub(crate) fn default_toleration_seconds(
-        &self,
-    ) -> default_tolerations::DefaultTolerationSeconds {
-        self.default_tolerations.get().copied().unwrap_or_default()
-    }
-}
+pub use admission::default_tolerations;
+pub use bootstrap::ApiServerError;
+pub use keys::{collection_prefix, object_key};
+pub use request::MAX_BODY_BYTES;
 
 /// The API server: cheap to clone, one [`Router`] per caller.
 #[derive(Clone)]
@@ -122,28 +94,11 @@ impl std::fmt::Debug for ApiServer {
 impl ApiServer {
     /// Bootstraps the store (the system namespaces created when absent, the bootstrap RBAC
     /// policy reconciled: see `bootstrap`), resumes the deletion of namespaces left Terminating by
-    /// a previous run, starts the controllers (ClusterRole aggregation, ServiceAccounts), which
-    /// stop when the last handle of the server and of its routers is dropped, and returns the
-    /// server.
+    /// a previous run, and returns the server. Its controllers are the [`crate::ControlPlane`]'s.
     pub async fn start(store: Arc<dyn Store>) -> Result<ApiServer, ApiServerError> {
-        let shared = Arc::new(Shared {
-            watch_cache: Arc::new(watch_cache::WatchCache::new(
-                store.clone(),
-                watch_cache::WatchCacheConfig::default(),
-            )),
-            store,
-            service_ips: tokio::sync::Mutex::new(()),
-            controllers: std::sync::OnceLock::new(),
-            escalation: std::sync::OnceLock::new(),
-            token_issuer: std::sync::OnceLock::new(),
-            token_secrets: std::sync::OnceLock::new(),
-            default_tolerations: std::sync::OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(store));
         bootstrap::run(&shared).await?;
         namespaces::resume_terminating(&shared).await;
-        let controllers = crate::controllers::Controllers::start(&shared.store).await;
-        // Set once, here; a second value could only be dropped, which stops it.
-        let _ = shared.controllers.set(controllers);
         Ok(ApiServer { shared })
     }
 
@@ -184,34 +139,17 @@ impl ApiServer {
         &self,
         seconds: default_tolerations::DefaultTolerationSeconds,
     ) {
-        let _ = self.shared.default_tolerations.set(seconds);
-    }
-
-    /// Starts the legacy token Secret controller (see [`crate::controllers::token_secrets`]):
-    /// Secrets of type `kubernetes.io/service-account-token` get a token from `issuer` and
-    /// `root_ca_pem` as `ca.crt`. Returns once its first pass is done; it stops with the
-    /// server. A second call changes nothing.
-    pub async fn enable_token_secrets(
-        &self,
-        issuer: Arc<kgate_tokens::TokenIssuer>,
-        root_ca_pem: String,
-    ) {
-        if self.shared.token_secrets.get().is_some() {
-            return;
-        }
-        let config = crate::controllers::token_secrets::TokenSecretsConfig {
-            issuer,
-            root_ca_pem,
-        };
-        let controller =
-            crate::controllers::Controllers::start_token_secrets(&self.shared.store, config).await;
-        // Two racing calls: the loser's controller is dropped here, which stops it.
-        let _ = self.shared.token_secrets.set(controller);
+        self.shared.default_tolerations.set(seconds);
     }
 
     /// The store this server writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.shared.store
+    }
+
+    /// The admission chain of this server's writes, for the writers beside it (controllers).
+    pub(crate) fn admission(&self) -> &Arc<admission::Admission> {
+        &self.shared.admission
     }
 }
 

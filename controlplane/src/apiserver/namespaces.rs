@@ -1,29 +1,27 @@
-//! Namespace lifecycle, as kube's NamespaceLifecycle admission plugin and namespace controller:
-//! content may be created only in an existing, Active namespace; `default`, `kube-system` and
-//! `kube-public` may not be deleted; deleting a namespace marks it Terminating, and a background
-//! task deletes everything in it, then drops the `kubernetes` finalizer and the namespace.
-//! A server restarted mid-deletion resumes it ([`resume_terminating`]).
+//! The namespace deletion, as kube's namespace controller: once a namespace is marked
+//! Terminating (by [`super::delete`]), a background task deletes everything in it, then drops the
+//! `kubernetes` finalizer and the namespace. A server restarted mid-deletion resumes it
+//! ([`resume_terminating`]). The admission half of the lifecycle (no content in a missing or
+//! Terminating namespace, the system namespaces kept) is the NamespaceLifecycle plugin
+//! ([`super::admission::namespace_lifecycle`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kgate_core::status::GroupResource;
 use kgate_core::Status;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::codec::{decode_object, encode_object};
-use super::delete::{check_preconditions, mark_deleting, DeleteOptions};
-use super::objects::{finalizers, is_deleting};
-use super::storage::{get_current, guaranteed_update, store_status, Target};
-use super::{collection_prefix, Shared};
+use super::keys::{collection_prefix, store_status, Target};
+use super::meta::{finalizers, is_deleting, mark_deleting};
+use super::state::Shared;
+use super::storage::guaranteed_update;
 use crate::resources::{self, ResourceDef, RESOURCES};
 use crate::store::{RangeRequest, Store, StoreError};
 
 /// Namespaces that always exist.
 pub(crate) const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
-/// Namespaces that may not be deleted (kube-node-lease may).
-const IMMORTAL: &[&str] = &["default", "kube-system", "kube-public"];
 /// The finalizer the namespace controller owns.
 const KUBERNETES_FINALIZER: &str = "kubernetes";
 /// The longest pause between two sweeps of a namespace whose content is not gone yet.
@@ -33,75 +31,12 @@ fn namespaces_def() -> Result<&'static ResourceDef, Status> {
     resources::lookup("", "v1", "namespaces").ok_or_else(Status::path_not_found)
 }
 
-fn namespace_target(name: &str) -> Result<Target<'_>, Status> {
+pub(crate) fn namespace_target(name: &str) -> Result<Target<'_>, Status> {
     Ok(Target {
         def: namespaces_def()?,
         namespace: None,
         name,
     })
-}
-
-/// Admission for a create in `namespace`: 404 when it does not exist, 403 while it terminates.
-pub(crate) async fn check_writable(
-    store: &dyn Store,
-    def: &ResourceDef,
-    namespace: &str,
-    name: &str,
-) -> Result<(), Status> {
-    let target = namespace_target(namespace)?;
-    let kv = store
-        .get(&target.key())
-        .await
-        .map_err(|e| store_status(e, Some(&target)))?
-        .ok_or_else(|| target.not_found())?;
-    let ns = decode_object(&kv)?;
-    if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-        || is_deleting(&ns)
-    {
-        return Err(Status::forbidden_resource(
-            Some(GroupResource::new(def.group, def.plural)),
-            name,
-            &format!("unable to create new content in namespace {namespace} because it is being terminated"),
-        ));
-    }
-    Ok(())
-}
-
-/// DELETE of a namespace: marks it Terminating and starts the content deletion.
-pub(crate) async fn delete(
-    shared: &Arc<Shared>,
-    name: &str,
-    opts: &DeleteOptions,
-) -> Result<Value, Status> {
-    let target = namespace_target(name)?;
-    if IMMORTAL.contains(&name) {
-        return Err(Status::forbidden_resource(
-            Some(target.gr()),
-            name,
-            "this namespace may not be deleted",
-        ));
-    }
-    let (_, current) = get_current(shared.store.as_ref(), &target).await?;
-    check_preconditions(&target, opts, &current)?;
-    let marked = guaranteed_update(
-        shared.store.as_ref(),
-        &target,
-        None,
-        opts.dry_run,
-        |current| {
-            if is_deleting(current) {
-                return Ok(current.clone());
-            }
-            let mut next = mark_deleting(current.clone());
-            next["status"] = json!({"phase": "Terminating"});
-            Ok(next)
-        },
-    )
-    .await?;
-    if !opts.dry_run {
-        spawn_finalizer(shared.store.clone(), name.to_owned());
-    }
-    Ok(marked)
 }
 
 /// Starts the background deletion of a Terminating namespace's content.
@@ -134,16 +69,23 @@ async fn finalize_once(store: &dyn Store, name: &str) -> Result<bool, Status> {
     if !delete_content(store, name).await? {
         return Ok(false);
     }
-    let result = guaranteed_update(store, &target, None, false, |current| {
-        let mut next = current.clone();
-        if let Some(list) = next
-            .pointer_mut("/spec/finalizers")
-            .and_then(Value::as_array_mut)
-        {
-            list.retain(|f| f.as_str() != Some(KUBERNETES_FINALIZER));
-        }
-        Ok(next)
-    })
+    let result = guaranteed_update(
+        store,
+        &target,
+        None,
+        false,
+        |current: Arc<Value>| async move {
+            let current = &*current;
+            let mut next = current.clone();
+            if let Some(list) = next
+                .pointer_mut("/spec/finalizers")
+                .and_then(Value::as_array_mut)
+            {
+                list.retain(|f| f.as_str() != Some(KUBERNETES_FINALIZER));
+            }
+            Ok(next)
+        },
+    )
     .await;
     match result {
         Ok(_) => Ok(true),

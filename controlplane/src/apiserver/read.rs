@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::codec::{decode_object, negotiate, Negotiated};
+use super::keys::{collection_prefix, parse_resource_version, store_status};
 use super::request::{Reply, Req};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::storage::{get_current, parse_resource_version, store_status};
-use super::{collection_prefix, Shared};
+use super::state::Shared;
+use super::storage::get_current;
 use crate::resources::ResourceDef;
 use crate::schema;
 use crate::store::{RangeRequest, Revision, Store, StoreError};

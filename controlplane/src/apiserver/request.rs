@@ -9,9 +9,12 @@ use kgate_core::Status;
 use serde_json::Value;
 
 use super::codec::{json_response, parse_body};
-use super::storage::Target;
-use super::MAX_BODY_BYTES;
+use super::decode::FieldValidation;
+use super::keys::Target;
 use crate::resources::ResourceDef;
+
+/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes` (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// A resource request, routed.
 pub(crate) struct Req {
@@ -26,17 +29,6 @@ pub(crate) struct Req {
     pub query: QueryParams,
     pub headers: HeaderMap,
     pub body: Bytes,
-}
-
-/// `fieldValidation`: what to do with fields the schema does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FieldValidation {
-    /// Drop them silently.
-    Ignore,
-    /// Drop them and say so in `Warning` headers (kube's default since 1.27).
-    Warn,
-    /// Refuse the request (kubectl sends this for create, apply, edit, replace).
-    Strict,
 }
 
 impl Req {

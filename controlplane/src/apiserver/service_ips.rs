@@ -20,8 +20,8 @@ use kgate_core::Status;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::objects::meta_str;
-use super::storage::store_status;
+use super::keys::store_status;
+use super::meta::meta_str;
 use crate::resources::{self, ResourceDef};
 use crate::store::{RangeRequest, Store};
 

@@ -1,91 +1,19 @@
-//! How API objects map onto the [`Store`]: the key layout (kube-apiserver's etcd layout:
-//! `/registry/<plural>[.<group>]/<namespace>/<name>`), store errors as Statuses, and
 //! [`guaranteed_update`], the read-modify-CAS loop every write of an existing object goes
-//! through (kube's `GuaranteedUpdate`).
+//! through (kube's `GuaranteedUpdate`), and [`get_current`], the read it starts with.
 
-use kgate_core::status::GroupResource;
+use std::future::Future;
+use std::sync::Arc;
+
 use kgate_core::Status;
 use serde_json::Value;
 
 use super::codec::{decode_object, encode_object, set_resource_version};
-use super::objects::{finalizers_done, meta_str};
-use crate::resources::ResourceDef;
+use super::keys::{store_status, Target};
+use super::meta::finalizers_done;
 use crate::store::{KeyValue, Revision, Store, StoreError};
 
 /// How many times a write retries after losing a compare-and-swap race.
 const MAX_ATTEMPTS: usize = 8;
-
-/// The storage key of one object.
-pub fn object_key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> String {
-    let mut key = collection_prefix(def, namespace);
-    key.push_str(name);
-    key
-}
-
-/// The key prefix of a collection: every object of `def`, or those in one namespace.
-pub fn collection_prefix(def: &ResourceDef, namespace: Option<&str>) -> String {
-    let mut prefix = def.key_prefix();
-    if let (true, Some(ns)) = (def.namespaced, namespace) {
-        prefix.push_str(ns);
-        prefix.push('/');
-    }
-    prefix
-}
-
-/// One addressed object.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Target<'a> {
-    pub def: &'static ResourceDef,
-    pub namespace: Option<&'a str>,
-    pub name: &'a str,
-}
-
-impl Target<'_> {
-    pub fn key(&self) -> String {
-        object_key(self.def, self.namespace, self.name)
-    }
-
-    pub fn gr(&self) -> GroupResource<'static> {
-        GroupResource::new(self.def.group, self.def.plural)
-    }
-
-    pub fn not_found(&self) -> Status {
-        Status::not_found(self.gr(), self.name)
-    }
-
-    pub fn conflict(&self) -> Status {
-        Status::stale_conflict(self.gr(), self.name)
-    }
-}
-
-/// A store error as the client sees it. Details of internal failures go to the log only.
-pub(crate) fn store_status(err: StoreError, target: Option<&Target<'_>>) -> Status {
-    let gr = target.map(Target::gr).unwrap_or(GroupResource::new("", ""));
-    let name = target.map(|t| t.name).unwrap_or("");
-    match err {
-        StoreError::NotFound => Status::not_found(gr, name),
-        StoreError::AlreadyExists => Status::already_exists(gr, name),
-        StoreError::Conflict { .. } => Status::stale_conflict(gr, name),
-        StoreError::Compacted { requested, .. } => Status::gone(format!(
-            "The resourceVersion for the provided list is too old. requested: {requested}"
-        )),
-        // kube answers a resourceVersion from the future with a 504 and a hint to retry.
-        StoreError::FutureRevision { requested, current } => Status::timeout(format!(
-            "Too large resource version: {requested}, current: {current}"
-        )),
-        StoreError::TooLarge { .. } => {
-            Status::request_entity_too_large("the object exceeds the storage size limit")
-        }
-        StoreError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "store unavailable");
-            Status::service_unavailable("storage is unavailable, please retry")
-        }
-        other => {
-            tracing::error!(error = %other, "store failure");
-            Status::internal("storage error")
-        }
-    }
-}
 
 /// The current object at `target`, or 404.
 pub(crate) async fn get_current(
@@ -101,22 +29,6 @@ pub(crate) async fn get_current(
     Ok((kv, obj))
 }
 
-/// Parses a client's resourceVersion precondition.
-pub(crate) fn parse_resource_version(rv: &str) -> Result<Revision, Status> {
-    rv.parse::<Revision>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Status::bad_request(format!("invalid resource version: {rv:?}")))
-}
-
-/// The `metadata.resourceVersion` of an object as a precondition (`None` when unset).
-pub(crate) fn precondition_of(obj: &Value) -> Result<Option<Revision>, Status> {
-    match meta_str(obj, "resourceVersion") {
-        None | Some("") => Ok(None),
-        Some(rv) => parse_resource_version(rv).map(Some),
-    }
-}
-
 /// Reads the object, computes its successor with `apply`, and stores it with a compare-and-swap
 /// on the revision read, retrying from the read when another writer won the race. With a
 /// `precondition` (the client's resourceVersion) a stale read is a 409 and never retried.
@@ -124,7 +36,7 @@ pub(crate) fn precondition_of(obj: &Value) -> Result<Option<Revision>, Status> {
 /// An object being deleted whose last finalizer `apply` removed is deleted, and returned as it
 /// was last. A successor equal to the current object is not written (kube skips no-op writes,
 /// so the resourceVersion does not move). With `dry_run`, nothing is written.
-pub(crate) async fn guaranteed_update<F>(
+pub(crate) async fn guaranteed_update<F, Fut>(
     store: &dyn Store,
     target: &Target<'_>,
     precondition: Option<Revision>,
@@ -132,7 +44,8 @@ pub(crate) async fn guaranteed_update<F>(
     mut apply: F,
 ) -> Result<Value, Status>
 where
-    F: FnMut(&Value) -> Result<Value, Status>,
+    F: FnMut(Arc<Value>) -> Fut,
+    Fut: Future<Output = Result<Value, Status>>,
 {
     let key = target.key();
     for _ in 0..MAX_ATTEMPTS {
@@ -140,9 +53,11 @@ where
         if precondition.is_some_and(|p| p != kv.mod_revision) {
             return Err(target.conflict());
         }
-        let mut next = apply(&current)?;
+        let current = Arc::new(current);
+        let mut next = apply(current.clone()).await?;
+        let current = &*current;
         set_resource_version(&mut next, kv.mod_revision);
-        if finalizers_done(target.def, &current, &next) {
+        if finalizers_done(target.def, current, &next) {
             if dry_run {
                 return Ok(next);
             }
@@ -152,7 +67,7 @@ where
                 Err(e) => return Err(store_status(e, Some(target))),
             }
         }
-        if next == current || dry_run {
+        if &next == current || dry_run {
             return Ok(next);
         }
         match store
@@ -169,37 +84,4 @@ where
         }
     }
     Err(target.conflict())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::lookup;
-
-    #[test]
-    fn keys_follow_the_etcd_layout() {
-        let pods = lookup("", "v1", "pods").expect("pods");
-        assert_eq!(
-            object_key(pods, Some("default"), "web"),
-            "/registry/pods/default/web"
-        );
-        assert_eq!(collection_prefix(pods, None), "/registry/pods/");
-        let ns = lookup("", "v1", "namespaces").expect("namespaces");
-        assert_eq!(
-            object_key(ns, Some("x"), "team"),
-            "/registry/namespaces/team"
-        );
-        let deploy = lookup("apps", "v1", "deployments").expect("deployments");
-        assert_eq!(
-            collection_prefix(deploy, Some("a")),
-            "/registry/deployments.apps/a/"
-        );
-    }
-
-    #[test]
-    fn resource_versions_must_be_positive_integers() {
-        assert_eq!(parse_resource_version("12").ok(), Some(12));
-        assert!(parse_resource_version("abc").is_err());
-        assert!(parse_resource_version("0").is_err());
-    }
 }

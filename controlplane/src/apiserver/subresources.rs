@@ -11,11 +11,18 @@ use kgate_core::status::GroupResource;
 use kgate_core::Status;
 use serde_json::{json, Value};
 
-use super::objects::{check_name, check_type, meta_str, prepare_update, StatusFrom};
+use kgate_core::UserInfo;
+
+use super::admission::{Attributes, Operation};
+use super::decode::{check_name, check_type};
+use super::escalation::front_proxy_user;
+use super::keys::precondition_of;
+use super::meta::meta_str;
 use super::request::{Reply, Req};
-use super::storage::{get_current, guaranteed_update, precondition_of};
+use super::state::Shared;
+use super::storage::{get_current, guaranteed_update};
+use super::strategy::{self, StatusFrom};
 use super::write::{apply_patch, check_patched_version, PatchType};
-use super::Shared;
 use crate::schema::printers::label_selector;
 
 /// Routes a subresource request (the subresource is known to exist for the resource).
@@ -42,6 +49,55 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Resul
     }
 }
 
+/// The steps of a subresource write inside its guaranteed update, as a main resource's update:
+/// mutating admission, the strategy (prepare, default, validate; status from the new object),
+/// validating admission. Admission is told the subresource and given the parent object; a
+/// binding is a CREATE, the others UPDATEs, as in kube.
+#[derive(Clone, Copy)]
+struct SubresourceWrite<'a> {
+    shared: &'a Shared,
+    req: &'a Req,
+    user: Option<&'a UserInfo>,
+    dry_run: bool,
+}
+
+impl<'a> SubresourceWrite<'a> {
+    fn new(shared: &'a Shared, req: &'a Req, user: Option<&'a UserInfo>) -> Result<Self, Status> {
+        Ok(SubresourceWrite {
+            shared,
+            req,
+            user,
+            dry_run: req.dry_run()?,
+        })
+    }
+
+    async fn run(&self, current: &Value, next: Value) -> Result<Value, Status> {
+        let req = self.req;
+        let operation = if req.subresource == "binding" {
+            Operation::Create
+        } else {
+            Operation::Update
+        };
+        let mut attrs = Attributes::new(
+            operation,
+            req.def,
+            req.namespace.as_deref().unwrap_or(""),
+            &req.name,
+        )
+        .with_subresource(&req.subresource)
+        .with_object(next)
+        .with_old(current)
+        .with_user(self.user)
+        .with_dry_run(self.dry_run);
+        self.shared.admission.admit(&mut attrs).await?;
+        let next = attrs.object.take().unwrap_or_default();
+        let next = strategy::for_resource(req.def).before_update(current, next, StatusFrom::New)?;
+        attrs.object = Some(next);
+        self.shared.admission.validate(&attrs).await?;
+        Ok(attrs.into_object().unwrap_or_default())
+    }
+}
+
 /// `current` with the status of `from`.
 fn with_status(current: &Value, from: &Value) -> Value {
     let mut next = current.clone();
@@ -55,22 +111,21 @@ fn with_status(current: &Value, from: &Value) -> Value {
 }
 
 async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let user = front_proxy_user(&req.headers);
+    let steps = SubresourceWrite::new(shared, req, user.as_ref())?;
     let mut body = req.body_value()?;
     check_type(req.def, &mut body)?;
     check_name(&req.name, &mut body)?;
     let precondition = precondition_of(&body)?;
+    let body = &body;
     let stored = guaranteed_update(
         shared.store.as_ref(),
         &req.target(),
         precondition,
         req.dry_run()?,
-        |current| {
-            prepare_update(
-                req.def,
-                current,
-                with_status(current, &body),
-                StatusFrom::New,
-            )
+        |current: Arc<Value>| async move {
+            let current = &*current;
+            steps.run(current, with_status(current, body)).await
         },
     )
     .await?;
@@ -78,23 +133,22 @@ async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status>
 }
 
 async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let user = front_proxy_user(&req.headers);
+    let steps = SubresourceWrite::new(shared, req, user.as_ref())?;
     let kind = PatchType::from_content_type(req.content_type())?;
     let patch = req.body_value()?;
     let target = req.target();
+    let patch = &patch;
     let stored = guaranteed_update(
         shared.store.as_ref(),
         &target,
         None,
         req.dry_run()?,
-        |current| {
-            let patched = apply_patch(req.def, kind, current, &patch)?;
+        |current: Arc<Value>| async move {
+            let current = &*current;
+            let patched = apply_patch(req.def, kind, current, patch)?;
             check_patched_version(&target, current, &patched)?;
-            prepare_update(
-                req.def,
-                current,
-                with_status(current, &patched),
-                StatusFrom::New,
-            )
+            steps.run(current, with_status(current, &patched)).await
         },
     )
     .await?;
@@ -151,6 +205,8 @@ fn wanted_replicas(scale: &Value, name: &str) -> Result<i64, Status> {
 }
 
 async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Reply, Status> {
+    let user = front_proxy_user(&req.headers);
+    let steps = SubresourceWrite::new(shared, req, user.as_ref())?;
     let target = req.target();
     let body = req.body_value()?;
     let (kind, precondition) = if patch {
@@ -168,15 +224,17 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
         }
         (None, precondition_of(&body)?)
     };
+    let body = &body;
     let stored = guaranteed_update(
         shared.store.as_ref(),
         &target,
         precondition,
         req.dry_run()?,
-        |current| {
+        |current: Arc<Value>| async move {
+            let current = &*current;
             let scale = match kind {
                 Some(k) => {
-                    let patched = apply_patch(req.def, k, &scale_of(current), &body)?;
+                    let patched = apply_patch(req.def, k, &scale_of(current), body)?;
                     check_patched_version(&target, current, &patched)?;
                     patched
                 }
@@ -187,7 +245,7 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
             if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("replicas".into(), json!(replicas));
             }
-            prepare_update(req.def, current, next, StatusFrom::New)
+            steps.run(current, next).await
         },
     )
     .await?;
@@ -196,6 +254,8 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
 
 /// POST pods/{name}/binding: assigns the pod to a node, once.
 async fn bind(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let user = front_proxy_user(&req.headers);
+    let steps = SubresourceWrite::new(shared, req, user.as_ref())?;
     let body = req.body_value()?;
     let node = body
         .pointer("/target/name")
@@ -222,7 +282,9 @@ async fn bind(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
         )));
     }
     let target = req.target();
-    guaranteed_update(shared.store.as_ref(), &target, None, req.dry_run()?, |current| {
+    let node = &node;
+    guaranteed_update(shared.store.as_ref(), &target, None, req.dry_run()?, |current: Arc<Value>| async move {
+            let current = &*current;
         let assigned = current.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
         if !assigned.is_empty() {
             return Err(Status::conflict(
@@ -242,11 +304,11 @@ async fn bind(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
                 if let Some(list) = conditions.as_array_mut() {
                     list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
                     list.push(json!({"type": "PodScheduled", "status": "True",
-                        "lastProbeTime": null, "lastTransitionTime": super::objects::now_timestamp()}));
+                        "lastProbeTime": null, "lastTransitionTime": super::meta::now_timestamp()}));
                 }
             }
         }
-        prepare_update(req.def, current, next, StatusFrom::New)
+        steps.run(current, next).await
     })
     .await?;
     let mut success = Status::success(None);
@@ -258,6 +320,8 @@ async fn bind(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
 /// PUT namespaces/{name}/finalize: sets `spec.finalizers`; a Terminating namespace left with
 /// none is removed.
 async fn finalize(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
+    let user = front_proxy_user(&req.headers);
+    let steps = SubresourceWrite::new(shared, req, user.as_ref())?;
     let mut body = req.body_value()?;
     check_type(req.def, &mut body)?;
     check_name(&req.name, &mut body)?;
@@ -266,12 +330,14 @@ async fn finalize(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
         .pointer("/spec/finalizers")
         .cloned()
         .unwrap_or_else(|| json!([]));
+    let finalizers = &finalizers;
     let stored = guaranteed_update(
         shared.store.as_ref(),
         &req.target(),
         precondition,
         req.dry_run()?,
-        |current| {
+        |current: Arc<Value>| async move {
+            let current = &*current;
             let mut next = current.clone();
             if let Some(map) = next.as_object_mut() {
                 let spec = map.entry("spec").or_insert_with(|| json!({}));
@@ -279,7 +345,7 @@ async fn finalize(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
                     spec.insert("finalizers".into(), finalizers.clone());
                 }
             }
-            prepare_update(req.def, current, next, StatusFrom::New)
+            steps.run(current, next).await
         },
     )
     .await?;

@@ -20,10 +20,14 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::objects::{check_fields, check_type, meta_str};
+use super::admission::{Attributes, Operation};
+use super::decode::{check_fields, check_type};
+use super::escalation::front_proxy_user;
+use super::keys::Target;
+use super::meta::meta_str;
 use super::request::{Reply, Req};
-use super::storage::{get_current, Target};
-use super::Shared;
+use super::state::Shared;
+use super::storage::get_current;
 use crate::resources::{self, ResourceDef};
 
 const GROUP: &str = "authentication.k8s.io";
@@ -97,7 +101,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     let mut body = req.body_value()?;
     check_type(&TOKEN_REQUEST, &mut body)?;
     let warnings = check_fields(&TOKEN_REQUEST, &mut body, req.field_validation()?, true)?;
-    req.dry_run()?;
+    let dry_run = req.dry_run()?;
     // The body's name and namespace, when given, must be the URL's (422, as kube).
     if let Some(n) = meta_str(&body, "name").filter(|n| !n.is_empty() && *n != name) {
         return Err(invalid(
@@ -113,8 +117,19 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             format!("Invalid value: {n:?}: must match the service account namespace if specified"),
         ));
     }
+    let accounts_def = def("serviceaccounts")?;
+    // Mutating admission, on the TokenRequest as decoded.
+    let user = front_proxy_user(&req.headers);
+    let mut attrs = Attributes::new(Operation::Create, accounts_def, namespace, name)
+        .with_subresource("token")
+        .with_kind(KIND)
+        .with_object(body)
+        .with_user(user.as_ref())
+        .with_dry_run(dry_run);
+    shared.admission.admit(&mut attrs).await?;
+    let body = attrs.object.take().unwrap_or_default();
     let accounts = Target {
-        def: def("serviceaccounts")?,
+        def: accounts_def,
         namespace: Some(namespace),
         name,
     };
@@ -176,6 +191,9 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         ));
         expiration = max;
     }
+    // Validating admission, once the request is known to be valid, before a token exists.
+    attrs.object = Some(body);
+    shared.admission.validate(&attrs).await?;
     let now = SystemTime::now();
     let request = TokenRequestSpec {
         namespace: namespace.to_owned(),
@@ -264,7 +282,7 @@ async fn bind(
             .pointer("/spec/serviceAccountName")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .unwrap_or(crate::controllers::serviceaccounts::DEFAULT_SERVICE_ACCOUNT);
+            .unwrap_or(super::admission::service_accounts::DEFAULT_SERVICE_ACCOUNT);
         if pod_account != account {
             return Err(Status::bad_request(format!(
                 "cannot bind token for serviceaccount {account:?} to pod running with different serviceaccount name."

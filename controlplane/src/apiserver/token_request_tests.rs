@@ -42,7 +42,7 @@ fn the_token_request_schema_is_served() {
     let err = check_fields(
         &TOKEN_REQUEST,
         &mut body,
-        super::super::request::FieldValidation::Strict,
+        super::super::decode::FieldValidation::Strict,
         true,
     )
     .unwrap_err();

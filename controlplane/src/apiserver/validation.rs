@@ -8,7 +8,7 @@ use kgate_core::status::StatusCause;
 use kgate_core::Status;
 use serde_json::{json, Value};
 
-use super::objects::meta_str;
+use super::meta::meta_str;
 use super::selectors::LabelSelector;
 use crate::resources::ResourceDef;
 use crate::schema::printers::label_selector;

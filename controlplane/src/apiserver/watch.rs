@@ -39,8 +39,8 @@ use serde_json::{json, Value};
 use tokio::time::{Instant, Interval, Sleep};
 
 use super::codec::{decode_object, set_resource_version, Negotiated, JSON};
+use super::keys::collection_prefix;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::storage::collection_prefix;
 use super::watch_cache::{SharedEvent, Update, Updates, WatchCache, WatchCacheError};
 use crate::resources::ResourceDef;
 use crate::schema::{self, IncludeObject};

@@ -1,6 +1,7 @@
 //! Tests of [`super`], over a RedbStore intercepted to count (and break) its watches.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;

@@ -1,8 +1,10 @@
-//! Create (POST), update (PUT) and patch (PATCH) of objects, in kube-apiserver's order: decode,
-//! check the type and namespace against the URL, field validation, namespace lifecycle
-//! (admission), system metadata and defaults, validation, then the store (a create-if-absent,
-//! or a compare-and-swap through [`guaranteed_update`]). `dryRun=All` does everything but the
-//! store write.
+//! Create (POST), update (PUT) and patch (PATCH) of objects, in kube-apiserver's order: decode
+//! (the type, namespace and name against the URL, `fieldValidation`: [`super::decode`]),
+//! mutating admission ([`super::admission`]), the RBAC escalation check on the object as
+//! admitted, the resource's strategy (prepare, default, validate: [`super::strategy`]),
+//! validating admission, then the store (a create-if-absent, or a compare-and-swap through
+//! [`guaranteed_update`], inside which an update's steps run against the stored object).
+//! `dryRun=All` does everything but the store write.
 
 use std::sync::Arc;
 
@@ -10,16 +12,19 @@ use http::StatusCode;
 use kgate_core::Status;
 use serde_json::Value;
 
+use kgate_core::UserInfo;
+
+use super::admission::{Attributes, Operation};
 use super::codec::{self, encode_object, set_resource_version};
-use super::namespaces;
-use super::objects::{
-    check_fields, check_name, check_namespace, check_type, meta_str, prepare_create,
-    prepare_update, StatusFrom,
-};
+use super::decode::{check_fields, check_name, check_namespace, check_type};
+use super::escalation::front_proxy_user;
+use super::keys::{precondition_of, store_status, Target};
+use super::meta::meta_str;
 use super::request::{Reply, Req};
-use super::storage::{guaranteed_update, precondition_of, store_status, Target};
-use super::Shared;
-use super::{default_tolerations, service_accounts, service_ips};
+use super::service_ips;
+use super::state::Shared;
+use super::storage::guaranteed_update;
+use super::strategy::{self, StatusFrom};
 use crate::resources::ResourceDef;
 use crate::schema;
 use crate::store::StoreError;
@@ -35,14 +40,20 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     check_namespace(req.def, req.namespace.as_deref(), &mut obj)?;
     let dry_run = req.dry_run()?;
     let generated = meta_str(&obj, "name").unwrap_or("").is_empty();
-    if let Some(ns) = req.namespace.as_deref() {
-        let name = meta_str(&obj, "name").unwrap_or("");
-        namespaces::check_writable(shared.store.as_ref(), req.def, ns, name).await?;
-        if req.def.group.is_empty() && req.def.kind == "Pod" {
-            service_accounts::admit_pod(shared.store.as_ref(), ns, &mut obj).await?;
-            default_tolerations::admit_pod(&mut obj, shared.default_toleration_seconds());
-        }
-    }
+    let user = front_proxy_user(&req.headers);
+    let name = meta_str(&obj, "name").unwrap_or("").to_owned();
+    let mut attrs = Attributes::new(
+        Operation::Create,
+        req.def,
+        req.namespace.as_deref().unwrap_or(""),
+        &name,
+    )
+    .with_object(obj)
+    .with_user(user.as_ref())
+    .with_dry_run(dry_run);
+    // Mutating admission: NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds.
+    shared.admission.admit(&mut attrs).await?;
+    let mut obj = attrs.object.take().unwrap_or_default();
     // Services allocate a ClusterIP; one lock keeps two creations from taking the same one.
     let _ip_guard = if req.def.kind == "Service" && !dry_run {
         Some(shared.service_ips.lock().await)
@@ -53,14 +64,19 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         let used = service_ips::in_use(shared.store.as_ref(), None).await?;
         service_ips::allocate_create(req.def, &mut obj, &used)?;
     }
-    // On the object as sent, before system fields and a generated name, as kube's RBAC storage
-    // checks it before the generic create.
+    // On the object as admitted, before system fields and a generated name, as kube's RBAC
+    // storage checks it before the generic create.
     check_escalation(shared, req, &obj, None)?;
+    let strategy = strategy::for_resource(req.def);
     let attempts = if generated { GENERATE_ATTEMPTS } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
         let mut candidate = obj.clone();
-        prepare_create(req.def, &mut candidate)?;
+        // prepare → default → validate, then validating admission on what would be stored.
+        strategy.before_create(&mut candidate)?;
+        attrs.object = Some(candidate);
+        shared.admission.validate(&attrs).await?;
+        let mut candidate = attrs.object.take().unwrap_or_default();
         let name = meta_str(&candidate, "name").unwrap_or("").to_owned();
         let target = Target {
             def: req.def,
@@ -108,24 +124,67 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     check_name(&req.name, &mut obj)?;
     let precondition = precondition_of(&obj)?;
     let dry_run = req.dry_run()?;
+    let user = front_proxy_user(&req.headers);
     // A Service keeps its ClusterIP and may take node ports: allocated under the one lock.
     let (_ip_guard, used) = service_allocation(shared, req, dry_run).await?;
+    let write = UpdateWrite {
+        shared,
+        req,
+        user: user.as_ref(),
+        dry_run,
+        used: used.as_ref(),
+    };
+    let obj = &obj;
     let stored = guaranteed_update(
         shared.store.as_ref(),
         &req.target(),
         precondition,
         dry_run,
-        |current| {
-            check_escalation(shared, req, &obj, Some(current))?;
-            let mut next = prepare_update(req.def, current, obj.clone(), StatusFrom::Old)?;
-            if let Some(used) = &used {
-                service_ips::allocate_update(req.def, current, &mut next, used)?;
-            }
-            Ok(next)
-        },
+        |current: Arc<Value>| async move { write.steps(&current, obj.clone()).await },
     )
     .await?;
     Ok(Reply::ok(stored).with_warnings(warnings))
+}
+
+/// One update of a main resource (PUT or PATCH) inside its guaranteed update.
+#[derive(Clone, Copy)]
+struct UpdateWrite<'a> {
+    shared: &'a Shared,
+    req: &'a Req,
+    user: Option<&'a UserInfo>,
+    dry_run: bool,
+    /// What the other Services hold, for a Service.
+    used: Option<&'a service_ips::InUse>,
+}
+
+impl UpdateWrite<'_> {
+    /// From the object as sent to the one to store, given the stored `current`: mutating
+    /// admission, the escalation check (on the object as admitted), the strategy (prepare,
+    /// default, validate), a Service's allocation, validating admission.
+    async fn steps(&self, current: &Value, new: Value) -> Result<Value, Status> {
+        let req = self.req;
+        let mut attrs = Attributes::new(
+            Operation::Update,
+            req.def,
+            req.namespace.as_deref().unwrap_or(""),
+            &req.name,
+        )
+        .with_object(new)
+        .with_old(current)
+        .with_user(self.user)
+        .with_dry_run(self.dry_run);
+        self.shared.admission.admit(&mut attrs).await?;
+        let admitted = attrs.object.take().unwrap_or_default();
+        check_escalation(self.shared, req, &admitted, Some(current))?;
+        let mut next =
+            strategy::for_resource(req.def).before_update(current, admitted, StatusFrom::Old)?;
+        if let Some(used) = self.used {
+            service_ips::allocate_update(req.def, current, &mut next, used)?;
+        }
+        attrs.object = Some(next);
+        self.shared.admission.validate(&attrs).await?;
+        Ok(attrs.into_object().unwrap_or_default())
+    }
 }
 
 /// The patch formats kube serves.
@@ -293,24 +352,40 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
     let patch = req.body_value()?;
     let mode = req.field_validation()?;
     let dry_run = req.dry_run()?;
+    let user = front_proxy_user(&req.headers);
     let target = req.target();
-    let mut warnings = Vec::new();
+    // Set by the last attempt (the one that was stored).
+    let warnings = std::sync::Mutex::new(Vec::new());
+    let (patch, warnings_ref) = (&patch, &warnings);
     let (_ip_guard, used) = service_allocation(shared, req, dry_run).await?;
-    let stored = guaranteed_update(shared.store.as_ref(), &target, None, dry_run, |current| {
-        let mut patched = apply_patch(req.def, kind, current, &patch)?;
-        check_patched_version(&target, current, &patched)?;
-        check_type(req.def, &mut patched)?;
-        warnings = check_fields(req.def, &mut patched, mode, false)?;
-        check_namespace(req.def, req.namespace.as_deref(), &mut patched)?;
-        check_name(&req.name, &mut patched)?;
-        check_escalation(shared, req, &patched, Some(current))?;
-        let mut next = prepare_update(req.def, current, patched, StatusFrom::Old)?;
-        if let Some(used) = &used {
-            service_ips::allocate_update(req.def, current, &mut next, used)?;
-        }
-        Ok(next)
-    })
+    let write = UpdateWrite {
+        shared,
+        req,
+        user: user.as_ref(),
+        dry_run,
+        used: used.as_ref(),
+    };
+    let stored = guaranteed_update(
+        shared.store.as_ref(),
+        &target,
+        None,
+        dry_run,
+        |current: Arc<Value>| async move {
+            let current = &*current;
+            let mut patched = apply_patch(req.def, kind, current, patch)?;
+            check_patched_version(&target, current, &patched)?;
+            check_type(req.def, &mut patched)?;
+            let found = check_fields(req.def, &mut patched, mode, false)?;
+            if let Ok(mut warnings) = warnings_ref.lock() {
+                *warnings = found;
+            }
+            check_namespace(req.def, req.namespace.as_deref(), &mut patched)?;
+            check_name(&req.name, &mut patched)?;
+            write.steps(current, patched).await
+        },
+    )
     .await?;
+    let warnings = warnings.into_inner().unwrap_or_default();
     Ok(Reply::ok(stored).with_warnings(warnings))
 }
 
@@ -324,7 +399,7 @@ fn check_escalation(
 ) -> Result<(), Status> {
     match shared.escalation.get() {
         Some(guard) if req.def.group == "rbac.authorization.k8s.io" => {
-            let user = super::escalation::front_proxy_user(&req.headers);
+            let user = front_proxy_user(&req.headers);
             let write = super::escalation::RbacWrite {
                 def: req.def,
                 namespace: req.namespace.as_deref().unwrap_or(""),

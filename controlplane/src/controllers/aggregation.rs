@@ -20,10 +20,10 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::apiserver::codec::{decode_object, encode_object};
-use crate::apiserver::object_key;
+use crate::apiserver::codec::decode_object;
+use crate::apiserver::registry::{WriteError, Writer};
 use crate::resources::{self, ResourceDef};
-use crate::store::{RangeRequest, Revision, Store, StoreError};
+use crate::store::{KeyValue, RangeRequest, Revision, Store, StoreError};
 
 /// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -31,9 +31,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Starts the controller; returns its task once the first pass is done and the controller waits
 /// for changes (or retries after a failure).
-pub(crate) async fn spawn(store: Weak<dyn Store>) -> JoinHandle<()> {
+pub(crate) async fn spawn(store: Weak<dyn Store>, writer: Writer) -> JoinHandle<()> {
     let (first, done) = oneshot::channel();
-    let task = tokio::spawn(run(store, first));
+    let task = tokio::spawn(run(store, writer, first));
     // An error means the task ended before its first pass (the store is gone): nothing to wait for.
     let _ = done.await;
     task
@@ -43,7 +43,7 @@ fn cluster_roles() -> Option<&'static ResourceDef> {
     resources::lookup("rbac.authorization.k8s.io", "v1", "clusterroles")
 }
 
-async fn run(store: Weak<dyn Store>, first: oneshot::Sender<()>) {
+async fn run(store: Weak<dyn Store>, writer: Writer, first: oneshot::Sender<()>) {
     let Some(def) = cluster_roles() else {
         tracing::error!("ClusterRole aggregation: clusterroles are not served; not running");
         return;
@@ -53,7 +53,7 @@ async fn run(store: Weak<dyn Store>, first: oneshot::Sender<()>) {
     loop {
         // The store is held only for the pass, never while waiting (see the module docs).
         let pass = match store.upgrade() {
-            Some(s) => sync(s.as_ref(), def).await,
+            Some(s) => sync(s.as_ref(), &writer, def).await,
             None => return,
         };
         let waited = match pass {
@@ -102,7 +102,11 @@ struct Pass {
 }
 
 /// One pass: list, aggregate, write what changed.
-async fn sync(store: &dyn Store, def: &ResourceDef) -> Result<Pass, StoreError> {
+async fn sync(
+    store: &dyn Store,
+    writer: &Writer,
+    def: &'static ResourceDef,
+) -> Result<Pass, StoreError> {
     let listed = store
         .range(RangeRequest {
             prefix: def.key_prefix(),
@@ -110,12 +114,12 @@ async fn sync(store: &dyn Store, def: &ResourceDef) -> Result<Pass, StoreError> 
         })
         .await?;
     let mut roles = Vec::with_capacity(listed.items.len());
-    let mut stored: HashMap<String, (Revision, Value)> = HashMap::new();
+    let mut stored: HashMap<String, (&KeyValue, Value)> = HashMap::new();
     for kv in &listed.items {
         // An undecodable object was logged by the decoder; it takes no part.
         let Ok(obj) = decode_object(kv) else { continue };
         if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
-            stored.insert(name.to_owned(), (kv.mod_revision, obj.clone()));
+            stored.insert(name.to_owned(), (kv, obj.clone()));
         }
         roles.push(obj);
     }
@@ -125,20 +129,17 @@ async fn sync(store: &dyn Store, def: &ResourceDef) -> Result<Pass, StoreError> 
     }
     let mut failed_writes = 0;
     for change in aggregation.changed {
-        let Some((revision, obj)) = stored.remove(&change.name) else {
+        let Some((kv, obj)) = stored.remove(&change.name) else {
             continue;
         };
-        let mut next = obj;
+        let mut next = obj.clone();
         next["rules"] = Value::Array(change.rules);
-        let Ok(bytes) = encode_object(&next) else {
-            failed_writes += 1;
-            continue;
-        };
-        let key = object_key(def, None, &change.name);
-        match store.update(&key, bytes, revision).await {
+        // Through the API server's write path (admission, strategy), a compare-and-swap on the
+        // revision listed.
+        match writer.update(store, def, kv, &obj, next).await {
             Ok(_) => tracing::info!(clusterrole = %change.name, "ClusterRole aggregated"),
             // Changed or deleted since the list: the watch brings that change, then a new pass.
-            Err(StoreError::Conflict { .. } | StoreError::NotFound) => {}
+            Err(WriteError::Store(StoreError::Conflict { .. } | StoreError::NotFound)) => {}
             Err(error) => {
                 tracing::warn!(clusterrole = %change.name, %error, "ClusterRole aggregation: write failed");
                 failed_writes += 1;

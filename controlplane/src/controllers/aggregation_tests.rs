@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::*;
+use crate::apiserver::object_key;
 use crate::store::intercept::{Intercept, Intercepted};
 use crate::store::redb::{RedbOptions, RedbStore};
 use crate::store::KeyValue;
@@ -91,7 +92,11 @@ async fn aggregates_despite(trouble: Trouble) -> usize {
     )
     .await;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let task = spawn(Arc::downgrade(&dyn_store)).await;
+    let task = spawn(
+        Arc::downgrade(&dyn_store),
+        super::super::test_writer(&dyn_store),
+    )
+    .await;
     let key = object_key(def, None, "target");
     let mut done = false;
     for _ in 0..500 {

@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::apiserver::codec::{decode_object, encode_object};
+use crate::apiserver::codec::decode_object;
+use crate::apiserver::meta::is_deleting;
 use crate::apiserver::object_key;
-use crate::apiserver::objects::{is_deleting, prepare_create};
+use crate::apiserver::registry::{WriteError, Writer};
 use crate::resources::{self, ResourceDef};
 use crate::store::{EventKind, RangeRequest, Revision, Store, StoreError, WatchEvent};
 
@@ -28,7 +29,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// The ServiceAccount every namespace has.
-pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+pub use crate::apiserver::admission::service_accounts::DEFAULT_SERVICE_ACCOUNT;
 
 /// One store-driven controller, as [`drive`] runs it.
 #[async_trait]
@@ -155,13 +156,15 @@ fn terminating(ns: &Value) -> bool {
 pub(super) struct ServiceAccounts {
     namespaces: &'static ResourceDef,
     accounts: &'static ResourceDef,
+    writer: Writer,
 }
 
 impl ServiceAccounts {
-    pub(super) fn new() -> Result<Self, StoreError> {
+    pub(super) fn new(writer: Writer) -> Result<Self, StoreError> {
         Ok(Self {
             namespaces: core("namespaces")?,
             accounts: core("serviceaccounts")?,
+            writer,
         })
     }
 
@@ -185,31 +188,27 @@ impl ServiceAccounts {
         if store.get(&key).await?.is_some() {
             return Ok(());
         }
-        let mut account = json!({
+        let account = json!({
             "apiVersion": "v1",
             "kind": "ServiceAccount",
             "metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace},
         });
-        // The same system metadata and defaults as a ServiceAccount created through the API.
-        let prepared = match prepare_create(self.accounts, &mut account) {
-            Ok(()) => encode_object(&account),
-            Err(status) => Err(status),
-        };
-        let bytes = match prepared {
-            Ok(bytes) => bytes,
-            Err(status) => {
-                tracing::error!(%namespace, error = %status.message, "ServiceAccount controller: default account is invalid");
-                return Ok(());
-            }
-        };
-        match store.create(&key, bytes).await {
+        // Through the API server's write path: the same admission, system metadata, defaults
+        // and validation as a ServiceAccount created through the API.
+        match self.writer.create(store, self.accounts, account).await {
             Ok(_) => {
                 tracing::info!(%namespace, "ServiceAccount default created");
                 Ok(())
             }
             // Someone else created it in between: it exists, which is all that is wanted.
-            Err(StoreError::AlreadyExists) => Ok(()),
-            Err(error) => Err(error),
+            Err(WriteError::Store(StoreError::AlreadyExists)) => Ok(()),
+            Err(WriteError::Store(error)) => Err(error),
+            Err(WriteError::Refused(status)) => {
+                // NamespaceLifecycle: the namespace went away or started terminating since it
+                // was read; its deletion (or re-creation) comes through the watch.
+                tracing::info!(%namespace, reason = %status.message, "ServiceAccount default not created");
+                Ok(())
+            }
         }
     }
 }
@@ -260,8 +259,8 @@ impl Reconciler for ServiceAccounts {
 }
 
 /// Starts the controller; returns its task once the first pass is done.
-pub(crate) async fn spawn(store: Weak<dyn Store>) -> JoinHandle<()> {
-    match ServiceAccounts::new() {
+pub(crate) async fn spawn(store: Weak<dyn Store>, writer: Writer) -> JoinHandle<()> {
+    match ServiceAccounts::new(writer) {
         Ok(controller) => spawn_driven(store, controller).await,
         Err(error) => {
             tracing::error!(%error, "ServiceAccount controller: not running");

@@ -84,7 +84,11 @@ async fn every_namespace_gets_a_complete_default_account() {
     put_namespace(store.as_ref(), "before", false).await;
     put_namespace(store.as_ref(), "leaving", true).await;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let task = spawn(Arc::downgrade(&dyn_store)).await;
+    let task = spawn(
+        Arc::downgrade(&dyn_store),
+        super::super::test_writer(&dyn_store),
+    )
+    .await;
 
     // The first pass is done when spawn returns.
     let kv = store.get(&default_key("before")).await.unwrap().unwrap();
@@ -117,7 +121,11 @@ async fn a_failed_create_is_retried() {
     let (_dir, store) = flaky(2);
     put_namespace(store.as_ref(), "team", false).await;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let task = spawn(Arc::downgrade(&dyn_store)).await;
+    let task = spawn(
+        Arc::downgrade(&dyn_store),
+        super::super::test_writer(&dyn_store),
+    )
+    .await;
     assert!(wait_default(store.as_ref(), "team").await.is_some());
     assert_eq!(store.intercept.creates.load(Ordering::SeqCst), 3);
     task.abort();
@@ -127,7 +135,11 @@ async fn a_failed_create_is_retried() {
 async fn the_controller_ends_with_the_store() {
     let (_dir, store) = flaky(0);
     let dyn_store: Arc<dyn Store> = store.clone();
-    let task = spawn(Arc::downgrade(&dyn_store)).await;
+    let task = spawn(
+        Arc::downgrade(&dyn_store),
+        super::super::test_writer(&dyn_store),
+    )
+    .await;
     drop(dyn_store);
     drop(store);
     tokio::time::timeout(Duration::from_secs(5), task)

@@ -23,9 +23,10 @@ use serde_json::{json, Map, Value};
 use tokio::task::JoinHandle;
 
 use super::serviceaccounts::{core, namespaced_name, spawn_driven, Reconciler};
-use crate::apiserver::codec::{decode_object, encode_object};
+use crate::apiserver::codec::decode_object;
+use crate::apiserver::meta::{is_deleting, meta_mut, meta_str};
 use crate::apiserver::object_key;
-use crate::apiserver::objects::{is_deleting, meta_str, prepare_update, StatusFrom};
+use crate::apiserver::registry::{WriteError, Writer};
 use crate::resources::ResourceDef;
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent};
 
@@ -55,6 +56,7 @@ pub(super) struct TokenSecrets {
     config: TokenSecretsConfig,
     secrets: &'static ResourceDef,
     accounts: &'static ResourceDef,
+    writer: Writer,
 }
 
 /// A token Secret's view: what the controller reads from it.
@@ -101,9 +103,10 @@ fn data_bytes(obj: &Value, key: &str) -> Vec<u8> {
 }
 
 impl TokenSecrets {
-    pub(super) fn new(config: TokenSecretsConfig) -> Result<Self, StoreError> {
+    pub(super) fn new(config: TokenSecretsConfig, writer: Writer) -> Result<Self, StoreError> {
         Ok(Self {
             config,
+            writer,
             secrets: core("secrets")?,
             accounts: core("serviceaccounts")?,
         })
@@ -142,7 +145,7 @@ impl TokenSecrets {
             .and_then(|a| meta_str(a, "uid"))
             .unwrap_or("");
         if account.is_none() || (!secret.account_uid.is_empty() && secret.account_uid != uid) {
-            return self.delete(store, kv, &secret).await;
+            return self.delete(store, kv, &obj, &secret).await;
         }
         if !self.incomplete(&obj, &secret) {
             return Ok(());
@@ -151,22 +154,24 @@ impl TokenSecrets {
         if !self.fill(&mut next, &secret, uid) {
             return Ok(());
         }
-        let prepared = match prepare_update(self.secrets, &obj, next, StatusFrom::Old) {
-            Ok(next) => encode_object(&next),
-            Err(status) => Err(status),
-        };
-        let Ok(bytes) = prepared else {
-            tracing::error!(namespace = %secret.namespace, secret = %secret.name, "token controller: the filled Secret is invalid");
-            return Ok(());
-        };
-        match store.update(&kv.key, bytes, kv.mod_revision).await {
+        // Through the API server's write path: admission, then the strategy (system metadata
+        // carried over, defaults, validation), then a compare-and-swap on the revision read.
+        match self
+            .writer
+            .update(store, self.secrets, kv, &obj, next)
+            .await
+        {
             Ok(_) => {
                 tracing::info!(namespace = %secret.namespace, secret = %secret.name, serviceaccount = %secret.account, "ServiceAccount token Secret filled");
                 Ok(())
             }
             // Changed or deleted since it was read: the watch brings that change.
-            Err(StoreError::Conflict { .. } | StoreError::NotFound) => Ok(()),
-            Err(error) => Err(error),
+            Err(WriteError::Store(StoreError::Conflict { .. } | StoreError::NotFound)) => Ok(()),
+            Err(WriteError::Store(error)) => Err(error),
+            Err(WriteError::Refused(_)) => {
+                tracing::error!(namespace = %secret.namespace, secret = %secret.name, "token controller: the filled Secret is invalid");
+                Ok(())
+            }
         }
     }
 
@@ -212,7 +217,7 @@ impl TokenSecrets {
             }
             data.insert("namespace".into(), Value::String(BASE64.encode(namespace)));
         }
-        let meta = crate::apiserver::objects::meta_mut(obj);
+        let meta = meta_mut(obj);
         let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
         if !annotations.is_object() {
             *annotations = Value::Object(Map::new());
@@ -228,15 +233,21 @@ impl TokenSecrets {
         &self,
         store: &dyn Store,
         kv: &KeyValue,
+        obj: &Value,
         secret: &TokenSecret<'_>,
     ) -> Result<(), StoreError> {
-        match store.delete(&kv.key, Some(kv.mod_revision)).await {
-            Ok(_) => {
+        // Through the API server's write path (admission), if unchanged since read.
+        match self.writer.delete(store, self.secrets, kv, obj).await {
+            Ok(()) => {
                 tracing::info!(namespace = %secret.namespace, secret = %secret.name, serviceaccount = %secret.account, "ServiceAccount token Secret deleted: its ServiceAccount does not exist");
                 Ok(())
             }
-            Err(StoreError::Conflict { .. } | StoreError::NotFound) => Ok(()),
-            Err(error) => Err(error),
+            Err(WriteError::Store(StoreError::Conflict { .. } | StoreError::NotFound)) => Ok(()),
+            Err(WriteError::Store(error)) => Err(error),
+            Err(WriteError::Refused(status)) => {
+                tracing::warn!(namespace = %secret.namespace, secret = %secret.name, reason = %status.message, "token controller: the delete was refused");
+                Ok(())
+            }
         }
     }
 
@@ -331,8 +342,12 @@ impl Reconciler for TokenSecrets {
 }
 
 /// Starts the controller; returns its task once the first pass is done.
-pub(crate) async fn spawn(store: Weak<dyn Store>, config: TokenSecretsConfig) -> JoinHandle<()> {
-    match TokenSecrets::new(config) {
+pub(crate) async fn spawn(
+    store: Weak<dyn Store>,
+    config: TokenSecretsConfig,
+    writer: Writer,
+) -> JoinHandle<()> {
+    match TokenSecrets::new(config, writer) {
         Ok(controller) => spawn_driven(store, controller).await,
         Err(error) => {
             tracing::error!(%error, "token controller: not running");

@@ -29,10 +29,13 @@ fn fixture() -> Fixture {
             max_expiration: Duration::from_secs(3600),
         },
     );
-    let controller = TokenSecrets::new(TokenSecretsConfig {
-        issuer: Arc::new(issuer),
-        root_ca_pem: CA.to_owned(),
-    })
+    let controller = TokenSecrets::new(
+        TokenSecretsConfig {
+            issuer: Arc::new(issuer),
+            root_ca_pem: CA.to_owned(),
+        },
+        super::super::test_writer(&store),
+    )
     .unwrap();
     Fixture {
         _dir: dir,

@@ -12,7 +12,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use kgate_controlplane::store::redb::{RedbOptions, RedbStore};
 use kgate_controlplane::store::Store;
-use kgate_controlplane::ApiServer;
+use kgate_controlplane::ControlPlane;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -47,7 +47,7 @@ impl Answer {
 }
 
 pub struct Api {
-    pub server: ApiServer,
+    pub server: ControlPlane,
     store: Arc<RedbStore>,
     router: Router,
     pub dir: PathBuf,
@@ -70,7 +70,7 @@ impl Api {
             RedbStore::open(&dir.join("store.redb"), RedbOptions::default()).expect("open store"),
         );
         let shared: Arc<dyn Store> = store.clone();
-        let server = ApiServer::start(shared).await.expect("start");
+        let server = ControlPlane::start(shared).await.expect("start");
         let router = server.router();
         Api {
             server,

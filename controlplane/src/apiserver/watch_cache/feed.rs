@@ -10,7 +10,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{FieldValues, SharedEvent, Update, Updates, WatchCacheConfig, WatchCacheError};
+use super::events::{FieldValues, SharedEvent, Update, Updates, WatchCacheConfig, WatchCacheError};
 use crate::store::{Revision, StoreError, WatchStream};
 
 /// The shared watch of one resource.

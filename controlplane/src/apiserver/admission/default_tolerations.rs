@@ -5,7 +5,13 @@
 //! stopped answering for five minutes before the node lifecycle controller evicts it, as in
 //! Kubernetes, instead of at once.
 
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use kgate_core::Status;
 use serde_json::{json, Value};
+
+use super::{AdmissionPlugin, Attributes, Operation};
 
 /// The taint kube puts on a node whose Ready condition is False.
 pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
@@ -25,6 +31,42 @@ impl Default for DefaultTolerationSeconds {
             not_ready: 300,
             unreachable: 300,
         }
+    }
+}
+
+/// The plugin; its seconds are set once, after the server started (kube's 300 s until then).
+#[derive(Debug, Default)]
+pub struct DefaultTolerationSecondsPlugin {
+    seconds: OnceLock<DefaultTolerationSeconds>,
+}
+
+impl DefaultTolerationSecondsPlugin {
+    /// Sets the seconds of the tolerations added from now on. A second call changes nothing.
+    pub fn set(&self, seconds: DefaultTolerationSeconds) {
+        let _ = self.seconds.set(seconds);
+    }
+
+    fn seconds(&self) -> DefaultTolerationSeconds {
+        self.seconds.get().copied().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl AdmissionPlugin for DefaultTolerationSecondsPlugin {
+    fn name(&self) -> &'static str {
+        "DefaultTolerationSeconds"
+    }
+
+    fn handles(&self, operation: Operation) -> bool {
+        operation == Operation::Create
+    }
+
+    async fn admit(&self, attrs: &mut Attributes<'_>) -> Result<(), Status> {
+        let seconds = self.seconds();
+        if let (true, Some(pod)) = (attrs.is_pod(), attrs.object.as_mut()) {
+            admit_pod(pod, seconds);
+        }
+        Ok(())
     }
 }
 

@@ -16,12 +16,19 @@ use kgate_core::status::GroupResource;
 use kgate_core::Status;
 use serde_json::{json, Map, Value};
 
-use super::codec::decode_object;
-use super::objects::generate_name;
-use super::storage::object_key;
-use crate::controllers::serviceaccounts::DEFAULT_SERVICE_ACCOUNT;
+use std::sync::Weak;
+
+use async_trait::async_trait;
+
+use super::{AdmissionPlugin, Attributes, Operation};
+use crate::apiserver::codec::decode_object;
+use crate::apiserver::keys::object_key;
+use crate::apiserver::meta::generate_name;
 use crate::resources::lookup;
 use crate::store::Store;
+
+/// The ServiceAccount every namespace has, and pods get when they name none.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
 /// Where the token volume is mounted in each container.
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -32,6 +39,46 @@ pub const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
 pub const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
 /// How often the `default` ServiceAccount is looked for before the pod is refused.
 const DEFAULT_ATTEMPTS: u32 = 10;
+
+/// The plugin, over the store it reads ServiceAccounts from.
+pub(crate) struct ServiceAccountAdmission {
+    /// Weak: the chain is shared with the controllers, which must not keep the store open.
+    store: Weak<dyn Store>,
+}
+
+impl ServiceAccountAdmission {
+    pub fn new(store: Weak<dyn Store>) -> Self {
+        ServiceAccountAdmission { store }
+    }
+}
+
+#[async_trait]
+impl AdmissionPlugin for ServiceAccountAdmission {
+    fn name(&self) -> &'static str {
+        "ServiceAccount"
+    }
+
+    fn handles(&self, operation: Operation) -> bool {
+        operation == Operation::Create
+    }
+
+    async fn admit(&self, attrs: &mut Attributes<'_>) -> Result<(), Status> {
+        if !attrs.is_pod() || attrs.namespace.is_empty() {
+            return Ok(());
+        }
+        let namespace = attrs.namespace;
+        match attrs.object.as_mut() {
+            Some(pod) => {
+                let store = self
+                    .store
+                    .upgrade()
+                    .ok_or_else(|| Status::service_unavailable("the server is shutting down"))?;
+                admit_pod(store.as_ref(), namespace, pod).await
+            }
+            None => Ok(()),
+        }
+    }
+}
 
 /// Admits a pod being created in `namespace`: defaults and checks its ServiceAccount, mounts its
 /// token volume. A ServiceAccount that does not exist is a 403, as in kube.
