@@ -241,6 +241,22 @@ impl Admission {
         }
         Ok(())
     }
+
+    /// One write's admission around what the write does between the phases: the mutating
+    /// phase on `attrs`' object, `step` on the admitted object (the strategy, and whatever the
+    /// write checks or fills in on the way), then the validating phase on what `step` made.
+    /// Returns the object to store.
+    pub async fn around(
+        &self,
+        mut attrs: Attributes<'_>,
+        step: impl FnOnce(Value) -> Result<Value, Status>,
+    ) -> Result<Value, Status> {
+        self.admit(&mut attrs).await?;
+        let admitted = attrs.object.take().unwrap_or_default();
+        attrs.object = Some(step(admitted)?);
+        self.validate(&attrs).await?;
+        Ok(attrs.into_object().unwrap_or_default())
+    }
 }
 
 /// Logs a refusal: which plugin, which request (never the object).

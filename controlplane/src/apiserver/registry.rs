@@ -73,15 +73,16 @@ impl Writer {
     ) -> Result<KeyValue, WriteError> {
         let namespace = meta_str(&obj, "namespace").unwrap_or("").to_owned();
         let name = meta_str(&obj, "name").unwrap_or("").to_owned();
-        let mut attrs = Attributes::new(Operation::Create, def, &namespace, &name)
+        let attrs = Attributes::new(Operation::Create, def, &namespace, &name)
             .with_object(obj)
             .with_user(Some(&self.user));
-        self.admission.admit(&mut attrs).await?;
-        let mut obj = attrs.object.take().unwrap_or_default();
-        strategy::for_resource(def).before_create(&mut obj)?;
-        let attrs = attrs.with_object(obj);
-        self.admission.validate(&attrs).await?;
-        let obj = attrs.into_object().unwrap_or_default();
+        let obj = self
+            .admission
+            .around(attrs, |mut obj| {
+                strategy::for_resource(def).before_create(&mut obj)?;
+                Ok(obj)
+            })
+            .await?;
         let name = meta_str(&obj, "name").unwrap_or("");
         let key = object_key(
             def,
@@ -103,16 +104,16 @@ impl Writer {
     ) -> Result<KeyValue, WriteError> {
         let namespace = meta_str(old, "namespace").unwrap_or("");
         let name = meta_str(old, "name").unwrap_or("");
-        let mut attrs = Attributes::new(Operation::Update, def, namespace, name)
+        let attrs = Attributes::new(Operation::Update, def, namespace, name)
             .with_object(next)
             .with_old(old)
             .with_user(Some(&self.user));
-        self.admission.admit(&mut attrs).await?;
-        let next = attrs.object.take().unwrap_or_default();
-        let next = strategy::for_resource(def).before_update(old, next, StatusFrom::Old)?;
-        let attrs = attrs.with_object(next);
-        self.admission.validate(&attrs).await?;
-        let next = attrs.into_object().unwrap_or_default();
+        let next = self
+            .admission
+            .around(attrs, |next| {
+                strategy::for_resource(def).before_update(old, next, StatusFrom::Old)
+            })
+            .await?;
         Ok(store
             .update(&current.key, encode_object(&next)?, current.mod_revision)
             .await?)

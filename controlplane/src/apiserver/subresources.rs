@@ -78,7 +78,7 @@ impl<'a> SubresourceWrite<'a> {
         } else {
             Operation::Update
         };
-        let mut attrs = Attributes::new(
+        let attrs = Attributes::new(
             operation,
             req.def,
             req.namespace.as_deref().unwrap_or(""),
@@ -89,12 +89,12 @@ impl<'a> SubresourceWrite<'a> {
         .with_old(current)
         .with_user(self.user)
         .with_dry_run(self.dry_run);
-        self.shared.admission.admit(&mut attrs).await?;
-        let next = attrs.object.take().unwrap_or_default();
-        let next = strategy::for_resource(req.def).before_update(current, next, StatusFrom::New)?;
-        attrs.object = Some(next);
-        self.shared.admission.validate(&attrs).await?;
-        Ok(attrs.into_object().unwrap_or_default())
+        self.shared
+            .admission
+            .around(attrs, |next| {
+                strategy::for_resource(req.def).before_update(current, next, StatusFrom::New)
+            })
+            .await
     }
 }
 

@@ -163,7 +163,7 @@ impl UpdateWrite<'_> {
     /// default, validate), a Service's allocation, validating admission.
     async fn steps(&self, current: &Value, new: Value) -> Result<Value, Status> {
         let req = self.req;
-        let mut attrs = Attributes::new(
+        let attrs = Attributes::new(
             Operation::Update,
             req.def,
             req.namespace.as_deref().unwrap_or(""),
@@ -173,17 +173,21 @@ impl UpdateWrite<'_> {
         .with_old(current)
         .with_user(self.user)
         .with_dry_run(self.dry_run);
-        self.shared.admission.admit(&mut attrs).await?;
-        let admitted = attrs.object.take().unwrap_or_default();
-        check_escalation(self.shared, req, &admitted, Some(current))?;
-        let mut next =
-            strategy::for_resource(req.def).before_update(current, admitted, StatusFrom::Old)?;
-        if let Some(used) = self.used {
-            service_ips::allocate_update(req.def, current, &mut next, used)?;
-        }
-        attrs.object = Some(next);
-        self.shared.admission.validate(&attrs).await?;
-        Ok(attrs.into_object().unwrap_or_default())
+        self.shared
+            .admission
+            .around(attrs, |admitted| {
+                check_escalation(self.shared, req, &admitted, Some(current))?;
+                let mut next = strategy::for_resource(req.def).before_update(
+                    current,
+                    admitted,
+                    StatusFrom::Old,
+                )?;
+                if let Some(used) = self.used {
+                    service_ips::allocate_update(req.def, current, &mut next, used)?;
+                }
+                Ok(next)
+            })
+            .await
     }
 }
 
