@@ -87,8 +87,7 @@ where
     let reviews = ReviewContext {
         authenticator: authenticator.clone(),
         authorizer: authorizer.clone(),
-        rbac: rules.rbac,
-        other_authorizers: rules.other_authorizers,
+        rules,
     };
     let service = ServiceBuilder::new()
         // 0. Trace: the request span (verb, resource, namespace, user.name are filled in by

@@ -47,11 +47,8 @@ pub struct ReviewContext {
     pub authenticator: AuthenticatorUnion,
     /// The whole chain: a review answers what a request would get.
     pub authorizer: AuthorizerChain,
-    /// RBAC, for SelfSubjectRulesReview's rule lists.
-    pub rbac: Arc<RbacAuthorizer>,
-    /// Set when an authorizer besides RBAC (the policy layer) can change decisions, so a rules
-    /// list from RBAC alone is marked incomplete.
-    pub other_authorizers: bool,
+    /// Where SelfSubjectRulesReview's rule lists come from.
+    pub rules: RulesSource,
 }
 
 /// Answers review requests in front of a handler; see the module docs.
@@ -271,8 +268,8 @@ async fn token_review(
 }
 
 fn rules_review(context: &ReviewContext, user: &UserInfo, namespace: &str) -> SubjectRules {
-    let mut review = context.rbac.rules_for(user, namespace);
-    if context.other_authorizers {
+    let mut review = context.rules.rbac.rules_for(user, namespace);
+    if context.rules.other_authorizers {
         // As kube-apiserver does for authorizers that cannot list rules (webhooks).
         review.incomplete = true;
     }
