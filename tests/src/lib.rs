@@ -11,6 +11,7 @@
 pub mod etcd;
 pub mod flows;
 pub mod oidc;
+pub mod reference;
 
 use base64::Engine as _;
 use std::fmt;
@@ -732,15 +733,7 @@ impl Kgate {
     /// A kubectl command (`bin`, e.g. `kubectl` or `/usr/bin/kubectl.1.27`) for `kubeconfig`,
     /// with an isolated HOME and discovery cache.
     pub fn kubectl_command(&self, bin: &Path, kubeconfig: &Path) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("HOME", self.root().join("home"))
-            .env("KUBECACHEDIR", self.root().join("kubecache"))
-            .env_remove("KUBECONFIG")
-            .env_remove("KUBE_EDITOR")
-            .env_remove("KUBECTL_EXTERNAL_DIFF");
-        cmd
+        ApiServer::kubectl_command(self, bin, kubeconfig)
     }
 
     /// kubectl (the default one) as the admin.
@@ -787,16 +780,7 @@ impl Kgate {
 
     /// Starts building a raw HTTPS request to the gateway (as the admin by default).
     pub fn request(&self, method: &str, path: &str) -> Request<'_> {
-        Request {
-            kgate: self,
-            method: method.to_owned(),
-            path: path.to_owned(),
-            identity: Identity::Kubeconfig(self.admin_kubeconfig()),
-            headers: Vec::new(),
-            body: None,
-            http1: false,
-            chunked: false,
-        }
+        request(self, method, path)
     }
 
     /// The `.metadata.resourceVersion` of an object, as the admin.
@@ -820,6 +804,109 @@ fn parse_url_addr(url: &str, proc: &Proc) -> SocketAddr {
         })
 }
 
+/// An API server the end-to-end tests drive: kgate, or the real kube-apiserver of
+/// [`reference::Reference`]. The differential suites send the same requests to both.
+pub trait ApiServer: Sync {
+    /// Which server this is, for failure messages ("kgate", "kube-apiserver").
+    fn name(&self) -> &'static str;
+    /// `https://ADDR`.
+    fn url(&self) -> String;
+    /// A kubeconfig of a `system:masters` user.
+    fn admin_kubeconfig(&self) -> PathBuf;
+    /// A folder for the test's own files.
+    fn files(&self) -> PathBuf;
+    /// The test's temporary folder (kubectl's HOME and cache live under it).
+    fn root(&self) -> &Path;
+    /// A number unique within this server's test, for file names.
+    fn next_seq(&self) -> usize;
+    /// A kubeconfig with a client certificate for `user` in `groups`, trusted by this server.
+    fn kubeconfig_for(&self, user: &str, groups: &[&str], expiration: &str) -> PathBuf;
+    /// What the server's processes printed, for failure messages.
+    fn output(&self) -> String;
+
+    /// Starts building a raw HTTPS request (as the admin by default).
+    fn request(&self, method: &str, path: &str) -> Request<'_>
+    where
+        Self: Sized,
+    {
+        request(self, method, path)
+    }
+
+    /// A kubectl command (`bin`) for `kubeconfig`, with an isolated HOME and discovery cache.
+    fn kubectl_command(&self, bin: &Path, kubeconfig: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env("HOME", self.root().join("home"))
+            .env("KUBECACHEDIR", self.root().join("kubecache"))
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBE_EDITOR")
+            .env_remove("KUBECTL_EXTERNAL_DIFF");
+        cmd
+    }
+
+    /// The default kubectl with `kubeconfig`.
+    fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        let mut cmd = self.kubectl_command(&default_kubectl(), kubeconfig);
+        cmd.args(args);
+        run_bounded(cmd, None, CLIENT_TIMEOUT)
+    }
+
+    /// kubectl as the admin; panics with everything unless it succeeded. Returns stdout.
+    #[track_caller]
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let run = self.kubectl_as(&self.admin_kubeconfig(), args);
+        assert!(
+            run.success(),
+            "kubectl on {} failed:\n{run}\n{}",
+            self.name(),
+            self.output()
+        );
+        run.stdout
+    }
+}
+
+/// A request builder for any server (the trait's `request` needs a sized receiver).
+pub fn request<'a>(server: &'a dyn ApiServer, method: &str, path: &str) -> Request<'a> {
+    Request {
+        server,
+        method: method.to_owned(),
+        path: path.to_owned(),
+        identity: Identity::Kubeconfig(server.admin_kubeconfig()),
+        headers: Vec::new(),
+        body: None,
+        http1: false,
+        chunked: false,
+    }
+}
+
+impl ApiServer for Kgate {
+    fn name(&self) -> &'static str {
+        "kgate"
+    }
+    fn url(&self) -> String {
+        Kgate::url(self)
+    }
+    fn admin_kubeconfig(&self) -> PathBuf {
+        Kgate::admin_kubeconfig(self)
+    }
+    fn files(&self) -> PathBuf {
+        Kgate::files(self)
+    }
+    fn root(&self) -> &Path {
+        Kgate::root(self)
+    }
+    fn next_seq(&self) -> usize {
+        self.seq.fetch_add(1, Ordering::SeqCst)
+    }
+    fn kubeconfig_for(&self, user: &str, groups: &[&str], expiration: &str) -> PathBuf {
+        Kgate::kubeconfig_for(self, user, groups, expiration)
+    }
+    fn output(&self) -> String {
+        Kgate::output(self)
+    }
+}
+
 /// Who a raw request claims to be.
 #[derive(Debug, Clone)]
 pub enum Identity {
@@ -833,7 +920,7 @@ pub enum Identity {
 
 /// A raw HTTPS request made with curl (`--path-as-is`, so paths reach the server unchanged).
 pub struct Request<'a> {
-    kgate: &'a Kgate,
+    server: &'a dyn ApiServer,
     method: String,
     path: String,
     identity: Identity,
@@ -880,11 +967,14 @@ impl Request<'_> {
     }
 
     pub fn send(self) -> Response {
-        let files = self.kgate.files();
-        let n = self.kgate.seq.fetch_add(1, Ordering::SeqCst);
-        let ca = files.join("gateway-ca.crt");
+        let files = self.server.files();
+        let n = self.server.next_seq();
+        let ca = files.join("server-ca.crt");
         if !ca.exists() {
-            let pem = kubeconfig_pem(&self.kgate.admin_kubeconfig(), "certificate-authority-data");
+            let pem = kubeconfig_pem(
+                &self.server.admin_kubeconfig(),
+                "certificate-authority-data",
+            );
             std::fs::write(&ca, pem).expect("cannot write the CA file");
         }
         let out = files.join(format!("response-{n}.body"));
@@ -926,7 +1016,7 @@ impl Request<'_> {
             std::fs::write(&path, body).expect("cannot write a request body");
             cmd.arg("--data-binary").arg(format!("@{}", path.display()));
         }
-        cmd.arg(format!("{}{}", self.kgate.url(), self.path));
+        cmd.arg(format!("{}{}", self.server.url(), self.path));
         let run = run_bounded(cmd, None, CLIENT_TIMEOUT);
         let body = std::fs::read(&out).unwrap_or_default();
         let status = run.stdout.trim().parse().unwrap_or(0);
