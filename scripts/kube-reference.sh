@@ -19,7 +19,7 @@
 #                                 simulated nodes to trust
 #         sa.key / sa.pub         the service-account signing key pair
 #         server                  the API server's URL
-#         logs/                   each process's output
+#         logs/                   each process's output (NAME.log) and pid (NAME.pid)
 #         ready                   touched once /readyz answers ok
 #       With --controllers, the real kube-controller-manager and kube-scheduler start too, each
 #       under its own identity (system:kube-controller-manager, system:kube-scheduler).
@@ -214,6 +214,7 @@ up() {
         --initial-cluster "kube-reference=http://127.0.0.1:$etcd_peer" \
         "${fsync[@]}" >"$dir/logs/etcd.log" 2>&1 &
     PIDS+=($!)
+    echo $! >"$dir/logs/etcd.pid"
 
     local port
     port="$(free_port)"
@@ -268,6 +269,7 @@ up() {
     "$BIN/kube-apiserver" "${args[@]}" >"$dir/logs/kube-apiserver.log" 2>&1 &
     local apiserver=$!
     PIDS+=("$apiserver")
+    echo "$apiserver" >"$dir/logs/kube-apiserver.pid"
 
     write_kubeconfig "$dir/admin.kubeconfig" "$server" "$pki/ca.crt" "$pki/admin"
     echo "$server" >"$dir/server"
@@ -302,6 +304,7 @@ up() {
             --leader-elect=true --profiling=false --v=1 \
             >"$dir/logs/kube-controller-manager.log" 2>&1 &
         PIDS+=($!)
+        echo $! >"$dir/logs/kube-controller-manager.pid"
         "$BIN/kube-scheduler" \
             --kubeconfig="$dir/scheduler.kubeconfig" \
             --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
@@ -310,6 +313,7 @@ up() {
             --leader-elect=true --profiling=false --v=1 \
             >"$dir/logs/kube-scheduler.log" 2>&1 &
         PIDS+=($!)
+        echo $! >"$dir/logs/kube-scheduler.pid"
     fi
 
     # Whoever started us may die without a word (a test killed by its harness): then stop too.

@@ -1,6 +1,8 @@
-//! Starting the systems under test: `kgate up` on its embedded store, and `kgate up
-//! --etcd-servers` against an etcd this harness starts itself. Each lives in its own temporary
-//! directory (data and logs) and is stopped when its [`Backend`] is dropped.
+//! Starting the systems under test: `kgate up` on its embedded store, `kgate up
+//! --etcd-servers` against an etcd this harness starts itself, and the real kube-apiserver on
+//! etcd 3.6 (`scripts/kube-reference.sh up --durable`, the peer kgate is measured against). Each
+//! lives in its own temporary directory (data and logs) and is stopped when its [`Backend`] is
+//! dropped.
 
 use crate::api::Api;
 use anyhow::{bail, Context, Result};
@@ -19,6 +21,9 @@ pub enum Kind {
     Embedded,
     /// etcd v3 (`--etcd-servers`), one local member started by the harness.
     Etcd,
+    /// Not kgate: kube-apiserver v1.34 on etcd v3.6 (fsync on), built and started by
+    /// `scripts/kube-reference.sh`.
+    KubeApiserver,
 }
 
 impl Kind {
@@ -26,16 +31,18 @@ impl Kind {
         match self {
             Kind::Embedded => "embedded",
             Kind::Etcd => "etcd",
+            Kind::KubeApiserver => "kube-apiserver",
         }
     }
 }
 
-/// A running `kgate up` (and its etcd, for [`Kind::Etcd`]).
+/// A running `kgate up` (and its etcd, for [`Kind::Etcd`]), or kube-apiserver and its etcd.
 pub struct Backend {
     pub api: Api,
-    pub kgate_pid: u32,
+    /// kgate, or kube-apiserver.
+    pub server_pid: u32,
     pub etcd_pid: Option<u32>,
-    /// kgate first, so it stops before its etcd.
+    /// The server first, so it stops before its etcd.
     _procs: Vec<Proc>,
     _dir: tempfile::TempDir,
 }
@@ -43,7 +50,7 @@ pub struct Backend {
 impl Backend {
     /// Every server process of this backend (for CPU accounting).
     pub fn pids(&self) -> Vec<u32> {
-        std::iter::once(self.kgate_pid)
+        std::iter::once(self.server_pid)
             .chain(self.etcd_pid)
             .collect()
     }
@@ -55,6 +62,7 @@ pub async fn start(
     kind: Kind,
     kgate: &Path,
     etcd: &Path,
+    kube_reference: &Path,
     work_dir: Option<&Path>,
 ) -> Result<Backend> {
     let dir = match work_dir {
@@ -64,6 +72,9 @@ pub async fn start(
         None => tempfile::Builder::new().prefix("storebench-").tempdir(),
     }
     .context("creating a work directory")?;
+    if kind == Kind::KubeApiserver {
+        return start_kube_apiserver(kube_reference, dir).await;
+    }
     let mut procs = Vec::new();
     let mut etcd_pid = None;
     // The storage alone: no simulated nodes, scheduler or controllers adding their own load
@@ -77,11 +88,11 @@ pub async fn start(
         procs.push(proc);
     }
     let up = start_kgate_up(kgate, dir.path(), &extra, Duration::from_secs(60)).await?;
-    let kgate_pid = up.proc.id();
+    let server_pid = up.proc.id();
     procs.insert(0, up.proc);
     Ok(Backend {
         api: up.api,
-        kgate_pid,
+        server_pid,
         etcd_pid,
         _procs: procs,
         _dir: dir,
@@ -156,4 +167,53 @@ async fn etcd_healthy(port: u16) -> bool {
         anyhow::Ok(String::from_utf8_lossy(&body.to_bytes()).contains(r#""health":"true""#))
     };
     attempt.await.unwrap_or(false)
+}
+
+/// `scripts/kube-reference.sh up DIR/reference --durable`: kube-apiserver on an etcd that
+/// syncs its writes, as kgate's store does. Waits for the script's `ready` file.
+async fn start_kube_apiserver(script: &Path, dir: tempfile::TempDir) -> Result<Backend> {
+    let reference = dir.path().join("reference");
+    let log = dir.path().join("kube-reference.log");
+    let mut proc = spawn(
+        Command::new(script)
+            .arg("up")
+            .arg(&reference)
+            .arg("--durable"),
+        &log,
+    )
+    .with_context(|| format!("starting {}", script.display()))?;
+    // A first build of the Go binaries takes minutes; a built one starts in seconds.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while !reference.join("ready").is_file() {
+        if let Some(status) = proc.0.try_wait()? {
+            bail!("{} exited with {status}:\n{}", script.display(), tail(&log));
+        }
+        if Instant::now() > deadline {
+            bail!("kube-apiserver not ready after 900 s:\n{}", tail(&log));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let read_pid = |name: &str| -> Result<u32> {
+        let path = reference.join("logs").join(format!("{name}.pid"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("{} holds no pid", path.display()))
+    };
+    let server = std::fs::read_to_string(reference.join("server")).context("reading server")?;
+    let addr = server
+        .trim()
+        .trim_start_matches("https://")
+        .parse()
+        .with_context(|| format!("no address in {server:?}"))?;
+    let api = Api::from_kubeconfig(addr, &reference.join("admin.kubeconfig"))?;
+    Ok(Backend {
+        api,
+        server_pid: read_pid("kube-apiserver")?,
+        etcd_pid: Some(read_pid("etcd")?),
+        // SIGTERM to the script stops kube-apiserver, then etcd.
+        _procs: vec![proc],
+        _dir: dir,
+    })
 }

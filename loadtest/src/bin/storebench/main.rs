@@ -1,17 +1,19 @@
 //! The storage benchmark (`kgate-storebench`): the same harness, in one run, against `kgate up`
-//! on its embedded store and `kgate up --etcd-servers` on a local etcd the harness starts.
+//! on its embedded store, `kgate up --etcd-servers` on a local etcd the harness starts, and the
+//! real kube-apiserver on etcd (`scripts/kube-reference.sh`), the peer kgate is held against.
 //!
 //! Everything is measured through the API, over HTTPS with HTTP/1.1 keep-alive connections and
 //! the admin client certificate of the admin kubeconfig, so each figure includes the gateway,
 //! authentication, RBAC, the API server and the store. The backends run one after the other (not
 //! side by side) on the same machine as the load generator. Per backend, in this order:
 //!
-//! 1. **idle memory**: VmRSS of the kgate process once it is ready;
+//! 1. **idle memory**: VmRSS of the server process (kgate, or kube-apiserver) once it is ready;
 //! 2. **creates/s**: `POST` of a small one-container Pod into `default` from `--concurrency`
 //!    connections for `--seconds` (or `--creates` or `--pods` pods, if fewer), with the median
-//!    and p99 latency and the server CPU per create (kgate plus etcd, from /proc);
-//! 3. **gets/s**: `GET` of those pods by name, spread over all of them, the same way; then
-//!    **TokenRequests/s**: `POST .../serviceaccounts/bench/token` the same way;
+//!    and p99 latency and the server CPU per create (the server plus etcd, from /proc);
+//! 3. **gets/s**: `GET` of those pods by name, spread over all of them, the same way; then `GET`
+//!    of one pod at each of `--get-one-concurrency` (requests/s, p50, p99, server CPU per
+//!    request); then **TokenRequests/s**: `POST .../serviceaccounts/bench/token` the same way;
 //! 4. **list**: `--list-objects` configmaps are created in `bench-list`, then the collection is
 //!    listed whole and in pages of `--page-size` (`limit` + `continue`), `--list-repeats` times
 //!    each on one connection; the median time to the last byte is reported;
@@ -23,7 +25,7 @@
 //!    heard first, which is common: the store fans the event out before the response is
 //!    written). The median and p99 over all pairs are reported;
 //! 6. **memory**: more pods are created until `default` holds `--pods`, then VmRSS and VmHWM of
-//!    the kgate process (and of etcd) are read from /proc/PID/status. The store then also holds
+//!    the server process (and of etcd) are read from /proc/PID/status. The store then also holds
 //!    the list and watch configmaps; VmHWM includes the peaks of the earlier steps.
 //!
 //! Each figure is from one run. It is a command, not a test: nothing here asserts a timing.
@@ -44,7 +46,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(about = "Storage benchmark: kgate up on the embedded store vs on etcd, through the API")]
+#[command(
+    about = "Storage benchmark: kgate up on the embedded store, on etcd, and kube-apiserver, through the API"
+)]
 struct Args {
     /// The kgate binary (build it with `cargo build --release -p kgate-cli --bin kgate`).
     #[arg(long, default_value = "target/release/kgate")]
@@ -52,14 +56,21 @@ struct Args {
     /// The etcd binary (Debian's etcd-server).
     #[arg(long, default_value = "/usr/bin/etcd")]
     etcd: PathBuf,
+    /// `scripts/kube-reference.sh`, which builds and starts kube-apiserver (the kube-apiserver
+    /// backend).
+    #[arg(long, default_value = "scripts/kube-reference.sh")]
+    kube_reference: PathBuf,
     /// The backends to measure, in this order, comma separated.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "embedded,etcd"
+        default_value = "embedded,etcd,kube-apiserver"
     )]
     backends: Vec<Kind>,
+    /// Connections of the "GET one pod" figures, one figure each.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    get_one_concurrency: Vec<usize>,
     /// Seconds of the creates/s and of the gets/s figures.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -103,6 +114,8 @@ struct Figures {
     idle_rss_kib: u64,
     creates: Load,
     gets: Load,
+    /// `GET` of one pod, per concurrency.
+    get_one: Vec<(usize, Load)>,
     /// TokenRequests for one ServiceAccount (RS256 signing dominates).
     tokens: Load,
     list: figures::ListTimes,
@@ -110,8 +123,8 @@ struct Figures {
     /// Creating the pods up to `--pods` after the other steps.
     fill: Load,
     pods: u64,
-    kgate_rss_kib: u64,
-    kgate_hwm_kib: u64,
+    server_rss_kib: u64,
+    server_hwm_kib: u64,
     etcd_rss_kib: Option<u64>,
     etcd_hwm_kib: Option<u64>,
 }
@@ -119,8 +132,14 @@ struct Figures {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.concurrency == 0 || args.page_size == 0 || args.list_repeats == 0 {
-        bail!("--concurrency, --page-size and --list-repeats must be at least 1");
+    if args.concurrency == 0
+        || args.page_size == 0
+        || args.list_repeats == 0
+        || args.get_one_concurrency.contains(&0)
+    {
+        bail!(
+            "--concurrency, --page-size, --list-repeats and --get-one-concurrency must be at least 1"
+        );
     }
     if args.backends.contains(&Kind::Etcd) && !backend::kgate_has_etcd(&args.kgate)? {
         bail!(
@@ -143,11 +162,37 @@ async fn main() -> Result<()> {
 async fn run_backend(kind: Kind, args: &Args) -> Result<Figures> {
     let name = kind.name();
     eprintln!("[{name}] starting");
-    let backend = backend::start(kind, &args.kgate, &args.etcd, args.work_dir.as_deref()).await?;
+    let backend = backend::start(
+        kind,
+        &args.kgate,
+        &args.etcd,
+        &args.kube_reference,
+        args.work_dir.as_deref(),
+    )
+    .await?;
     let api = &backend.api;
     let pids = backend.pids();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss_kib = status_kib(backend.kgate_pid, "VmRSS")?;
+    let idle_rss_kib = status_kib(backend.server_pid, "VmRSS")?;
+
+    // kube-apiserver's ServiceAccount admission refuses pods until their namespace's `default`
+    // ServiceAccount exists (kube-controller-manager makes it; none runs here). kgate makes it
+    // itself: there this is a 409.
+    let mut conn = api.connect().await?;
+    let account = r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#;
+    let (status, body) = conn
+        .call(
+            Method::POST,
+            "/api/v1/namespaces/default/serviceaccounts",
+            Some(Bytes::from_static(account.as_bytes())),
+        )
+        .await?;
+    if !status.is_success() && status != http::StatusCode::CONFLICT {
+        bail!(
+            "creating the default ServiceAccount: {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 
     eprintln!("[{name}] creates: {} s", args.seconds);
     let creates = drive_pods(
@@ -182,8 +227,33 @@ async fn run_backend(kind: Kind, args: &Args) -> Result<Figures> {
     .await
     .context("getting pods")?;
 
+    let mut get_one = Vec::new();
+    for &concurrency in &args.get_one_concurrency {
+        eprintln!(
+            "[{name}] GET one pod at c={concurrency}: {} s",
+            args.seconds
+        );
+        let make: MakeRequest = Arc::new(|_| {
+            (
+                Method::GET,
+                "/api/v1/namespaces/default/pods/pod-0".to_owned(),
+                None,
+            )
+        });
+        let load = figures::drive(
+            api,
+            &pids,
+            concurrency,
+            0..u64::MAX,
+            Some(args.seconds),
+            make,
+        )
+        .await
+        .context("getting one pod")?;
+        get_one.push((concurrency, load));
+    }
+
     eprintln!("[{name}] token requests: {} s", args.seconds);
-    let mut conn = api.connect().await?;
     let account = r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"bench"}}"#;
     conn.expect(
         Method::POST,
@@ -258,12 +328,13 @@ async fn run_backend(kind: Kind, args: &Args) -> Result<Figures> {
     Ok(Figures {
         idle_rss_kib,
         pods,
-        kgate_rss_kib: status_kib(backend.kgate_pid, "VmRSS")?,
-        kgate_hwm_kib: status_kib(backend.kgate_pid, "VmHWM")?,
+        server_rss_kib: status_kib(backend.server_pid, "VmRSS")?,
+        server_hwm_kib: status_kib(backend.server_pid, "VmHWM")?,
         etcd_rss_kib: etcd("VmRSS")?,
         etcd_hwm_kib: etcd("VmHWM")?,
         creates,
         gets,
+        get_one,
         tokens,
         list,
         watch,
@@ -356,7 +427,34 @@ fn rows(args: &Args, f: &Figures) -> Vec<Row> {
         decimals,
     };
     use Better::{Higher, Lower};
-    vec![
+    let mut get_one = Vec::new();
+    for (n, load) in &f.get_one {
+        get_one.push(row(
+            format!("GET one pod, c={n}: requests/s"),
+            Some(load.per_second()),
+            Higher,
+            0,
+        ));
+        get_one.push(row(
+            format!("GET one pod, c={n}: p50 (µs)"),
+            Some(percentile(&load.latencies_us, 0.5) as f64),
+            Lower,
+            0,
+        ));
+        get_one.push(row(
+            format!("GET one pod, c={n}: p99 (µs)"),
+            Some(percentile(&load.latencies_us, 0.99) as f64),
+            Lower,
+            0,
+        ));
+        get_one.push(row(
+            format!("GET one pod, c={n}: server CPU per request (µs, server+etcd)"),
+            Some(load.cpu_us_per_request()),
+            Lower,
+            0,
+        ));
+    }
+    let mut rows = vec![
         row(
             format!("creates/s (POST pod, c={c})"),
             Some(f.creates.per_second()),
@@ -376,7 +474,7 @@ fn rows(args: &Args, f: &Figures) -> Vec<Row> {
             2,
         ),
         row(
-            "server CPU per create (µs, kgate+etcd)".into(),
+            "server CPU per create (µs, server+etcd)".into(),
             Some(f.creates.cpu_us_per_request()),
             Lower,
             0,
@@ -388,7 +486,7 @@ fn rows(args: &Args, f: &Figures) -> Vec<Row> {
             0,
         ),
         row(
-            "server CPU per TokenRequest (µs, kgate+etcd)".into(),
+            "server CPU per TokenRequest (µs, server+etcd)".into(),
             Some(f.tokens.cpu_us_per_request()),
             Lower,
             0,
@@ -412,11 +510,14 @@ fn rows(args: &Args, f: &Figures) -> Vec<Row> {
             2,
         ),
         row(
-            "server CPU per get (µs, kgate+etcd)".into(),
+            "server CPU per get (µs, server+etcd)".into(),
             Some(f.gets.cpu_us_per_request()),
             Lower,
             0,
         ),
+    ];
+    rows.extend(get_one);
+    rows.extend([
         row(
             format!(
                 "list {} configmaps, one request (ms, median of {})",
@@ -473,32 +574,33 @@ fn rows(args: &Args, f: &Figures) -> Vec<Row> {
             0,
         ),
         row(
-            "kgate VmRSS, idle (MiB)".into(),
+            "server VmRSS, idle (MiB)".into(),
             Some(mib(f.idle_rss_kib)),
             Lower,
             1,
         ),
         row(
-            format!("kgate VmRSS with {} pods (MiB)", args.pods),
-            Some(mib(f.kgate_rss_kib)),
+            format!("server VmRSS with {} pods (MiB)", args.pods),
+            Some(mib(f.server_rss_kib)),
             Lower,
             1,
         ),
         row(
-            "kgate VmHWM, peak of the run (MiB)".into(),
-            Some(mib(f.kgate_hwm_kib)),
+            "server VmHWM, peak of the run (MiB)".into(),
+            Some(mib(f.server_hwm_kib)),
             Lower,
             1,
         ),
         row("etcd VmRSS (MiB)".into(), f.etcd_rss_kib.map(mib), Lower, 1),
         row("etcd VmHWM (MiB)".into(), f.etcd_hwm_kib.map(mib), Lower, 1),
         row(
-            "kgate + etcd VmRSS (MiB)".into(),
-            Some(mib(f.kgate_rss_kib + f.etcd_rss_kib.unwrap_or(0))),
+            "server + etcd VmRSS (MiB)".into(),
+            Some(mib(f.server_rss_kib + f.etcd_rss_kib.unwrap_or(0))),
             Lower,
             1,
         ),
-    ]
+    ]);
+    rows
 }
 
 fn cell(value: Option<f64>, decimals: usize) -> String {
@@ -509,20 +611,20 @@ fn cell(value: Option<f64>, decimals: usize) -> String {
 }
 
 fn print_report(args: &Args, results: &[(Kind, Figures)]) {
-    let find = |kind| {
-        results
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, f)| rows(args, f))
-    };
-    let (embedded, etcd) = (find(Kind::Embedded), find(Kind::Etcd));
-    let Some(labels) = embedded.as_ref().or(etcd.as_ref()) else {
+    let tables: Vec<(Kind, Vec<Row>)> = results
+        .iter()
+        .map(|(kind, f)| (*kind, rows(args, f)))
+        .collect();
+    let Some((_, labels)) = tables.first() else {
         return;
     };
+    let names: Vec<&str> = tables.iter().map(|(k, _)| k.name()).collect();
     println!(
-        "kgate up, embedded store vs etcd {}, through the API (HTTPS, HTTP/1.1 keep-alive, admin client \
-         certificate); {} s per rate, {} configmaps listed, {} watchers × {} writes {} ms apart, \
-         {} pods for memory; one run, the load generator on the same machine",
+        "{} through the API (HTTPS, HTTP/1.1 keep-alive, admin client certificate); Debian's etcd {} \
+         for kgate's etcd backend, etcd 3.6 (fsync on) under kube-apiserver; {} s per rate, {} \
+         configmaps listed, {} watchers × {} writes {} ms apart, {} pods for memory; one run, the \
+         load generator on the same machine",
+        names.join(" vs "),
         etcd_version(&args.etcd),
         args.seconds,
         args.list_objects,
@@ -532,24 +634,47 @@ fn print_report(args: &Args, results: &[(Kind, Figures)]) {
         args.pods
     );
     println!();
-    println!("| figure | embedded | etcd | embedded advantage (×, >1 = embedded better) |");
-    println!("|---|---|---|---|");
+    // Ratios: the embedded store (kgate's default) against each other backend.
+    let embedded = tables.iter().find(|(k, _)| *k == Kind::Embedded);
+    let others: Vec<&(Kind, Vec<Row>)> = match embedded {
+        Some(_) => tables
+            .iter()
+            .filter(|(k, _)| *k != Kind::Embedded)
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut header = String::from("| figure |");
+    for name in &names {
+        header.push_str(&format!(" {name} |"));
+    }
+    for (kind, _) in &others {
+        header.push_str(&format!(
+            " embedded vs {} (×, >1 = embedded better) |",
+            kind.name()
+        ));
+    }
+    println!("{header}");
+    println!("|{}", "---|".repeat(1 + names.len() + others.len()));
     for (i, label) in labels.iter().enumerate() {
-        let e = embedded.as_ref().and_then(|r| r[i].value);
-        let d = etcd.as_ref().and_then(|r| r[i].value);
-        let ratio = match (e, d, label.better) {
-            (Some(e), Some(d), Better::Higher) if d > 0.0 => Some(e / d),
-            // A ratio of times means nothing unless both are positive.
-            (Some(e), Some(d), Better::Lower) if e > 0.0 && d > 0.0 => Some(d / e),
-            _ => None,
-        };
-        println!(
-            "| {} | {} | {} | {} |",
-            label.label,
-            cell(e, label.decimals),
-            cell(d, label.decimals),
-            ratio.map_or("—".to_owned(), |r| format!("{r:.2}×")),
-        );
+        let mut line = format!("| {} |", label.label);
+        for (_, rows) in &tables {
+            line.push_str(&format!(" {} |", cell(rows[i].value, label.decimals)));
+        }
+        if let Some((_, e)) = embedded {
+            for (_, rows) in &others {
+                let ratio = match (e[i].value, rows[i].value, label.better) {
+                    (Some(e), Some(d), Better::Higher) if d > 0.0 => Some(e / d),
+                    // A ratio of times means nothing unless both are positive.
+                    (Some(e), Some(d), Better::Lower) if e > 0.0 && d > 0.0 => Some(d / e),
+                    _ => None,
+                };
+                line.push_str(&format!(
+                    " {} |",
+                    ratio.map_or("—".to_owned(), |r| format!("{r:.2}×"))
+                ));
+            }
+        }
+        println!("{line}");
     }
     println!();
     for (kind, f) in results {
@@ -571,8 +696,14 @@ fn print_report(args: &Args, results: &[(Kind, Figures)]) {
             f.watch.missing,
             f.watch.before_response,
         );
-        for error in [&f.creates, &f.gets, &f.fill]
+        let one = f
+            .get_one
             .iter()
+            .map(|(n, l)| format!("c={n}: {} ({} errors)", l.ok, l.errors));
+        println!("  GET one pod: {}", one.collect::<Vec<_>>().join(", "));
+        for error in [&f.creates, &f.gets, &f.fill]
+            .into_iter()
+            .chain(f.get_one.iter().map(|(_, l)| l))
             .filter_map(|l| l.first_error.as_deref())
         {
             println!("  first error: {error}");
