@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian with the Rust toolchain: installs what the suite
-# needs (only what is missing), then runs fmt, clippy, the build of the kgate binary, every
-# test of the workspace, end-to-end tests with the real kubectl included, and the fuzz targets
-# for 30 s each. Idempotent, no prompts; exits non-zero on the first failure.
+# needs (only what is missing), then runs fmt, clippy, the build of the kgate binary and of the
+# real Kubernetes (tests/kube-reference), every test of the workspace, end-to-end and
+# differential tests with the real kubectl and kube-apiserver included, and the fuzz targets for
+# 30 s each. Idempotent, no prompts; exits non-zero on the first failure.
 #
 # One end-to-end file alone, after a build: cargo test -p kgate-e2e --test rbac
 # (KGATE_E2E_KEEP=1 keeps each test's folder with the kgate logs; a failing test keeps it too.)
@@ -94,6 +95,21 @@ if [ ! -d "$oidc_dir/node_modules" ] || [ "$oidc_dir/package-lock.json" -nt "$oi
     touch "$oidc_dir/node_modules"
 fi
 
+# Go (>= 1.24, or >= 1.21 that fetches the toolchain go.mod asks for from the module proxy):
+# tests/kube-reference builds the real kube-apiserver, kube-controller-manager, kube-scheduler
+# and etcd from Kubernetes' Go modules, the referee of the differential suites. Machines of this
+# project have Go; elsewhere Debian's golang-go is tried.
+if ! command -v go >/dev/null 2>&1; then
+    say "installing golang-go (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends golang-go
+fi
+if ! go version | awk '{split(substr($3, 3), v, "."); exit !(v[1] > 1 || (v[1] == 1 && v[2] >= 21))}'; then
+    echo "$(go version) cannot build tests/kube-reference (needs Go >= 1.21 to fetch 1.24)" >&2
+    exit 1
+fi
+
 # --- the checks -----------------------------------------------------------------------------
 
 say "cargo fmt --check"
@@ -104,6 +120,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo build -p kgate-cli --bin kgate"
 cargo build -p kgate-cli --bin kgate
+
+say "scripts/kube-reference.sh build (kube-apiserver & co. from Kubernetes' Go modules)"
+# A first build takes minutes on 2 cores; Go's caches make the next a link of seconds.
+scripts/kube-reference.sh build
 
 say "cargo test --workspace"
 # The end-to-end tests use target/debug/kgate, built just above.
