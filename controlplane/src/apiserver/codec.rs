@@ -37,6 +37,164 @@ pub fn decode_object(kv: &KeyValue) -> Result<Value, Status> {
     Ok(obj)
 }
 
+/// Appends the API object stored at `kv` to `out` as JSON: the bytes [`decode_object`] and
+/// serde_json would write, without building the object. A stored value is the compact JSON
+/// [`encode_object`] wrote (objects keep their keys' order); [`decode_object`] appends
+/// `resourceVersion` as the last key of `metadata`, so the stored bytes are copied with
+/// `,"resourceVersion":"N"` put before the closing brace of the top-level `metadata` object.
+/// A value of any other shape (no `metadata` object, a `resourceVersion` already there, not
+/// JSON, not compact) takes the slow way, which also reports damage as [`decode_object`] does.
+/// (Escapes and numbers serde_json would write differently are copied as they are: the same
+/// object, other bytes; stored values are serde_json's own, so this does not arise.)
+pub fn write_stored_object(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
+    let value = kv.value.as_slice();
+    if let Some(close) = stored_metadata_end(value) {
+        // Valid JSON is checked without building anything: a damaged value must not reach a
+        // client half-copied.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok() {
+            out.extend_from_slice(&value[..close]);
+            if value[..close].last() != Some(&b'{') {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"resourceVersion\":\"");
+            out.extend_from_slice(kv.mod_revision.to_string().as_bytes());
+            out.push(b'"');
+            out.extend_from_slice(&value[close..]);
+            return Ok(());
+        }
+    }
+    let obj = decode_object(kv)?;
+    serde_json::to_writer(&mut *out, &obj)
+        .map_err(|_| Status::internal("the object could not be encoded"))
+}
+
+/// In a stored object's JSON, the offset of the closing `}` of its top-level `metadata` object,
+/// if it has one and it holds no `resourceVersion`. Only compact JSON (no whitespace outside
+/// strings, as serde_json writes it) is read: whitespace is a surprise, and any surprise is
+/// `None`; validity is not assumed.
+fn stored_metadata_end(json: &[u8]) -> Option<usize> {
+    let mut scan = JsonScan { json, at: 0 };
+    let mut metadata = None;
+    scan.object_entries(|scan, key| {
+        if key == b"metadata" {
+            if scan.peek() != Some(b'{') {
+                return None;
+            }
+            let mut has_rv = false;
+            scan.object_entries(|scan, key| {
+                has_rv |= key == b"resourceVersion";
+                scan.skip_value()
+            })?;
+            if has_rv {
+                return None;
+            }
+            metadata = Some(scan.at - 1);
+            Some(())
+        } else {
+            scan.skip_value()
+        }
+    })?;
+    if scan.at != json.len() {
+        return None;
+    }
+    metadata
+}
+
+/// A forward scanner over compact JSON bytes that knows only where values begin and end.
+struct JsonScan<'a> {
+    json: &'a [u8],
+    at: usize,
+}
+
+impl<'a> JsonScan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.json.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// A string's raw bytes between its quotes (escapes left as they are).
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => self.at += 2,
+                _ => self.at += 1,
+            }
+        }
+        let end = self.at;
+        self.at += 1;
+        self.json.get(start..end)
+    }
+
+    /// Walks an object at the cursor, calling `entry` with each key and the cursor on its value
+    /// (which `entry` must consume); leaves the cursor after the closing brace.
+    fn object_entries(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, &[u8]) -> Option<()>,
+    ) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            entry(self, key)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Moves past one value of any kind.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => {
+                while !matches!(
+                    self.peek()?,
+                    b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                ) {
+                    self.at += 1;
+                }
+                Some(())
+            }
+        }
+    }
+}
+
 /// Sets `metadata.resourceVersion` of an object (creating `metadata` if needed) to `revision`.
 pub fn set_resource_version(obj: &mut Value, revision: i64) {
     if let Value::Object(map) = obj {
@@ -324,6 +482,11 @@ pub fn status_response(s: &Status) -> Response<Body> {
     bytes_response(code, s.to_json())
 }
 
+/// A response of JSON the caller encoded.
+pub fn json_bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
+    bytes_response(code, bytes)
+}
+
 fn bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = code;
@@ -528,5 +691,79 @@ mod tests {
         let r = json_response(StatusCode::CREATED, &json!({"a": 1}));
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(r.headers()[header::CONTENT_TYPE], JSON);
+    }
+
+    /// The bytes a list writes for a stored value: the fast copy must equal decoding and
+    /// encoding, whatever the value holds.
+    fn both_ways(value: &[u8]) -> (Result<Vec<u8>, u16>, Result<Vec<u8>, u16>) {
+        let stored = kv(value, 42);
+        let mut fast = Vec::new();
+        let fast = write_stored_object(&stored, &mut fast)
+            .map(|()| fast)
+            .map_err(|s| s.code);
+        let slow = decode_object(&stored)
+            .map(|obj| serde_json::to_vec(&obj).unwrap_or_default())
+            .map_err(|s| s.code);
+        (fast, slow)
+    }
+
+    #[test]
+    fn stored_objects_are_written_as_decoding_and_encoding_would() {
+        // What encode_object stores: the same bytes either way.
+        let stored = [
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "a", "namespace": "ns", "uid": "u",
+                    "annotations": {"x": "}{\"]", "y": "\\\"}", "z": "\u{1}\n"},
+                    "labels": {"k": "v"}, "resourceVersion": "7"},
+                "data": {"metadata": "{not this one}", "n": "1"}
+            }),
+            json!({"kind": "X", "metadata": {}, "spec": [1, -2.5e-7, true, null, {"a": []}]}),
+            json!({"metadata": {"name": "only"}}),
+            json!({"kind": "X"}),
+            json!({"metadata": "text"}),
+        ];
+        for obj in &stored {
+            let value = encode_object(obj).unwrap_or_default();
+            let (fast, slow) = both_ways(&value);
+            assert!(slow.is_ok(), "{obj}");
+            assert_eq!(fast, slow, "{obj}");
+        }
+        // JSON that serde_json would not have written (whitespace, escapes it does not use, a
+        // resourceVersion kept): the same object, if not the same bytes.
+        for value in [
+            &br#"{"metadata":{"name":"a","resourceVersion":"1"},"z":1}"#[..],
+            br#" { "metadata" : { "name" : "a" } , "b" : [ 1 , 2 ] } "#,
+            br#"{"metadata":{"name":"a\u0022}\/"},"b":"\\","c":1E2}"#,
+        ] {
+            let (fast, slow) = both_ways(value);
+            let parse = |bytes: Result<Vec<u8>, u16>| {
+                bytes.map(|b| serde_json::from_slice::<Value>(&b).unwrap_or_default())
+            };
+            assert!(slow.is_ok(), "{}", String::from_utf8_lossy(value));
+            assert_eq!(
+                parse(fast),
+                parse(slow),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_stored_values_are_500s_in_lists_too() {
+        for value in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"{\"metadata\":{\"name\":\"a\"}",
+            b"{\"metadata\":{\"name\":\"a\"}}}",
+            b"{\"metadata\":{\"name\":\"a\"},\"b\":tru}",
+            b"{\"metadata\":{\"name\":\"a\\",
+            b"",
+        ] {
+            let (fast, slow) = both_ways(value);
+            assert_eq!(fast, Err(500), "{}", String::from_utf8_lossy(value));
+            assert_eq!(slow, Err(500));
+        }
     }
 }

@@ -8,7 +8,7 @@ use kgate_core::request_info::QueryParams;
 use kgate_core::Status;
 use serde_json::Value;
 
-use super::codec::{json_response, parse_body};
+use super::codec::{json_bytes_response, json_response, parse_body};
 use super::decode::FieldValidation;
 use super::keys::Target;
 use crate::resources::ResourceDef;
@@ -113,6 +113,9 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, 
 pub(crate) struct Reply {
     pub code: StatusCode,
     pub body: Value,
+    /// The body already encoded as JSON, written instead of `body` (which is then `Null`):
+    /// lists of stored objects ([`super::read`]).
+    pub encoded: Option<Vec<u8>>,
     pub warnings: Vec<String>,
 }
 
@@ -125,6 +128,17 @@ impl Reply {
         Self {
             code,
             body,
+            encoded: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A body the handler encoded itself (JSON).
+    pub fn encoded(code: StatusCode, json: Vec<u8>) -> Self {
+        Self {
+            code,
+            body: Value::Null,
+            encoded: Some(json),
             warnings: Vec::new(),
         }
     }
@@ -135,7 +149,10 @@ impl Reply {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let mut response = json_response(self.code, &self.body);
+        let mut response = match self.encoded {
+            Some(bytes) => json_bytes_response(self.code, bytes),
+            None => json_response(self.code, &self.body),
+        };
         for w in &self.warnings {
             if let Ok(v) = HeaderValue::from_str(&warning_header(w)) {
                 response.headers_mut().append(header::WARNING, v);
