@@ -1,5 +1,6 @@
 //! Writes the seed corpus of every fuzz target into `fuzz/corpus/<target>/` (each folder is
-//! replaced whole): `cargo run -p kgate-fuzz --example make_seeds`.
+//! replaced whole): `cargo run -p kgate-fuzz --example make_seeds [TARGET...]` (all targets
+//! without arguments; the token seeds are signed with new keys each time).
 //!
 //! Seeds are realistic inputs, each a few hundred bytes: kubectl's request paths, real
 //! ServiceAccount tokens from kgate's own issuer and their claims, OIDC claims for the
@@ -29,13 +30,66 @@ use std::time::{Duration, UNIX_EPOCH};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    write(&root, "request_info", request_info());
-    write(&root, "bearer", bearer());
-    write(&root, "jwt_serviceaccount", jwt_serviceaccount());
-    write(&root, "jwt_oidc", jwt_oidc());
-    write(&root, "x509_chain", x509_chain());
-    write(&root, "selectors", selectors());
-    write(&root, "patch", patch());
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let targets: [(&str, fn() -> Seeds); 8] = [
+        ("request_info", request_info),
+        ("bearer", bearer),
+        ("jwt_serviceaccount", jwt_serviceaccount),
+        ("jwt_oidc", jwt_oidc),
+        ("x509_chain", x509_chain),
+        ("selectors", selectors),
+        ("patch", patch),
+        ("stored_object", stored_object),
+    ];
+    for (name, seeds) in targets {
+        if wanted.is_empty() || wanted.iter().any(|w| w == name) {
+            write(&root, name, seeds());
+        }
+    }
+}
+
+/// Stored values: what encode_object writes for a few kinds, values whose strings hold braces,
+/// quotes and escapes, and damage.
+fn stored_object() -> Seeds {
+    let objects = [
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "0c6f", "labels": {"app": "web"},
+                "annotations": {"x": "}{\"]\\", "ctl": "\u{1}\t"}},
+            "data": {"metadata": "{\"resourceVersion\":\"1\"}"}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "team", "generation": 2,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "u"}]},
+            "spec": {"replicas": 3, "template": {"metadata": {}, "spec": {"containers": [
+                {"name": "c", "image": "nginx", "resources": {"limits": {"cpu": 0.5}}}]}}}}),
+        json!({"kind": "X", "metadata": {}}),
+    ];
+    let mut seeds: Seeds = vec![
+        (
+            "no-metadata",
+            br#"{"kind":"X","spec":{"a":[1,2]}}"#.to_vec(),
+        ),
+        ("metadata-text", br#"{"metadata":"m"}"#.to_vec()),
+        (
+            "kept-rv",
+            br#"{"metadata":{"name":"a","resourceVersion":"9"}}"#.to_vec(),
+        ),
+        ("spaces", br#" { "metadata" : { "name" : "a" } } "#.to_vec()),
+        (
+            "escapes",
+            br#"{"metadata":{"name":"a"\/"},"n":1E2}"#.to_vec(),
+        ),
+        ("truncated", br#"{"metadata":{"name":"a"}"#.to_vec()),
+        ("trailing", br#"{"metadata":{"name":"a"}}}"#.to_vec()),
+        ("array", b"[1,2]".to_vec()),
+        ("open-string", br#"{"metadata":{"name":"a"#.to_vec()),
+    ];
+    for (name, object) in ["configmap", "deployment", "empty-metadata"]
+        .into_iter()
+        .zip(objects)
+    {
+        seeds.push((name, serde_json::to_vec(&object).unwrap()));
+    }
+    seeds
 }
 
 type Seeds = Vec<(&'static str, Vec<u8>)>;

@@ -10,6 +10,7 @@
 //! | `x509_chain` | client certificate chains, raw and signed, to the X.509 authenticator | [`x509_chain`] |
 //! | `selectors` | label and field selectors | [`selectors`] |
 //! | `patch` | JSON, merge and strategic merge patches | [`patch`] |
+//! | `stored_object` | stored values to the copy that puts them into JSON lists | [`stored_object`] |
 //!
 //! Each target checks properties that hold for every input, not only that nothing panics; the
 //! module docs say which. The binaries in `fuzz_targets/` wrap these functions: built by
@@ -30,6 +31,7 @@ pub mod jwt_serviceaccount;
 pub mod patch;
 pub mod request_info;
 pub mod selectors;
+pub mod stored_object;
 pub mod x509_chain;
 
 use std::path::Path;
@@ -38,7 +40,7 @@ use std::path::Path;
 pub type Target = (&'static str, fn(&[u8]) -> bool);
 
 /// Every target.
-pub const TARGETS: [Target; 7] = [
+pub const TARGETS: [Target; 8] = [
     ("request_info", request_info::run),
     ("bearer", bearer::run),
     ("jwt_serviceaccount", jwt_serviceaccount::run),
@@ -46,6 +48,7 @@ pub const TARGETS: [Target; 7] = [
     ("x509_chain", x509_chain::run),
     ("selectors", selectors::run),
     ("patch", patch::run),
+    ("stored_object", stored_object::run),
 ];
 
 /// The body of a PEM document, decoded.
