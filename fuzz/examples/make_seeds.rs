@@ -31,7 +31,7 @@ use std::time::{Duration, UNIX_EPOCH};
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let targets: [(&str, fn() -> Seeds); 8] = [
+    let targets: [(&str, MakeSeeds); 8] = [
         ("request_info", request_info),
         ("bearer", bearer),
         ("jwt_serviceaccount", jwt_serviceaccount),
@@ -93,6 +93,9 @@ fn stored_object() -> Seeds {
 }
 
 type Seeds = Vec<(&'static str, Vec<u8>)>;
+
+/// A target's seed maker.
+type MakeSeeds = fn() -> Seeds;
 
 fn write(root: &Path, target: &str, seeds: Seeds) {
     let dir: PathBuf = root.join(target);
