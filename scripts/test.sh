@@ -126,8 +126,17 @@ say "scripts/kube-reference.sh build (kube-apiserver & co. from Kubernetes' Go m
 scripts/kube-reference.sh build
 
 say "cargo test --workspace"
-# The end-to-end tests use target/debug/kgate, built just above.
-cargo test --workspace
+# The end-to-end tests use target/debug/kgate, built just above. The differential suites
+# (kgate against kube-apiserver) append their counts to the summary printed below.
+summary="$PWD/target/differential-summary.txt"
+rm -f "$summary"
+KGATE_DIFFERENTIAL_SUMMARY="$summary" cargo test --workspace
+say "differential suites (agreed / total; the rest is tests/kube-reference/known-differences.md)"
+if [ ! -s "$summary" ]; then
+    echo "no differential suite reported its counts" >&2
+    exit 1
+fi
+sort "$summary"
 
 # Each fuzz target (fuzz/) for 30 s from its committed seeds; any crash or broken property fails
 # the suite. Longer runs: see scripts/fuzz.sh.
