@@ -177,8 +177,14 @@ fn subject(rng: &mut Prng, in_namespace: bool) -> Value {
         |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name});
     let group = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name});
     match rng.below(12) {
-        0..=3 => user(*rng.pick(&USERS)),
-        4..=5 => group(*rng.pick(&GROUPS)),
+        0..=3 => {
+            let name = *rng.pick(&USERS);
+            user(name)
+        }
+        4..=5 => {
+            let name = *rng.pick(&GROUPS);
+            group(name)
+        }
         6 | 7 => {
             let (ns, name) = *rng.pick(&SERVICE_ACCOUNTS);
             // In a RoleBinding an unqualified ServiceAccount is one of the binding's namespace.
@@ -296,7 +302,10 @@ fn world(seed: u64) -> (Vec<Value>, Vec<String>) {
         let reference = match rng.below(10) {
             0 => role_ref("Role", "diff-missing-role"),
             1 => role_ref("ClusterRole", "diff-missing-cr"),
-            2 | 3 => role_ref("ClusterRole", *rng.pick(&bootstrap)),
+            2 | 3 => {
+                let name = *rng.pick(&bootstrap);
+                role_ref("ClusterRole", name)
+            }
             4..=6 => role_ref("ClusterRole", rng.pick(&cluster_roles).as_str()),
             _ => {
                 // A Role of this namespace, or (when it lives in another namespace) a Role
