@@ -8,7 +8,9 @@
 //! - Suite `rbac`: the generated world's aggregated ClusterRoles (their rules, once both
 //!   converged), then at least 300 SubjectAccessReviews from a seeded generator (written here:
 //!   the same world and questions on every run) and hand-picked edge cases, including node
-//!   identities (the reference runs the Node authorizer before RBAC; kgate has none).
+//!   identities (the reference runs the Node authorizer before RBAC; kgate has none); then, as
+//!   users with client certificates of each server, SelfSubjectRulesReviews in every namespace,
+//!   SelfSubjectAccessReviews, and the same questions as LocalSubjectAccessReviews.
 //!
 //! A review's answer is compared whole (`allowed`, `denied`, `evaluationError`, and an invalid
 //! review's Status) except the allowing binding's name: kube-apiserver names the first binding
@@ -957,10 +959,98 @@ fn edge_reviews() -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The self reviews, as users with client certificates of each server (both add
+/// system:authenticated): SelfSubjectRulesReviews in each namespace and a few
+/// SelfSubjectAccessReviews and LocalSubjectAccessReviews.
+fn self_reviews(kg: &Kgate, reference: &Reference, rbac: &mut Differences) {
+    const IDENTITIES: [(&str, &[&str]); 6] = [
+        ("alice", &["dev"]),
+        ("bob", &["ops", "qa"]),
+        ("carol", &[]),
+        ("dave", &["qa"]),
+        ("erin", &[]),
+        ("mallory", &["dev", "ops", "qa"]),
+    ];
+    let kubeconfigs = |server: &dyn ApiServer| -> Vec<std::path::PathBuf> {
+        IDENTITIES
+            .iter()
+            .map(|(user, groups)| server.kubeconfig_for(user, groups, "1h"))
+            .collect()
+    };
+    let ours = kubeconfigs(kg);
+    let theirs = kubeconfigs(reference);
+    let mut rng = Prng(16_0030);
+    for (i, (user, _)) in IDENTITIES.iter().enumerate() {
+        let mut cases: Vec<(String, String, Value)> = Vec::new();
+        for ns in NAMESPACES {
+            cases.push((
+                format!("rules/{user}/{ns}"),
+                "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews".to_owned(),
+                json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                    "spec": {"namespace": ns}}),
+            ));
+        }
+        for k in 0..4 {
+            let (group, resource, sub) = *rng.pick(&ASKED);
+            let ns = *rng.pick(&NAMESPACES);
+            let attributes = json!({"verb": rng.pick(&VERBS[..8]), "group": group,
+                "resource": resource, "subresource": sub, "namespace": ns});
+            cases.push((
+                format!("self/{user}/{k}"),
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews".to_owned(),
+                json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                    "spec": {"resourceAttributes": attributes.clone()}}),
+            ));
+            // The same question about the same user, as the admin, in the namespace.
+            let mut groups: Vec<&str> = IDENTITIES[i].1.to_vec();
+            groups.push("system:authenticated");
+            cases.push((
+                format!("local/{user}/{k}"),
+                format!("/apis/authorization.k8s.io/v1/namespaces/{ns}/localsubjectaccessreviews"),
+                json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                    "metadata": {"namespace": ns},
+                    "spec": {"user": user, "groups": groups, "resourceAttributes": attributes}}),
+            ));
+        }
+        for (id, path, review) in cases {
+            let local = id.starts_with("local/");
+            let (a, b) = if local {
+                (
+                    answer_as(kg, None, &path, &review),
+                    answer_as(reference, None, &path, &review),
+                )
+            } else {
+                (
+                    answer_as(kg, Some(&ours[i]), &path, &review),
+                    answer_as(reference, Some(&theirs[i]), &path, &review),
+                )
+            };
+            let difference = (a != b).then(|| format!("{review}: kgate {a}, kube-apiserver {b}"));
+            rbac.case(&id, difference);
+        }
+    }
+}
+
 /// One server's answer to a review, in the form compared: the HTTP status, and the status (or
 /// the error Status) with the reason reduced to its shape (see the module docs).
 fn answer(server: &dyn ApiServer, review: &Value) -> Value {
-    let response = request(server, "POST", SAR).json(review.to_string()).send();
+    answer_as(server, None, SAR, review)
+}
+
+/// [`answer`] for any review at `path`, as `identity` (the admin if `None`). A
+/// SelfSubjectRulesReview's rules are compared as sets (kube-apiserver lists them in its
+/// informer's order), its evaluationError as the set of errors.
+fn answer_as(
+    server: &dyn ApiServer,
+    identity: Option<&std::path::Path>,
+    path: &str,
+    review: &Value,
+) -> Value {
+    let mut request = request(server, "POST", path).json(review.to_string());
+    if let Some(kubeconfig) = identity {
+        request = request.identity(kgate_e2e::Identity::Kubeconfig(kubeconfig.to_owned()));
+    }
+    let response = request.send();
     let body: Value = serde_json::from_str(&response.body)
         .unwrap_or_else(|e| panic!("{}: {e}: {response}", server.name()));
     if response.status != 201 {
@@ -971,6 +1061,14 @@ fn answer(server: &dyn ApiServer, review: &Value) -> Value {
     let reason = status["reason"].as_str().unwrap_or("").to_owned();
     if !reason.is_empty() {
         status["reason"] = reason_shape(&reason);
+    }
+    for rules in ["resourceRules", "nonResourceRules"] {
+        if !status[rules].is_null() {
+            status[rules] = json!(rule_set(&status[rules]));
+        }
+    }
+    if let Some(error) = status["evaluationError"].as_str() {
+        status["evaluationError"] = json!(error_set(error));
     }
     json!({"code": 201, "status": status})
 }
@@ -984,14 +1082,19 @@ fn reason_shape(reason: &str) -> Value {
         return json!({ "allowed by": kind });
     }
     if let Some(rest) = reason.strip_prefix("RBAC: ") {
-        let inner = rest
-            .strip_prefix('[')
-            .and_then(|r| r.strip_suffix(']'))
-            .unwrap_or(rest);
-        let errors: BTreeSet<&str> = inner.split(", ").collect();
-        return json!({ "RBAC errors": errors });
+        return json!({ "RBAC errors": error_set(rest) });
     }
     json!(reason)
+}
+
+/// The errors of a Go `utilerrors.Aggregate`'s text (`a` or `[a, b]`, brackets nested when an
+/// aggregate holds one aggregate), as a set.
+fn error_set(text: &str) -> BTreeSet<&str> {
+    let mut inner = text;
+    while let Some(stripped) = inner.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        inner = stripped;
+    }
+    inner.split(", ").collect()
 }
 
 /// The RBAC objects of one kind (`clusterroles`, ...), by namespace/name, with the fields
@@ -1280,6 +1383,7 @@ fn rbac_decisions_agree_with_kube_apiserver() {
             .then(|| format!("{}: kgate {ours}, kube-apiserver {theirs}", review["spec"]));
         rbac.case(id, difference);
     }
+    self_reviews(&kg, &reference, &mut rbac);
     kgate_e2e::note(&format!(
         "{} reviews, {allowed} allowed by kube-apiserver",
         reviews.len()
