@@ -927,6 +927,91 @@ fn edge_reviews() -> Vec<(String, Value)> {
             "group-only",
             review("", &["dev"], res("get", "", "pods", "", "alpha", "")),
         ),
+        // The verbs no generated rule names but `*` grants: impersonate, bind, escalate.
+        (
+            "impersonate-user",
+            review(
+                "alice",
+                &["dev", "system:authenticated"],
+                res("impersonate", "", "users", "", "", "bob"),
+            ),
+        ),
+        (
+            "impersonate-group",
+            review(
+                "bob",
+                &["ops", "system:authenticated"],
+                res("impersonate", "", "groups", "", "", "system:masters"),
+            ),
+        ),
+        (
+            "impersonate-uid",
+            review(
+                "carol",
+                &["qa", "system:authenticated"],
+                res("impersonate", "authentication.k8s.io", "uids", "", "", "1"),
+            ),
+        ),
+        (
+            "impersonate-extra",
+            review(
+                "dave",
+                &["dev", "system:authenticated"],
+                res(
+                    "impersonate",
+                    "authentication.k8s.io",
+                    "userextras",
+                    "scopes",
+                    "",
+                    "view",
+                ),
+            ),
+        ),
+        (
+            "bind-clusterrole",
+            review(
+                "erin",
+                &["ops", "system:authenticated"],
+                res(
+                    "bind",
+                    "rbac.authorization.k8s.io",
+                    "clusterroles",
+                    "",
+                    "",
+                    "admin",
+                ),
+            ),
+        ),
+        (
+            "escalate-role",
+            review(
+                "alice",
+                &["ops", "system:authenticated"],
+                res(
+                    "escalate",
+                    "rbac.authorization.k8s.io",
+                    "roles",
+                    "",
+                    "beta",
+                    "x",
+                ),
+            ),
+        ),
+        (
+            "approve-signer",
+            review(
+                "bob",
+                &["dev", "system:authenticated"],
+                res(
+                    "approve",
+                    "certificates.k8s.io",
+                    "signers",
+                    "",
+                    "",
+                    "kubernetes.io/kube-apiserver-client",
+                ),
+            ),
+        ),
         (
             "sentinel",
             review("sentinel", &[], url("get", "/diff-sentinel")),
