@@ -18,7 +18,8 @@
 //! random (`plugin/pkg/auth/authorizer/rbac/rbac.go`, `VisitRulesFor` in
 //! `pkg/registry/rbac/validation/rule.go`). The reason is compared as its shape there: which kind
 //! of binding allowed (ClusterRoleBindings are visited first on both), and a denial's list of
-//! missing roles as a set (the same random order).
+//! missing roles as a set (the same random order). Each server's allowing reason must besides
+//! name a binding that server holds, of the role it names, to a subject the review's user is.
 
 use kgate_e2e::reference::{Differences, Reference, ReferenceOptions};
 use kgate_e2e::{poll, request, ApiServer, Kgate};
@@ -1119,7 +1120,106 @@ fn self_reviews(kg: &Kgate, reference: &Reference, rbac: &mut Differences) {
 /// One server's answer to a review, in the form compared: the HTTP status, and the status (or
 /// the error Status) with the reason reduced to its shape (see the module docs).
 fn answer(server: &dyn ApiServer, review: &Value) -> Value {
-    answer_as(server, None, SAR, review)
+    answer_with_reason(server, review).0
+}
+
+/// [`answer`], and the reason as the server wrote it.
+fn answer_with_reason(server: &dyn ApiServer, review: &Value) -> (Value, String) {
+    answer_full(server, None, SAR, review)
+}
+
+/// The bindings a server holds, as its reasons name them: `ClusterRoleBinding "x"` or
+/// `RoleBinding "x/ns"` → (`ClusterRole "r"`, the subjects as `User "u"`, `Group "g"`,
+/// `ServiceAccount "sa/ns"`, each with who it is).
+type Bindings = BTreeMap<String, (String, Vec<(String, Subject)>)>;
+
+/// Who a binding subject is.
+#[derive(Debug, Clone)]
+enum Subject {
+    User(String),
+    Group(String),
+}
+
+fn bindings(server: &dyn ApiServer) -> Bindings {
+    let mut out = Bindings::new();
+    for (resource, kind) in [
+        ("clusterrolebindings", "ClusterRoleBinding"),
+        ("rolebindings", "RoleBinding"),
+    ] {
+        let response = request(server, "GET", &format!("{RBAC}/{resource}")).send();
+        assert_eq!(response.status, 200, "{response}");
+        let list: Value = serde_json::from_str(&response.body).expect("a list");
+        for b in list["items"].as_array().into_iter().flatten() {
+            let ns = b["metadata"]["namespace"].as_str().unwrap_or("");
+            let name = b["metadata"]["name"].as_str().unwrap_or("");
+            let shown = if ns.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name}/{ns}")
+            };
+            let role = format!(
+                "{} {:?}",
+                b["roleRef"]["kind"].as_str().unwrap_or(""),
+                b["roleRef"]["name"].as_str().unwrap_or("")
+            );
+            let subjects = b["subjects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let kind = s["kind"].as_str().unwrap_or("");
+                    let name = s["name"].as_str().unwrap_or("");
+                    match kind {
+                        "ServiceAccount" => {
+                            let sa_ns = s["namespace"]
+                                .as_str()
+                                .filter(|n| !n.is_empty())
+                                .unwrap_or(ns);
+                            (
+                                format!("{kind} {:?}", format!("{name}/{sa_ns}")),
+                                Subject::User(format!("system:serviceaccount:{sa_ns}:{name}")),
+                            )
+                        }
+                        "Group" => (format!("{kind} {name:?}"), Subject::Group(name.to_owned())),
+                        _ => (format!("{kind} {name:?}"), Subject::User(name.to_owned())),
+                    }
+                })
+                .collect();
+            out.insert(format!("{kind} {shown:?}"), (role, subjects));
+        }
+    }
+    out
+}
+
+/// Whether an allowing reason (`RBAC: allowed by ClusterRoleBinding "x" of ClusterRole "r" to
+/// Group "g"`) names a binding of `bindings` with that role and subject, and a subject that
+/// is the review's user. `None` if it does (or the reason is no such reason); else what is
+/// wrong.
+fn check_allowing_reason(bindings: &Bindings, reason: &str, review: &Value) -> Option<String> {
+    let rest = reason.strip_prefix("RBAC: allowed by ")?;
+    let Some((binding, rest)) = rest.split_once(" of ") else {
+        return Some(format!("cannot read {reason:?}"));
+    };
+    let Some((role, subject)) = rest.split_once(" to ") else {
+        return Some(format!("cannot read {reason:?}"));
+    };
+    let Some((bound_role, subjects)) = bindings.get(binding) else {
+        return Some(format!("{binding} does not exist"));
+    };
+    if bound_role != role {
+        return Some(format!("{binding} binds {bound_role}, not {role}"));
+    }
+    let Some((_, who)) = subjects.iter().find(|(shown, _)| shown == subject) else {
+        return Some(format!("{binding} has no subject {subject}"));
+    };
+    let spec = &review["spec"];
+    let applies = match who {
+        Subject::User(name) => spec["user"] == name.as_str(),
+        Subject::Group(name) => spec["groups"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|x| x == name.as_str())),
+    };
+    (!applies).then(|| format!("{subject} is not the review's user"))
 }
 
 /// [`answer`] for any review at `path`, as `identity` (the admin if `None`). A
@@ -1131,6 +1231,16 @@ fn answer_as(
     path: &str,
     review: &Value,
 ) -> Value {
+    answer_full(server, identity, path, review).0
+}
+
+/// [`answer_as`], and the reason as the server wrote it.
+fn answer_full(
+    server: &dyn ApiServer,
+    identity: Option<&std::path::Path>,
+    path: &str,
+    review: &Value,
+) -> (Value, String) {
     let mut request = request(server, "POST", path).json(review.to_string());
     if let Some(kubeconfig) = identity {
         request = request.identity(kgate_e2e::Identity::Kubeconfig(kubeconfig.to_owned()));
@@ -1139,11 +1249,13 @@ fn answer_as(
     let body: Value = serde_json::from_str(&response.body)
         .unwrap_or_else(|e| panic!("{}: {e}: {response}", server.name()));
     if response.status != 201 {
-        return json!({"code": response.status, "reason": body["reason"],
+        let status = json!({"code": response.status, "reason": body["reason"],
             "message": body["message"], "details": body["details"]});
+        return (status, String::new());
     }
     let mut status = body["status"].clone();
     let reason = status["reason"].as_str().unwrap_or("").to_owned();
+    let raw_reason = reason.clone();
     if !reason.is_empty() {
         status["reason"] = reason_shape(&reason);
     }
@@ -1155,7 +1267,7 @@ fn answer_as(
     if let Some(error) = status["evaluationError"].as_str() {
         status["evaluationError"] = json!(error_set(error));
     }
-    json!({"code": 201, "status": status})
+    (json!({"code": 201, "status": status}), raw_reason)
 }
 
 /// `RBAC: allowed by ClusterRoleBinding "x" of ...` → the kind of binding; `RBAC: [e1, e2]` (an
@@ -1441,7 +1553,7 @@ fn rbac_decisions_agree_with_kube_apiserver() {
     // The reviews, answered by both (four clients per server).
     let mut reviews = generated_reviews(16_0016, 340);
     reviews.extend(edge_reviews());
-    let answers: Vec<(Value, Value)> = std::thread::scope(|scope| {
+    let answers: Vec<((Value, String), (Value, String))> = std::thread::scope(|scope| {
         let workers: Vec<_> = reviews
             .chunks(reviews.len().div_ceil(4))
             .map(|chunk| {
@@ -1449,7 +1561,12 @@ fn rbac_decisions_agree_with_kube_apiserver() {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|(_, review)| (answer(kg, review), answer(reference, review)))
+                        .map(|(_, review)| {
+                            (
+                                answer_with_reason(kg, review),
+                                answer_with_reason(reference, review),
+                            )
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -1459,15 +1576,39 @@ fn rbac_decisions_agree_with_kube_apiserver() {
             .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
+    // The binding an allowing reason names is compared by kind only (see the module docs), and
+    // each server's reason must name a binding it holds, of the role it says, to a subject the
+    // review's user is (kgate holds bindings of its own: see the bootstrap suite).
+    let (our_bindings, their_bindings) = (bindings(&kg), bindings(&reference));
     let mut allowed = 0;
-    for ((id, review), (ours, theirs)) in reviews.iter().zip(&answers) {
+    let mut named = 0;
+    for ((id, review), ((ours, our_reason), (theirs, their_reason))) in reviews.iter().zip(&answers)
+    {
         if theirs["status"]["allowed"] == true {
             allowed += 1;
         }
-        let difference = (ours != theirs)
-            .then(|| format!("{}: kgate {ours}, kube-apiserver {theirs}", review["spec"]));
+        if let Some(wrong) = check_allowing_reason(&their_bindings, their_reason, review) {
+            panic!(
+                "{id}: kube-apiserver's reason {their_reason:?}: {wrong} (the test misreads it)"
+            );
+        }
+        if our_reason != their_reason && our_reason.starts_with("RBAC: allowed by ") {
+            named += 1;
+        }
+        let difference = if ours != theirs {
+            Some(format!(
+                "{}: kgate {ours}, kube-apiserver {theirs}",
+                review["spec"]
+            ))
+        } else {
+            check_allowing_reason(&our_bindings, our_reason, review)
+                .map(|wrong| format!("kgate's reason {our_reason:?}: {wrong}"))
+        };
         rbac.case(id, difference);
     }
+    kgate_e2e::note(&format!(
+        "{named} allowed reviews name another binding on kgate than on kube-apiserver (several allow)"
+    ));
     self_reviews(&kg, &reference, &mut rbac);
     kgate_e2e::note(&format!(
         "{} reviews, {allowed} allowed by kube-apiserver",
