@@ -6,9 +6,11 @@
 //!
 //! No HTTP here: the caller (the gateway, which holds the authenticator and the authorizer
 //! chain) decodes the body, hands over the requesting user, and turns a [`ReviewError`] into a
-//! 400 `Status`. A SubjectAccessReview webhook, when it lands, is to answer with the same
+//! `Status`: 422 Invalid for a review that fails kube's validation ([`ReviewError::Rejected`]),
+//! 400 for the rest. A SubjectAccessReview webhook, when it lands, is to answer with the same
 //! functions.
 
+use crate::quote::go_quote;
 use crate::rules_for::SubjectRules;
 use kgate_core::authz::Authorizer;
 use kgate_core::{Attributes, Decision, UserInfo};
@@ -89,6 +91,44 @@ pub enum ReviewError {
     /// A LocalSubjectAccessReview about another namespace than its URL's.
     #[error("spec.resourceAttributes.namespace must match namespace: {0}")]
     NamespaceMismatch(String),
+    /// The review decodes but fails kube's validation (`pkg/apis/authorization/validation`):
+    /// every field error, in kube's order. kube-apiserver answers it 422 Invalid, with the
+    /// review's group and an empty kind and name (`apierrors.NewInvalid(Kind(""), "", errs)`).
+    #[error("{kind} is invalid: {}", describe_field_errors(.errors))]
+    Rejected {
+        kind: &'static str,
+        errors: Vec<FieldInvalid>,
+    },
+}
+
+/// One `field.Invalid` error of a review's validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInvalid {
+    /// `spec.user`.
+    pub field: &'static str,
+    /// The bad value as Go's field errors print it: a string quoted, a nil pointer `null`, a
+    /// struct as its JSON.
+    pub value: String,
+    /// What is wrong.
+    pub detail: &'static str,
+}
+
+impl FieldInvalid {
+    /// The cause's message, as `field.Error.ErrorBody`: `Invalid value: "": at least one ...`.
+    pub fn message(&self) -> String {
+        format!("Invalid value: {}: {}", self.value, self.detail)
+    }
+}
+
+fn describe_field_errors(errors: &[FieldInvalid]) -> String {
+    let listed: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message()))
+        .collect();
+    match listed.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
 }
 
 /// Answers one review. `url_namespace` is the namespace of the request path (only
@@ -106,31 +146,34 @@ pub fn answer(
     let spec = object_field(kind, object, "spec")?;
     let status = match kind {
         ReviewKind::SubjectAccessReview => {
+            validate_spec(kind, spec, true)?;
             let user = spec_user(kind, spec)?;
             access_status(authorizer, &attributes(kind, spec, user, None)?)
         }
         ReviewKind::LocalSubjectAccessReview => {
             local_namespace(object, spec, url_namespace)?;
-            if spec
-                .get("nonResourceAttributes")
-                .is_some_and(|v| !v.is_null())
-            {
-                return Err(invalid(
-                    kind,
-                    "spec.nonResourceAttributes",
-                    "disallowed on this kind of request",
-                ));
+            let mut errors = spec_errors(kind, spec, true)?;
+            if let Some(non_resource) = spec.get("nonResourceAttributes").filter(|v| !v.is_null()) {
+                errors.push(FieldInvalid {
+                    field: "spec.nonResourceAttributes",
+                    value: non_resource_value(kind, non_resource)?,
+                    detail: "disallowed on this kind of request",
+                });
             }
+            rejected(kind, errors)?;
             let user = spec_user(kind, spec)?;
             access_status(
                 authorizer,
                 &attributes(kind, spec, user, Some(url_namespace))?,
             )
         }
-        ReviewKind::SelfSubjectAccessReview => access_status(
-            authorizer,
-            &attributes(kind, spec, requester.clone(), None)?,
-        ),
+        ReviewKind::SelfSubjectAccessReview => {
+            validate_spec(kind, spec, false)?;
+            access_status(
+                authorizer,
+                &attributes(kind, spec, requester.clone(), None)?,
+            )
+        }
         ReviewKind::SelfSubjectRulesReview => {
             let namespace = str_field(kind, spec, "namespace", "spec.namespace")?;
             rules_status(&rules_for(requester, namespace))
@@ -219,6 +262,101 @@ fn string_list(
             .collect(),
         Some(_) => Err(invalid(kind, field, "must be a list of strings")),
     }
+}
+
+/// kube's `ValidateSubjectAccessReviewSpec` (`with_user`) or
+/// `ValidateSelfSubjectAccessReviewSpec`: exactly one of the two attributes, and a user or a
+/// group; every error, in kube's order.
+fn spec_errors(
+    kind: ReviewKind,
+    spec: &Map<String, Value>,
+    with_user: bool,
+) -> Result<Vec<FieldInvalid>, ReviewError> {
+    let present = |key: &str| spec.get(key).filter(|v| !v.is_null());
+    let mut errors = Vec::new();
+    match (
+        present("resourceAttributes"),
+        present("nonResourceAttributes"),
+    ) {
+        (Some(_), Some(non_resource)) => errors.push(FieldInvalid {
+            field: "spec.nonResourceAttributes",
+            value: non_resource_value(kind, non_resource)?,
+            detail: "cannot be specified in combination with resourceAttributes",
+        }),
+        (None, None) => errors.push(FieldInvalid {
+            field: "spec.resourceAttributes",
+            // kube prints spec.nonResourceAttributes here, which is nil.
+            value: "null".to_owned(),
+            detail: "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        }),
+        _ => {}
+    }
+    if with_user {
+        let name = str_field(kind, spec, "user", "spec.user")?;
+        let groups = string_list(kind, spec.get("groups"), "spec.groups")?;
+        if name.is_empty() && groups.is_empty() {
+            errors.push(FieldInvalid {
+                field: "spec.user",
+                value: go_quote(name),
+                detail: "at least one of user or group must be specified",
+            });
+        }
+    }
+    Ok(errors)
+}
+
+/// [`spec_errors`], as a [`ReviewError::Rejected`] if there are any.
+fn validate_spec(
+    kind: ReviewKind,
+    spec: &Map<String, Value>,
+    with_user: bool,
+) -> Result<(), ReviewError> {
+    rejected(kind, spec_errors(kind, spec, with_user)?)
+}
+
+fn rejected(kind: ReviewKind, errors: Vec<FieldInvalid>) -> Result<(), ReviewError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ReviewError::Rejected {
+            kind: kind.as_str(),
+            errors,
+        })
+    }
+}
+
+/// The internal `NonResourceAttributes` as Go's `json.Marshal` writes it (no JSON tags on
+/// internal types: the Go field names).
+fn non_resource_value(kind: ReviewKind, value: &Value) -> Result<String, ReviewError> {
+    let object = match value {
+        Value::Object(map) => map,
+        _ => {
+            return Err(invalid(
+                kind,
+                "spec.nonResourceAttributes",
+                "must be an object",
+            ))
+        }
+    };
+    let path = str_field(kind, object, "path", "spec.nonResourceAttributes.path")?;
+    let verb = str_field(kind, object, "verb", "spec.nonResourceAttributes.verb")?;
+    Ok(format!(
+        "{{\"Path\":{},\"Verb\":{}}}",
+        go_json_string(path),
+        go_json_string(verb)
+    ))
+}
+
+/// A string as Go's `encoding/json` writes it inside a struct's JSON (it escapes `<`, `>`, `&`
+/// besides what JSON needs).
+fn go_json_string(s: &str) -> String {
+    let quoted = Value::from(s).to_string();
+    quoted
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// The user a SubjectAccessReview asks about: `user`, `groups`, `uid`, `extra`.

@@ -123,9 +123,35 @@ fn a_review_without_attributes_or_with_both_is_refused() {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "SubjectAccessReview is invalid: spec.resourceAttributes: exactly one of nonResourceAttributes or resourceAttributes must be specified"
+            "SubjectAccessReview is invalid: spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified"
         );
     }
+    // Every error at once, in kube's order, each as kube's field.Invalid prints it.
+    let err = ask(
+        ReviewKind::SubjectAccessReview,
+        json!({"spec": {"resourceAttributes": {"verb": "get"},
+            "nonResourceAttributes": {"verb": "get", "path": "/a<b"}}}),
+        "",
+        &bob(),
+    )
+    .unwrap_err();
+    let ReviewError::Rejected { errors, .. } = err else {
+        panic!("not rejected: {err:?}");
+    };
+    let messages: Vec<(&str, String)> = errors.iter().map(|e| (e.field, e.message())).collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                "spec.nonResourceAttributes",
+                r#"Invalid value: {"Path":"/a\u003cb","Verb":"get"}: cannot be specified in combination with resourceAttributes"#.to_owned()
+            ),
+            (
+                "spec.user",
+                r#"Invalid value: "": at least one of user or group must be specified"#.to_owned()
+            ),
+        ]
+    );
     let both = json!({"spec": {"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"verb": "get", "path": "/"}}});
     let err = ask(ReviewKind::SelfSubjectAccessReview, both, "", &bob()).unwrap_err();
     assert!(

@@ -18,8 +18,9 @@ pub struct SubjectRules {
     pub resource_rules: Vec<PolicyRule>,
     /// Rules with nonResourceURLs: verbs and nonResourceURLs only.
     pub non_resource_rules: Vec<PolicyRule>,
-    /// True when some binding's role could not be found, so the user may hold more than
-    /// listed once it exists.
+    /// True when an authorizer that cannot list rules (a webhook) is in the chain, so the user
+    /// may hold more than listed. A missing role does not set it (as in Kubernetes): it is
+    /// named in `evaluation_error`.
     pub incomplete: bool,
     /// What could not be resolved, in Kubernetes' words
     /// (`clusterrole.rbac.authorization.k8s.io "x" not found`); empty when nothing failed.
@@ -99,7 +100,9 @@ pub(crate) fn resolve_rules<'s>(
 impl RbacAuthorizer {
     /// The rules `user` holds through RBAC in `namespace` (`""`: through ClusterRoleBindings
     /// only), as Kubernetes' `RulesFor` and a SelfSubjectRulesReview give them. A binding whose
-    /// role is missing makes the answer incomplete and is named in `evaluation_error`.
+    /// role is missing is named in `evaluation_error`; like Kubernetes' RBAC authorizer
+    /// (`plugin/pkg/auth/authorizer/rbac/rbac.go`, `RulesFor` returns `incomplete` false with the
+    /// error), that does not mark the list incomplete.
     ///
     /// Members of a privileged group get everything from [`PrivilegedGroups`], not from RBAC:
     /// see [`PrivilegedGroups::rules_for`]. (With the bootstrap policy, cluster-admin's binding
@@ -112,7 +115,6 @@ impl RbacAuthorizer {
             out.push(rule);
         }
         if !errors.is_empty() {
-            out.incomplete = true;
             out.evaluation_error = aggregate_errors(&errors);
         }
         out

@@ -39,6 +39,10 @@ pub enum GatewayError {
     /// type it does not read; the Status says which.
     #[error("undecodable body: {}", .0.message)]
     Undecodable(Box<kgate_core::Status>),
+    /// A body the gateway itself reads (a review) decodes but fails validation: 422 Invalid,
+    /// the Status listing each field error.
+    #[error("invalid body: {}", .0.message)]
+    Invalid(Box<kgate_core::Status>),
     /// The upstream could not be reached (503).
     #[error("upstream unavailable")]
     UpstreamUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

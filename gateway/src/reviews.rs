@@ -16,11 +16,12 @@ use axum::body::Body;
 use futures::future::BoxFuture;
 use http::header::CONTENT_TYPE;
 use http::{Response, StatusCode};
-use kgate_authz::review::{self, ReviewKind};
+use kgate_authz::review::{self, ReviewError, ReviewKind};
 use kgate_authz::{RbacAuthorizer, SubjectRules};
 use kgate_core::authn::{AuthenticatorUnion, BearerToken, Credentials};
 use kgate_core::authz::{Authorized, AuthorizerChain};
-use kgate_core::{RequestInfo, UserInfo};
+use kgate_core::status::StatusCause;
+use kgate_core::{RequestInfo, Status, UserInfo};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -194,12 +195,36 @@ async fn answer(
         &context.authorizer,
         &rules_for,
     )
-    .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+    .map_err(review_error)?;
     tracing::debug!(review = kind.as_str(), "review answered");
     Ok(kgate_controlplane::apiserver::codec::json_response(
         StatusCode::CREATED,
         &reply,
     ))
+}
+
+/// A review kube-apiserver refuses: 422 Invalid for its validation's field errors (with the
+/// review's group and, as kube's registry leaves them, no kind and no name), 400 otherwise.
+fn review_error(error: ReviewError) -> GatewayError {
+    match error {
+        ReviewError::Rejected { errors, .. } => {
+            let causes = errors
+                .iter()
+                .map(|e| StatusCause {
+                    reason: "FieldValueInvalid".to_owned(),
+                    message: e.message(),
+                    field: e.field.to_owned(),
+                })
+                .collect();
+            GatewayError::Invalid(Box::new(Status::invalid(
+                "authorization.k8s.io",
+                "",
+                "",
+                causes,
+            )))
+        }
+        other => GatewayError::BadRequest(other.to_string()),
+    }
 }
 
 /// TokenReview: runs every authenticator on `spec.token`, as kube-apiserver does. The token is

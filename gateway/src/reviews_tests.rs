@@ -165,8 +165,9 @@ async fn other_requests_go_upstream() {
 }
 
 #[tokio::test]
-async fn bad_reviews_are_400_status_objects() {
+async fn bad_reviews_are_status_objects_invalid_ones_422() {
     let service = service(Upstream::default());
+    // Fails kube's validation: 422 Invalid, as kube-apiserver answers (differential_rbac).
     let (code, status) = post(
         &service,
         "alice",
@@ -174,9 +175,20 @@ async fn bad_reviews_are_400_status_objects() {
         &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {"user": "x"}}),
     )
     .await;
-    assert_eq!(code, 400, "{status}");
+    assert_eq!(code, 422, "{status}");
     assert_eq!(status["kind"], "Status");
-    assert_eq!(status["reason"], "BadRequest");
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["message"],
+        r#".authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified"#
+    );
+    assert_eq!(
+        status["details"],
+        json!({"group": "authorization.k8s.io", "causes": [{"reason": "FieldValueInvalid",
+            "message": "Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            "field": "spec.resourceAttributes"}]})
+    );
+    // Does not decode: 400.
     let (code, status) = post(&service, "alice", SSAR, &json!("not an object")).await;
     assert_eq!(
         (code, status["reason"].as_str()),

@@ -207,8 +207,13 @@ fn subject_access_reviews_answer_for_the_named_user_and_refuse_empty_questions()
         .request("POST", path)
         .json(r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"someone"}}"#)
         .send();
-    let status = empty.assert_status(400);
-    assert_eq!(status["reason"], "BadRequest");
+    // kube-apiserver's answer (differential_rbac: invalid-no-attributes): 422 Invalid.
+    let status = empty.assert_status(422);
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.resourceAttributes"
+    );
     assert!(
         status["message"].as_str().is_some_and(
             |m| m.contains("exactly one of nonResourceAttributes or resourceAttributes")

@@ -19,8 +19,13 @@
 //!
 //! A refused write must be a 403 that changed nothing (the object's resourceVersion is the
 //! same); an allowed one must have made the change.
+//!
+//! The matrix runs on kgate and on the real kube-apiserver (v1.34.2, `tests/kube-reference`) side
+//! by side: the two are compared case by case (differential suite `escalation`), and both are
+//! held to the written answers, so a written answer kube-apiserver disagrees with fails too.
 
-use kgate_e2e::{note, poll, Identity, Kgate};
+use kgate_e2e::reference::{Differences, Reference};
+use kgate_e2e::{note, poll, request, ApiServer, Identity, Kgate};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -343,7 +348,7 @@ fn creates(target: Target) -> &'static [Change] {
 }
 
 struct Matrix<'a> {
-    kg: &'a Kgate,
+    server: &'a dyn ApiServer,
     kubeconfigs: Vec<PathBuf>,
     /// Numbers the objects created and the files applied.
     created: AtomicUsize,
@@ -355,7 +360,7 @@ impl Matrix<'_> {
     }
 
     fn get(&self, path: &str) -> Value {
-        let response = self.kg.request("GET", path).send();
+        let response = request(self.server, "GET", path).send();
         assert_eq!(response.status, 200, "{response}");
         serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {response}"))
     }
@@ -365,9 +370,7 @@ impl Matrix<'_> {
         let current = self.get(&target.path(target.name()));
         let mut object = target.object(target.name());
         object["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
-        let response = self
-            .kg
-            .request("PUT", &target.path(target.name()))
+        let response = request(self.server, "PUT", &target.path(target.name()))
             .json(object.to_string())
             .send();
         assert_eq!(response.status, 200, "reset: {response}");
@@ -377,10 +380,9 @@ impl Matrix<'_> {
     /// `kubectl apply` of `object` as `actor`: whether it succeeded; a failure must be a 403.
     fn kubectl_apply(&self, actor: Actor, object: &Value) -> bool {
         let n = self.created.fetch_add(1, Ordering::SeqCst);
-        let file = self
-            .kg
-            .write_file(&format!("apply-{n}.json"), &object.to_string());
-        let run = self.kg.kubectl_as(
+        let file = self.server.files().join(format!("apply-{n}.json"));
+        std::fs::write(&file, object.to_string()).expect("cannot write a file");
+        let run = self.server.kubectl_as(
             self.kubeconfig(actor),
             &["apply", "-f", &file.display().to_string()],
         );
@@ -399,9 +401,7 @@ impl Matrix<'_> {
         content_type: &str,
         body: &Value,
     ) -> bool {
-        let response = self
-            .kg
-            .request(method, path)
+        let response = request(self.server, method, path)
             .identity(Identity::Kubeconfig(self.kubeconfig(actor).clone()))
             .body(content_type, body.to_string())
             .send();
@@ -413,8 +413,9 @@ impl Matrix<'_> {
         false
     }
 
-    /// Every case of `target`: how many, and those where kgate differs from Kubernetes.
-    fn run_target(&self, target: Target) -> (usize, Vec<String>) {
+    /// Every case of `target`: its id, whether this server allowed it, and the answer written
+    /// from Kubernetes' code.
+    fn run_target(&self, target: Target) -> Vec<(String, bool, bool)> {
         let mut plan: Vec<(Write, Change)> = Vec::new();
         for change in creates(target) {
             plan.push((Write::Create, *change));
@@ -425,23 +426,16 @@ impl Matrix<'_> {
                 plan.push((write, *change));
             }
         }
-        let mut cases = 0;
-        let mut disagreements = Vec::new();
+        let mut cases = Vec::new();
         for (write, change) in plan {
             let expected = kubernetes_answer(target, write, change);
             for (actor, expected) in ACTORS.iter().zip(expected) {
-                cases += 1;
                 let allowed = self.run(target, write, change, *actor);
-                if allowed != expected {
-                    disagreements.push(format!(
-                        "{target:?} {write:?} {change:?} by {actor:?}: kgate {}, Kubernetes {}",
-                        if allowed { "allowed" } else { "refused" },
-                        if expected { "allows" } else { "refuses" },
-                    ));
-                }
+                let id = format!("{target:?}-{write:?}-{change:?}-{}", actor.name());
+                cases.push((id, allowed, expected));
             }
         }
-        (cases, disagreements)
+        cases
     }
 
     /// Runs one case; whether the write was allowed.
@@ -464,7 +458,10 @@ impl Matrix<'_> {
             } else {
                 self.kubectl_apply(actor, &object)
             };
-            let exists = self.kg.request("GET", &target.path(&name)).send().status == 200;
+            let exists = request(self.server, "GET", &target.path(&name))
+                .send()
+                .status
+                == 200;
             assert_eq!(
                 exists, allowed,
                 "{target:?} {write:?} {change:?} by {actor:?}"
@@ -587,9 +584,9 @@ fn cluster_role_binding(name: &str, role: &str, users: &[&str]) -> String {
     )
 }
 
-#[test]
-fn rbac_writes_are_answered_as_kubernetes_answers_them() {
-    let kg = Kgate::up();
+/// Makes the actors, the roles they hold and the targets on `server`, then runs every case;
+/// per case: its id, whether `server` allowed it, and the written answer.
+fn run_matrix(server: &dyn ApiServer) -> Vec<(String, bool, bool)> {
     let mut setup = SETUP.to_owned();
     setup.push_str(&cluster_role_binding(
         "matrix-rbac-writers",
@@ -611,18 +608,18 @@ fn rbac_writes_are_answered_as_kubernetes_answers_them() {
         "matrix-binder",
         &["binder"],
     ));
-    let file = kg.write_file("matrix-setup.yaml", &setup);
-    kg.kubectl_ok(&["apply", "-f", &file.display().to_string()]);
+    let file = server.files().join("matrix-setup.yaml");
+    std::fs::write(&file, &setup).expect("cannot write the setup");
+    server.kubectl_ok(&["apply", "-f", &file.display().to_string()]);
     for target in TARGETS {
-        let created = kg
-            .request("POST", &target.collection())
+        let created = request(server, "POST", &target.collection())
             .json(target.object(target.name()).to_string())
             .send();
-        assert_eq!(created.status, 201, "{created}");
+        assert_eq!(created.status, 201, "{}: {created}", server.name());
     }
     let kubeconfigs: Vec<PathBuf> = ACTORS
         .iter()
-        .map(|a| kg.kubeconfig_for(a.name(), &[], "24h"))
+        .map(|a| server.kubeconfig_for(a.name(), &[], "24h"))
         .collect();
     // Every grant has reached the authorizer before the first case.
     for (actor, question) in [
@@ -642,10 +639,10 @@ fn rbac_writes_are_answered_as_kubernetes_answers_them() {
     ] {
         let kubeconfig = &kubeconfigs[ACTORS.iter().position(|a| *a == actor).unwrap_or(0)];
         poll(
-            &format!("{actor:?} may {question:?}"),
+            &format!("{actor:?} may {question:?} on {}", server.name()),
             Duration::from_secs(10),
             || {
-                let run = kg.kubectl_as(
+                let run = server.kubectl_as(
                     kubeconfig,
                     &["auth", "can-i", question[0], question[1], "-n", NS],
                 );
@@ -659,12 +656,12 @@ fn rbac_writes_are_answered_as_kubernetes_answers_them() {
     }
 
     let matrix = Matrix {
-        kg: &kg,
+        server,
         kubeconfigs,
         created: AtomicUsize::new(0),
     };
     // The targets are independent objects: one thread each.
-    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let workers: Vec<_> = TARGETS
             .iter()
             .map(|target| {
@@ -674,22 +671,82 @@ fn rbac_writes_are_answered_as_kubernetes_answers_them() {
             .collect();
         workers
             .into_iter()
-            .map(|w| {
+            .flat_map(|w| {
                 w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
+    })
+}
+
+/// The cases where `server` answered otherwise than the written answer.
+fn disagreements(server: &str, cases: &[(String, bool, bool)]) -> Vec<String> {
+    let word = |allowed: bool| if allowed { "allowed" } else { "refused" };
+    cases
+        .iter()
+        .filter(|(_, allowed, expected)| allowed != expected)
+        .map(|(id, allowed, expected)| {
+            format!(
+                "{id}: {server} {}, written answer {}",
+                word(*allowed),
+                word(*expected)
+            )
+        })
+        .collect()
+}
+
+/// The matrix on kgate and on the real kube-apiserver (v1.34.2): each case compared between
+/// the two (suite `escalation`), and each server held to the answers written from Kubernetes'
+/// code (where kube-apiserver disagrees with them, they are wrong).
+#[test]
+fn rbac_writes_are_answered_as_kubernetes_answers_them() {
+    let (ours, theirs) = std::thread::scope(|scope| {
+        let reference = scope.spawn(|| {
+            let reference = Reference::up();
+            run_matrix(&reference)
+        });
+        let kg = Kgate::up();
+        let ours = run_matrix(&kg);
+        let theirs = reference
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (ours, theirs)
     });
-    let cases: usize = results.iter().map(|(n, _)| n).sum();
-    let disagreements: Vec<String> = results.into_iter().flat_map(|(_, d)| d).collect();
+    let mut differences = Differences::new("escalation");
+    let theirs: std::collections::BTreeMap<&str, bool> = theirs
+        .iter()
+        .map(|(id, allowed, _)| (id.as_str(), *allowed))
+        .collect();
+    assert_eq!(theirs.len(), ours.len(), "both ran every case");
+    for (id, allowed, _) in &ours {
+        let reference = theirs.get(id.as_str()).copied();
+        let difference = (reference != Some(*allowed))
+            .then(|| format!("kgate allowed: {allowed}, kube-apiserver allowed: {reference:?}"));
+        differences.case(id, difference);
+    }
+    let reference_cases: Vec<(String, bool, bool)> = ours
+        .iter()
+        .map(|(id, _, expected)| (id.clone(), theirs[id.as_str()], *expected))
+        .collect();
+    let kgate_wrong = disagreements("kgate", &ours);
+    let reference_wrong = disagreements("kube-apiserver", &reference_cases);
     note(&format!(
-        "escalation matrix: {} of {cases} cases as Kubernetes answers them",
-        cases - disagreements.len()
+        "escalation matrix: kgate {} of {} cases as written from Kubernetes' code, kube-apiserver {}",
+        ours.len() - kgate_wrong.len(),
+        ours.len(),
+        ours.len() - reference_wrong.len()
     ));
+    differences.assert_only_known();
     assert!(
-        disagreements.is_empty(),
-        "{} of {cases} cases differ from Kubernetes:\n{}",
-        disagreements.len(),
-        disagreements.join("\n")
+        reference_wrong.is_empty(),
+        "the written answers are wrong where kube-apiserver differs:\n{}",
+        reference_wrong.join("\n")
+    );
+    assert!(
+        kgate_wrong.is_empty(),
+        "{} of {} cases differ from Kubernetes:\n{}",
+        kgate_wrong.len(),
+        ours.len(),
+        kgate_wrong.join("\n")
     );
 }

@@ -2,8 +2,11 @@
 //! `/namespaces/{ns}/`, and a namespaced one has no object paths outside a namespace, as in
 //! kube-apiserver, whose routes are made from each resource's scope. kgate answers such a path
 //! 404 before authorization, so a grant in one namespace never reaches cluster-scoped objects.
+//! The scope matrix also runs on the real kube-apiserver (v1.34.2), compared request by request
+//! (differential suite `scope`).
 
-use kgate_e2e::{Identity, Kgate};
+use kgate_e2e::reference::{Differences, Reference};
+use kgate_e2e::{request, ApiServer, Identity, Kgate};
 
 /// Review finding 2: a user who may read (and delete) namespaces in `team` only, as a
 /// RoleBinding there can grant, listed and deleted every namespace through
@@ -197,19 +200,84 @@ const OBJECT_METHODS: [(&str, &str); 5] = [
     ("DELETE", ""),
 ];
 
+/// One request of the scope matrix.
+struct Case<'r> {
+    method: &'static str,
+    path: String,
+    /// The answer written from kube-apiserver's routes.
+    code: u16,
+    resource: &'r Discovered,
+}
+
+/// `case` sent to `server` as the admin: the HTTP status and whether the body is a Status
+/// carrying the same code.
+fn send(server: &dyn ApiServer, case: &Case<'_>) -> (u16, bool, String) {
+    let r = case.resource;
+    let body = serde_json::json!({
+        "apiVersion": r.api_version, "kind": r.kind,
+        "metadata": {"name": "x", "namespace": "scope",
+                     "labels": {"scope-matrix": "written"}},
+    });
+    let request = request(server, case.method, &case.path);
+    let request = match case.method {
+        "POST" | "PUT" => request.json(body.to_string()),
+        "PATCH" => request.body(
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"scope-matrix":"patched"}}}"#,
+        ),
+        _ => request,
+    };
+    let response = request.send();
+    let status: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    let is_status = status["kind"] == "Status" && status["code"] == response.status;
+    (response.status, is_status, response.body)
+}
+
+/// Every case sent to `server` by four clients; the answers in the cases' order.
+fn send_all(server: &dyn ApiServer, cases: &[Case<'_>]) -> Vec<(u16, bool, String)> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = cases
+            .chunks(cases.len().div_ceil(4))
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|c| send(server, c)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// The scope matrix: every resource in discovery, under the wrong scope's path, with every
 /// method, as the admin (who may do anything that routes): 404, and nothing changes (the store's
 /// revision stays where it was). The one exception is kube-apiserver's own: a namespaced
 /// resource's collection outside a namespace exists for list and watch, so its other methods
 /// are 405 there (go-restful's answer), not 404.
+///
+/// The same requests (made from kgate's discovery; resources only kube-apiserver serves are not
+/// asked) go to the real kube-apiserver v1.34.2: it is held to the same written answers, and the
+/// two are compared per request (differential suite `scope`: status code and whether the body
+/// is a Status of that code). The store-revision check is kgate's only: kube-apiserver writes
+/// its own Leases meanwhile.
 #[test]
 fn every_resource_at_the_wrong_scope_has_no_route() {
-    // No simulated nodes and no controllers: nothing else writes while the matrix runs.
-    let kg = Kgate::up_with(kgate_e2e::Options {
-        gateway_args: vec!["--nodes=0".to_owned(), "--controllers=".to_owned()],
-        ..kgate_e2e::Options::default()
+    let (kg, reference) = std::thread::scope(|scope| {
+        let reference = scope.spawn(Reference::up);
+        // No simulated nodes and no controllers: nothing else writes while the matrix runs.
+        let kg = Kgate::up_with(kgate_e2e::Options {
+            gateway_args: vec!["--nodes=0".to_owned(), "--controllers=".to_owned()],
+            ..kgate_e2e::Options::default()
+        });
+        (
+            kg,
+            reference
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        )
     });
     kg.kubectl_ok(&["create", "namespace", "scope"]);
+    reference.kubectl_ok(&["create", "namespace", "scope"]);
     let resources = discover(&kg);
     assert!(resources.len() > 30, "discovery lists {}", resources.len());
     let revision = |kg: &Kgate| -> String {
@@ -229,10 +297,18 @@ fn every_resource_at_the_wrong_scope_has_no_route() {
             Some(sub) => format!("{base}/{}/x/{sub}", r.resource()),
             None => format!("{base}/{}/x", r.resource()),
         };
+        let mut add = |method, path: String, code| {
+            cases.push(Case {
+                method,
+                path,
+                code,
+                resource: r,
+            })
+        };
         if r.namespaced {
             // Outside a namespace: no object (or subresource) paths at all.
             for (method, query) in OBJECT_METHODS {
-                cases.push((method, format!("{}{query}", object_path(&r.base)), 404, r));
+                add(method, format!("{}{query}", object_path(&r.base)), 404);
             }
             if r.subresource().is_none() {
                 let listable = r.verbs.iter().any(|v| v == "list");
@@ -241,17 +317,17 @@ fn every_resource_at_the_wrong_scope_has_no_route() {
                         continue; // list and watch across namespaces: the right scope.
                     }
                     let code = if listable { 405 } else { 404 };
-                    cases.push((method, format!("{}/{}{query}", r.base, r.name), code, r));
+                    add(method, format!("{}/{}{query}", r.base, r.name), code);
                 }
             }
         } else {
             let under = format!("{}/namespaces/scope", r.base);
             for (method, query) in OBJECT_METHODS {
-                cases.push((method, format!("{}{query}", object_path(&under)), 404, r));
+                add(method, format!("{}{query}", object_path(&under)), 404);
             }
             if r.subresource().is_none() {
                 for (method, query) in COLLECTION_METHODS {
-                    cases.push((method, format!("{under}/{}{query}", r.name), 404, r));
+                    add(method, format!("{under}/{}{query}", r.name), 404);
                 }
             }
         }
@@ -262,56 +338,56 @@ fn every_resource_at_the_wrong_scope_has_no_route() {
         "both scopes are in discovery"
     );
 
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = cases
-            .chunks(cases.len().div_ceil(4))
-            .map(|chunk| {
-                let kg = &kg;
-                scope.spawn(move || {
-                    let mut failures = Vec::new();
-                    for (method, path, code, r) in chunk {
-                        let body = serde_json::json!({
-                            "apiVersion": r.api_version, "kind": r.kind,
-                            "metadata": {"name": "x", "namespace": "scope",
-                                         "labels": {"scope-matrix": "written"}},
-                        });
-                        let request = kg.request(method, path);
-                        let request = match *method {
-                            "POST" | "PUT" => request.json(body.to_string()),
-                            "PATCH" => request.body(
-                                "application/merge-patch+json",
-                                r#"{"metadata":{"labels":{"scope-matrix":"patched"}}}"#,
-                            ),
-                            _ => request,
-                        };
-                        let response = request.send();
-                        let status: serde_json::Value =
-                            serde_json::from_str(&response.body).unwrap_or_default();
-                        if response.status != *code
-                            || status["kind"] != "Status"
-                            || status["code"] != *code
-                        {
-                            failures.push(format!(
-                                "{method} {path} ({}): {} {}",
-                                r.name, response.status, response.body
-                            ));
-                        }
-                    }
-                    failures
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    let (ours, theirs) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(|| send_all(&reference, &cases));
+        let ours = send_all(&kg, &cases);
+        (
+            ours,
+            theirs
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        )
     });
+    let wrong = |answers: &[(u16, bool, String)]| -> Vec<String> {
+        cases
+            .iter()
+            .zip(answers)
+            .filter(|(case, (code, is_status, _))| *code != case.code || !is_status)
+            .map(|(case, (code, _, body))| {
+                format!(
+                    "{} {} ({}): {code} {body}",
+                    case.method, case.path, case.resource.name
+                )
+            })
+            .collect()
+    };
+    let failures = wrong(&ours);
+    let reference_failures = wrong(&theirs);
+    let mut differences = Differences::new("scope");
+    for (case, (a, b)) in cases.iter().zip(ours.iter().zip(&theirs)) {
+        let difference = ((a.0, a.1) != (b.0, b.1)).then(|| {
+            format!(
+                "kgate {} (Status: {}), kube-apiserver {} (Status: {}): {}",
+                a.0, a.1, b.0, b.1, b.2
+            )
+        });
+        differences.case(&format!("{} {}", case.method, case.path), difference);
+    }
     kgate_e2e::note(&format!(
-        "scope matrix: {} of {} requests refused as Kubernetes refuses them ({} resources)",
+        "scope matrix: {} of {} requests refused as Kubernetes refuses them ({} resources); kube-apiserver {}",
         cases.len() - failures.len(),
         cases.len(),
-        resources.len()
+        resources.len(),
+        cases.len() - reference_failures.len(),
     ));
+    differences.assert_only_known();
+    assert!(
+        reference_failures.is_empty(),
+        "{} of {} written answers are not kube-apiserver's:\n{}",
+        reference_failures.len(),
+        cases.len(),
+        reference_failures.join("\n")
+    );
     assert!(
         failures.is_empty(),
         "{} of {} wrong-scope requests were answered otherwise:\n{}",

@@ -132,7 +132,7 @@ pub fn error_status(error: &GatewayError) -> Status {
             Status::request_entity_too_large(format!("limit is {limit} bytes"))
         }
         GatewayError::BadRequest(message) => Status::bad_request(message.clone()),
-        GatewayError::Undecodable(status) => (**status).clone(),
+        GatewayError::Undecodable(status) | GatewayError::Invalid(status) => (**status).clone(),
         GatewayError::UpstreamUnavailable(source) => {
             tracing::warn!(error = %error, cause = %source, "upstream unavailable");
             Status::service_unavailable("the control plane is unavailable, try again later")
