@@ -9,8 +9,12 @@
 //! `kgate:controller:*` bindings made here, the bootstrap `system:controller:*` roles of the
 //! controllers it runs (what kube-controller-manager gets per controller with
 //! `--use-service-account-credentials`); the simulated nodes are `system:node:kgate-nodes` in
-//! group `system:nodes`, bound to the bootstrap `system:node` role (Kubernetes leaves that to its
-//! Node authorizer, which kgate does not have).
+//! group `system:nodes`, bound by name (not by group) to `kgate:simulated-node`, a role made
+//! here with what a simulated node does and nothing else, and to `kgate:simulated-node-lease`
+//! in `kube-node-lease`. Kubernetes gives nodes their rights through its Node authorizer, which
+//! limits each to its own Node, pods and their secrets; kgate has none, and the bootstrap
+//! `system:node` role (every secret, configmap and volume) bound to the whole group would let any
+//! certificate in `system:nodes` read every secret.
 //!
 //! `--nodes N` creates N simulated Nodes at first start (more can be added later with
 //! `kgate node add`); `--controllers` picks the components, as kube-controller-manager's flag:
@@ -258,6 +262,128 @@ impl Identities {
     }
 }
 
+/// The simulated nodes' role: their Nodes and statuses, the pods bound to them (read, status,
+/// the deletion that ends a graceful one), tokens for their pods' ServiceAccounts, and the
+/// lease namespace. Leases are granted in `kube-node-lease` only ([`NODE_LEASE_RULES`]), so a
+/// node cannot take the controllers' or the scheduler's leader leases.
+const NODE_ROLE: &str = "kgate:simulated-node";
+const NODE_LEASE_ROLE: &str = "kgate:simulated-node-lease";
+/// The binding that gave the whole group `system:node` before; removed at start.
+const OLD_NODES_BINDING: &str = "kgate:simulated-nodes";
+
+fn node_rules() -> serde_json::Value {
+    serde_json::json!([
+        {"apiGroups": [""], "resources": ["nodes"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["get", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["get", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]},
+    ])
+}
+
+/// What [`NODE_LEASE_ROLE`] grants, in `kube-node-lease`.
+const NODE_LEASE_RULES: &str = r#"[{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+    "verbs": ["get", "list", "watch", "create", "update", "patch"]}]"#;
+
+/// Creates an RBAC object (`kind` of rbac.authorization.k8s.io/v1, in `namespace` if given)
+/// unless one of its name exists.
+async fn ensure_rbac_object(
+    admin: &kube::Client,
+    kind: &str,
+    namespace: Option<&str>,
+    object: serde_json::Value,
+) -> Result<(), String> {
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let resource = ApiResource {
+        group: "rbac.authorization.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: format!("{}s", kind.to_ascii_lowercase()),
+    };
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(admin.clone(), ns, &resource),
+        None => Api::all_with(admin.clone(), &resource),
+    };
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let object: DynamicObject = serde_json::from_value(object).map_err(|e| e.to_string())?;
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(format!("cannot create the {kind} {name}: {e}")),
+    }
+}
+
+/// The simulated nodes' roles and bindings ([`NODE_ROLE`]); removes the group binding of
+/// earlier versions.
+async fn ensure_node_rights(admin: &kube::Client) -> Result<(), String> {
+    use kube::api::{Api, DeleteParams, DynamicObject};
+    use kube::discovery::ApiResource;
+    let labels = serde_json::json!({"kubernetes.io/bootstrapping": "kgate"});
+    let rbac = "rbac.authorization.k8s.io";
+    let subject = serde_json::json!([{"apiGroup": rbac, "kind": "User", "name": NODES_USER}]);
+    ensure_rbac_object(
+        admin,
+        "ClusterRole",
+        None,
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": NODE_ROLE, "labels": labels}, "rules": node_rules(),
+        }),
+    )
+    .await?;
+    ensure_binding(admin, NODE_ROLE, NODE_ROLE, "User", NODES_USER).await?;
+    let lease_rules: serde_json::Value =
+        serde_json::from_str(NODE_LEASE_RULES).map_err(|e| e.to_string())?;
+    ensure_rbac_object(
+        admin,
+        "ClusterRole",
+        None,
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": NODE_LEASE_ROLE, "labels": labels}, "rules": lease_rules,
+        }),
+    )
+    .await?;
+    ensure_namespace(admin, kgate_cluster::nodes::LEASE_NAMESPACE).await?;
+    ensure_rbac_object(
+        admin,
+        "RoleBinding",
+        Some(kgate_cluster::nodes::LEASE_NAMESPACE),
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": NODE_LEASE_ROLE, "labels": labels},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": NODE_LEASE_ROLE},
+            "subjects": subject,
+        }),
+    )
+    .await?;
+    let resource = ApiResource {
+        group: rbac.into(),
+        version: "v1".into(),
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: "ClusterRoleBinding".into(),
+        plural: "clusterrolebindings".into(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
+    match api
+        .delete(OLD_NODES_BINDING, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(format!(
+            "cannot remove the ClusterRoleBinding {OLD_NODES_BINDING}: {e}"
+        )),
+    }
+}
+
 /// Binds `role` to `subject` (a User or Group) unless a binding of that name exists.
 async fn ensure_binding(
     admin: &kube::Client,
@@ -266,29 +392,20 @@ async fn ensure_binding(
     subject_kind: &str,
     subject: &str,
 ) -> Result<(), String> {
-    use kube::api::{Api, DynamicObject, PostParams};
-    use kube::discovery::ApiResource;
-    let resource = ApiResource {
-        group: "rbac.authorization.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "rbac.authorization.k8s.io/v1".into(),
-        kind: "ClusterRoleBinding".into(),
-        plural: "clusterrolebindings".into(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
-    let binding: DynamicObject = serde_json::from_value(serde_json::json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "kgate"}},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": subject_kind, "name": subject}],
-    }))
-    .map_err(|e| e.to_string())?;
-    match api.create(&PostParams::default(), &binding).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(format!("cannot create the ClusterRoleBinding {name}: {e}")),
-    }
+    let rbac = "rbac.authorization.k8s.io";
+    ensure_rbac_object(
+        admin,
+        "ClusterRoleBinding",
+        None,
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "kgate"}},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": rbac, "kind": subject_kind, "name": subject}],
+        }),
+    )
+    .await
 }
 
 /// Creates a namespace unless it exists (kube-apiserver makes kube-node-lease itself).
@@ -332,15 +449,7 @@ pub(crate) async fn start(
         }
     }
     if settings.components.contains("nodes") {
-        ensure_binding(
-            admin,
-            "kgate:simulated-nodes",
-            "system:node",
-            "Group",
-            NODES_GROUP,
-        )
-        .await?;
-        ensure_namespace(admin, "kube-node-lease").await?;
+        ensure_node_rights(admin).await?;
     }
     let mut tasks = Vec::new();
     // One pod watch and cache for the controllers that follow pods, as kube-controller-manager
