@@ -367,6 +367,8 @@ pub(crate) async fn start(
                                 .clone()
                                 .unwrap_or_else(|| data_dir.join("nodes")),
                         ),
+                        // kgate up owns its cluster: every simulated Node is its own.
+                        group: None,
                     },
                 )
             }

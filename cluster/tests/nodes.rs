@@ -228,6 +228,7 @@ async fn bound_pods_run_with_addresses_and_tokens() {
         client.clone(),
         NodeManagerOptions {
             state_dir: Some(state.path().to_path_buf()),
+            group: None,
         },
     ));
     let node = wait_ready(&kg, "sim-1").await;
