@@ -3,7 +3,8 @@
 //!   controllers of `kgate up --controllers nodes` (see `kgate_e2e::real_components`) run the
 //!   cluster scenario of `tests/cluster.rs`: Deployment, ReplicaSet, pods Running on kgate's
 //!   simulated nodes, healing, scaling, Service Endpoints, node failure and eviction, garbage
-//!   collection, rollout and undo, namespace deletion;
+//!   collection, rollout and undo, namespace deletion; scheduling by load, nodeSelector and
+//!   taints, and FailedScheduling saying why;
 //! - `kgate nodes` joins the real kube-apiserver (with its real scheduler and controller
 //!   manager) as simulated nodes, and a Deployment's pods run on them.
 
@@ -75,6 +76,17 @@ fn the_real_scheduler_and_controller_manager_run_the_cluster_scenario_on_kgate()
     ] {
         assert!(!complaints.contains(needle), "{needle}:\n{complaints}");
     }
+}
+
+#[test]
+fn the_real_scheduler_places_pods_by_load_selectors_and_taints_and_says_why_it_cannot() {
+    let kg = Kgate::up_with(Options {
+        gateway_args: vec!["--controllers=nodes".to_owned(), "--nodes=0".to_owned()],
+        ..Options::default()
+    });
+    let mut components = RealComponents::start(&kg, "20s");
+    cluster_flows::scheduling_follows_load_selectors_and_taints(&kg);
+    components.assert_running();
 }
 
 #[test]
