@@ -136,7 +136,7 @@ mod tests {
     fn bad_prefixes_and_counts_are_refused() {
         for args in [
             &["--name-prefix", "Big"][..],
-            &["--name-prefix", "-x"],
+            &["--name-prefix=-x"],
             &["--name-prefix", "a.b"],
             &["--count", "0"],
             &["--node-cpu", "lots"],
