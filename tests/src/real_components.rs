@@ -20,13 +20,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// kube-controller-manager's `--controllers`: those whose APIs kgate serves. Left out: the
-/// ones of APIs kgate lacks (jobs, cronjobs, statefulsets, daemonsets' controller, PV/PVC,
-/// certificates, resource quotas, HPA, disruption, DRA...), the token controller
-/// (`serviceaccount-token`: kgate has no legacy token Secrets to fill) and node IPAM (kgate's
-/// simulated nodes allocate their own pod CIDRs).
-pub const CONTROLLERS: &str = "deployment,replicaset,endpoint,endpointslice,garbagecollector,\
-nodelifecycle,taint-eviction-controller,serviceaccount,namespace";
+/// kube-controller-manager's `--controllers`: every controller whose APIs kgate serves (apps
+/// Deployments and ReplicaSets, Endpoints and EndpointSlices both ways, owner references, Node
+/// health and NoExecute eviction, pod garbage, node TTL annotations, ServiceAccounts,
+/// `kube-root-ca.crt` ConfigMaps (of kgate's CA), Namespace deletion, ClusterRole aggregation).
+/// Left out: the controllers of APIs kgate lacks
+/// (jobs, cronjobs, statefulsets, daemonsets' own controller, PV/PVC, certificates, resource
+/// quotas, HPA, disruption, DRA...), the token controller (`serviceaccount-token`: kgate fills
+/// its legacy token Secrets itself), node IPAM (kgate's simulated nodes allocate
+/// their own pod CIDRs) and the cloud ones.
+pub const CONTROLLERS: &str =
+    "deployment,replicaset,endpoint,endpointslice,endpointslicemirroring,garbagecollector,\
+nodelifecycle,taint-eviction-controller,podgc,ttl,serviceaccount,root-ca-cert-publisher,namespace,\
+clusterrole-aggregation";
 
 /// The plugins kube-scheduler's default profile loses here, each for the informer it needs on
 /// an API kgate does not serve: PersistentVolumes, PersistentVolumeClaims, StorageClasses,
@@ -112,6 +118,11 @@ impl RealComponents {
                 "--secure-port=0".into(),
                 format!("--controllers={CONTROLLERS}"),
                 "--use-service-account-credentials=true".into(),
+                // What root-ca-cert-publisher puts in every namespace's kube-root-ca.crt.
+                format!(
+                    "--root-ca-file={}",
+                    kg.data_dir().join("pki").join("ca.crt").display()
+                ),
                 "--leader-elect=true".into(),
                 "--node-monitor-period=2s".into(),
                 format!("--node-monitor-grace-period={node_monitor_grace_period}"),

@@ -65,6 +65,16 @@ fn the_real_scheduler_and_controller_manager_run_the_cluster_scenario_on_kgate()
             "{accounts}"
         );
     }
+    // Every namespace got kgate's CA in kube-root-ca.crt, which pods' token volumes project.
+    let ca = std::fs::read_to_string(kg.data_dir().join("pki").join("ca.crt")).expect("the CA");
+    let published = kg.kubectl_ok(&[
+        "get",
+        "configmap",
+        "kube-root-ca.crt",
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
+    assert_eq!(published.trim(), ca.trim());
     // Every informer of both could list and watch what it asked for: no refusal, no API
     // missing, no watch-list that fell back.
     let complaints = components.errors_and_warnings();
