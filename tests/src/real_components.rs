@@ -12,8 +12,10 @@
 //!   does not serve ([`SCHEDULER_CONFIG`]) and with `DynamicResourceAllocation` off (it is GA
 //!   in 1.34 and would wait for resource.k8s.io informers); an informer that cannot list keeps
 //!   the scheduler from ever starting.
-//! - Neither serves its own HTTPS port (`--secure-port=0`): nothing here scrapes it, and its
-//!   delegated authentication would only add requests.
+//! - kube-controller-manager serves its HTTPS port ([`RealComponents::kcm_url`]) with kgate as
+//!   its delegated authenticator and authorizer (client CA from the ConfigMap
+//!   `kube-system/extension-apiserver-authentication`, TokenReview, SubjectAccessReview);
+//!   kube-scheduler serves none (`--secure-port=0`): one such port is enough to show it.
 
 use crate::{workspace_root, Kgate};
 use std::path::{Path, PathBuf};
@@ -74,6 +76,7 @@ pub fn bin_dir() -> PathBuf {
 /// The two processes; stopped (SIGKILL) when dropped.
 pub struct RealComponents {
     procs: Vec<(&'static str, Child, PathBuf)>,
+    kcm_port: u16,
 }
 
 impl RealComponents {
@@ -111,11 +114,19 @@ impl RealComponents {
             ],
             &logs.join("kube-scheduler.log"),
         );
+        let kcm_port = free_port();
         let kcm = spawn(
             &bin.join("kube-controller-manager"),
             &[
                 format!("--kubeconfig={}", kcm_kubeconfig.display()),
-                "--secure-port=0".into(),
+                format!("--authentication-kubeconfig={}", kcm_kubeconfig.display()),
+                format!("--authorization-kubeconfig={}", kcm_kubeconfig.display()),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={kcm_port}"),
+                format!(
+                    "--cert-dir={}",
+                    kg.root().join("files").join("kcm-serving").display()
+                ),
                 format!("--controllers={CONTROLLERS}"),
                 "--use-service-account-credentials=true".into(),
                 // What root-ca-cert-publisher puts in every namespace's kube-root-ca.crt.
@@ -140,7 +151,13 @@ impl RealComponents {
                     logs.join("kube-controller-manager.log"),
                 ),
             ],
+            kcm_port,
         }
+    }
+
+    /// kube-controller-manager's HTTPS port (its serving certificate is self-signed).
+    pub fn kcm_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.kcm_port)
     }
 
     /// The error and warning lines of both logs (klog's `E` and `W`), for a failure message or
@@ -173,6 +190,14 @@ impl RealComponents {
             }
         }
     }
+}
+
+/// A loopback port free now (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 fn spawn(bin: &Path, args: &[String], log: &Path) -> Child {

@@ -8,6 +8,9 @@
 //! - `status-writes`: what a write of a status subresource keeps of the client's object (kube's
 //!   status strategies: all but the spec; a Deployment keeps its labels, a Pod its
 //!   ownerReferences). The deployment controller records its revision annotation this way.
+//! - `authentication-info`: the ConfigMap `kube-system/extension-apiserver-authentication` the
+//!   components' own ports authenticate client certificates with: its keys, and that its
+//!   `client-ca-file` is the CA of the server's own client certificates.
 
 use kgate_e2e::reference::{Differences, Reference};
 use kgate_e2e::{request, ApiServer, Kgate, Options, Response};
@@ -158,6 +161,49 @@ fn status_writes(kg: &Kgate, reference: &Reference) {
     differences.assert_only_known();
 }
 
+fn authentication_info(kg: &Kgate, reference: &Reference) {
+    let servers: [&dyn ApiServer; 2] = [kg, reference];
+    let [ours, theirs] = servers.map(|server| {
+        let resp = request(
+            server,
+            "GET",
+            "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+        )
+        .send();
+        let map: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+        let keys: Vec<&String> = map["data"]
+            .as_object()
+            .map(|d| d.keys().collect())
+            .unwrap_or_default();
+        // The CA that signed the admin's certificate is the one published.
+        let admin_ca = kgate_e2e::kubeconfig_pem(&server.admin_kubeconfig(), "client-certificate-data");
+        let published = map["data"]["client-ca-file"].as_str().unwrap_or("").to_owned();
+        json!({"code": resp.status, "keys": keys, "issuer-published": issuer_in(&admin_ca, &published)})
+    });
+    let mut differences = Differences::new("authentication-info");
+    differences.case(
+        "client-ca-file-only-without-requestheader",
+        (ours != theirs).then(|| format!("kgate {ours}\nkube-apiserver {theirs}")),
+    );
+    differences.assert_only_known();
+}
+
+/// Whether `bundle` (PEM) holds the issuer of `cert` (PEM): `openssl verify` of one against
+/// the other.
+fn issuer_in(cert: &[u8], bundle: &str) -> bool {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (cert_path, bundle_path) = (dir.path().join("cert.pem"), dir.path().join("ca.pem"));
+    std::fs::write(&cert_path, cert).expect("write the certificate");
+    std::fs::write(&bundle_path, bundle).expect("write the bundle");
+    std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&bundle_path)
+        .arg(&cert_path)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 #[test]
 fn what_client_go_relies_on_is_answered_as_kube_apiserver_answers_it() {
     let (kg, reference) = std::thread::scope(|s| {
@@ -176,4 +222,5 @@ fn what_client_go_relies_on_is_answered_as_kube_apiserver_answers_it() {
     });
     watch_list(&kg, &reference);
     status_writes(&kg, &reference);
+    authentication_info(&kg, &reference);
 }
