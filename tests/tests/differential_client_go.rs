@@ -8,6 +8,8 @@
 //! - `status-writes`: what a write of a status subresource keeps of the client's object (kube's
 //!   status strategies: all but the spec; a Deployment keeps its labels, a Pod its
 //!   ownerReferences). The deployment controller records its revision annotation this way.
+//! - `daemonsets`: a DaemonSet as stored (kube-controller-manager's node lifecycle controller
+//!   watches them; kgate stores them without a controller): its defaulted spec.
 //! - `authentication-info`: the ConfigMap `kube-system/extension-apiserver-authentication` the
 //!   components' own ports authenticate client certificates with: its keys, and that its
 //!   `client-ca-file` is the CA of the server's own client certificates.
@@ -161,6 +163,34 @@ fn status_writes(kg: &Kgate, reference: &Reference) {
     differences.assert_only_known();
 }
 
+fn daemonsets(kg: &Kgate, reference: &Reference) {
+    let servers: [&dyn ApiServer; 2] = [kg, reference];
+    let daemonset = json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "labels": {"app": "agent"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    });
+    let [ours, theirs] = servers.map(|server| {
+        let resp = request(server, "POST", "/apis/apps/v1/namespaces/default/daemonsets")
+            .json(daemonset.to_string())
+            .send();
+        let created: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+        json!({"code": resp.status, "spec": created["spec"], "generation": created["metadata"]["generation"]})
+    });
+    let mut differences = Differences::new("daemonsets");
+    differences.case(
+        "created-with-kubes-defaults",
+        (ours != theirs).then(|| format!("kgate {ours}\nkube-apiserver {theirs}")),
+    );
+    differences.assert_only_known();
+}
+
 fn authentication_info(kg: &Kgate, reference: &Reference) {
     let servers: [&dyn ApiServer; 2] = [kg, reference];
     let [ours, theirs] = servers.map(|server| {
@@ -222,5 +252,6 @@ fn what_client_go_relies_on_is_answered_as_kube_apiserver_answers_it() {
     });
     watch_list(&kg, &reference);
     status_writes(&kg, &reference);
+    daemonsets(&kg, &reference);
     authentication_info(&kg, &reference);
 }
