@@ -44,6 +44,9 @@ pub enum Command {
     /// List the Nodes, add a simulated one, or stop/start a simulated node's agent (a client
     /// of a running kgate).
     Node(crate::node_cli::NodeOptions),
+    /// Run simulated nodes against any API server (a real kube-apiserver too): create N Nodes
+    /// and run their agents until stopped.
+    Nodes(crate::nodes_cli::NodesOptions),
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {

@@ -424,6 +424,54 @@ async fn ensure_namespace(admin: &kube::Client, name: &str) -> Result<(), String
     }
 }
 
+/// The ConfigMap kube-apiserver keeps for the servers of components and extensions: the CA of
+/// the client certificates it accepts, so that kube-scheduler or kube-controller-manager (or an
+/// aggregated server) can authenticate the same certificates on their own ports; without it
+/// they log an error every few seconds. kgate writes `client-ca-file` only: its
+/// `--requestheader-client-ca-file` trusts a proxy in front of kgate, which is no reason for
+/// others to trust that proxy's headers.
+pub const AUTHENTICATION_INFO: (&str, &str) = ("kube-system", "extension-apiserver-authentication");
+
+/// Creates or updates [`AUTHENTICATION_INFO`] with `client_ca_pem`.
+pub(crate) async fn publish_authentication_info(
+    admin: &kube::Client,
+    client_ca_pem: &str,
+) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let (namespace, name) = AUTHENTICATION_INFO;
+    let api: Api<ConfigMap> = Api::namespaced(admin.clone(), namespace);
+    let data = BTreeMap::from([("client-ca-file".to_owned(), client_ca_pem.to_owned())]);
+    let failed = |e: kube::Error| format!("cannot publish the ConfigMap {namespace}/{name}: {e}");
+    match api.get_opt(name).await.map_err(failed)? {
+        Some(current) if current.data.as_ref() == Some(&data) => Ok(()),
+        Some(mut current) => {
+            current.data = Some(data);
+            api.replace(name, &PostParams::default(), &current)
+                .await
+                .map(drop)
+                .map_err(failed)
+        }
+        None => {
+            let map = ConfigMap {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name.to_owned()),
+                    namespace: Some(namespace.to_owned()),
+                    ..Default::default()
+                },
+                data: Some(data),
+                ..Default::default()
+            };
+            match api.create(&PostParams::default(), &map).await {
+                Ok(_) => Ok(()),
+                // Another writer at the same moment: its content is the same CA.
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                Err(e) => Err(failed(e)),
+            }
+        }
+    }
+}
+
 /// Creates the configured Nodes and starts the chosen components, each with its own identity;
 /// `admin` makes the bindings and namespaces they need first.
 pub(crate) async fn start(
@@ -476,6 +524,8 @@ pub(crate) async fn start(
                                 .clone()
                                 .unwrap_or_else(|| data_dir.join("nodes")),
                         ),
+                        // kgate up owns its cluster: every simulated Node is its own.
+                        group: None,
                     },
                 )
             }

@@ -6,6 +6,7 @@ use clap::Parser as _;
 use kgate_cli::args::{Cli, Command, KeysCommand, KubeconfigCommand, KubeconfigOptions};
 use kgate_cli::login;
 use kgate_cli::node_cli;
+use kgate_cli::nodes_cli;
 use kgate_cli::rbac_cli;
 use kgate_cli::up::{self, Running};
 use std::time::Duration;
@@ -106,6 +107,16 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("error: {error}");
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Nodes(options) => {
+            let count = options.count;
+            let agents = nodes_cli::start(options)
+                .await
+                .context("kgate nodes failed to start")?;
+            println!("kgate nodes: {count} simulated nodes running");
+            shutdown_signal().await?;
+            agents.abort();
             Ok(())
         }
         Command::Rbac(options) => {

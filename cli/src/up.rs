@@ -159,17 +159,23 @@ pub async fn start_up(config: UpConfig) -> Result<Running, RunError> {
         settings: config.service_accounts,
     };
     let data_dir = settings.data_dir.clone();
+    let client_ca_pem = pki.ca.cert_pem().to_owned();
     let mut running =
         start_gateway_part(settings, pki, upstream, tokens, Some(control_plane.closer)).await?;
+    let kubeconfig = running
+        .kubeconfig
+        .clone()
+        .ok_or(RunError::Cluster("no admin kubeconfig was written".into()))?;
+    let admin = crate::cluster::client_from_kubeconfig(&kubeconfig)
+        .await
+        .map_err(RunError::Cluster)?;
+    // As kube-apiserver's post-start hook; a failure costs the components' own ports their
+    // client certificates, not the API, so it is a warning.
+    if let Err(error) = crate::cluster::publish_authentication_info(&admin, &client_ca_pem).await {
+        tracing::warn!(%error, "the client CA is not published for the components");
+    }
     // The cluster's components are API clients of the gateway that now serves.
     if !config.cluster.components.is_empty() {
-        let kubeconfig = running
-            .kubeconfig
-            .clone()
-            .ok_or(RunError::Cluster("no admin kubeconfig was written".into()))?;
-        let admin = crate::cluster::client_from_kubeconfig(&kubeconfig)
-            .await
-            .map_err(RunError::Cluster)?;
         let ca = CertificateAuthority::load(&Pki::dir_of(&data_dir))?;
         let pipeline = running
             .pipeline

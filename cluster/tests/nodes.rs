@@ -228,6 +228,7 @@ async fn bound_pods_run_with_addresses_and_tokens() {
         client.clone(),
         NodeManagerOptions {
             state_dir: Some(state.path().to_path_buf()),
+            group: None,
         },
     ));
     let node = wait_ready(&kg, "sim-1").await;
@@ -299,6 +300,38 @@ async fn bound_pods_run_with_addresses_and_tokens() {
         pod_ips.push(ip);
     }
     assert_ne!(pod_ips[0], pod_ips[1], "pod IPs are unique");
+
+    // Marked not ready by another writer (kube-controller-manager does so to the pods of a node
+    // it lost): the node reports it ready again, as kubelet's status manager, keeping its IP.
+    let mut web = pods.get("web").await.unwrap();
+    for c in web
+        .status
+        .as_mut()
+        .and_then(|s| s.conditions.as_mut())
+        .unwrap()
+        .iter_mut()
+        .filter(|c| c.type_ == "Ready")
+    {
+        c.status = "False".into();
+    }
+    pods.replace_status("web", &Default::default(), &web)
+        .await
+        .unwrap();
+    let ready_again = eventually("web ready again", Duration::from_secs(30), || async {
+        let pod = kubectl_json(&kg, &["get", "pod", "web"]);
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        if ready {
+            Ok(pod)
+        } else {
+            Err(pod["status"].to_string())
+        }
+    })
+    .await;
+    assert_eq!(ready_again["status"]["podIP"], pod_ips[0].to_string());
 
     // The projected token of web: a 0600 file that authenticates as the pod's ServiceAccount.
     let web = pods.get("web").await.unwrap();

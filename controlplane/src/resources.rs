@@ -122,6 +122,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     def("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], ALL_VERBS, &["token"]),
     def("", "v1", "Event", "events", "event", true, &["ev"], &[], ALL_VERBS, &[]),
     def("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], &["all"], ALL_VERBS, &["status", "scale"]),
+    def("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], &["all"], ALL_VERBS, &["status"]),
     def("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], &["all"], ALL_VERBS, &["status", "scale"]),
     def(RBAC, "v1", "Role", "roles", "role", true, &[], &[], ALL_VERBS, &[]),
     def(RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], &[], ALL_VERBS, &[]),

@@ -165,6 +165,24 @@ async fn deployment_generation_and_scale() {
         )
         .await;
     assert_eq!(main.body["status"]["replicas"], 5);
+    // A status write takes the metadata but the labels (kube's deploymentStatusStrategy): the
+    // deployment controller records the revision annotation through it.
+    let annotated = api
+        .patch(
+            &format!("{path}/web/status"),
+            MERGE,
+            &json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": "1"},
+                                 "labels": {"changed": "no"}}}),
+        )
+        .await;
+    assert_eq!(annotated.code(), 200, "{:?}", annotated.body);
+    assert_eq!(
+        annotated.body["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    assert!(annotated.body["metadata"]["labels"]
+        .get("changed")
+        .is_none());
     assert_eq!(api.get(&format!("{path}/web/nope")).await.code(), 404);
 }
 

@@ -8,9 +8,11 @@
 //!
 //! Every wait is a bounded poll that fails with what the processes printed. Nothing is mocked.
 
+pub mod cluster_flows;
 pub mod etcd;
 pub mod flows;
 pub mod oidc;
+pub mod real_components;
 pub mod reference;
 
 use base64::Engine as _;

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::agent::Agent;
 use super::ipam::{self, NodeIndices, PodCidr};
-use super::{status, NodeManagerOptions, SIMULATED_LABEL};
+use super::{status, NodeManagerOptions, NODE_GROUP_LABEL, SIMULATED_LABEL};
 
 /// A running agent; aborted when dropped, so aborting the manager stops every agent.
 struct Running {
@@ -40,7 +40,11 @@ struct Manager {
 /// Watches the simulated Nodes and runs their agents until dropped.
 pub(crate) async fn run(client: kube::Client, options: NodeManagerOptions) {
     let api: Api<Node> = Api::all(client.clone());
-    let config = watcher::Config::default().labels(&format!("{SIMULATED_LABEL}=true"));
+    let selector = match &options.group {
+        Some(group) => format!("{SIMULATED_LABEL}=true,{NODE_GROUP_LABEL}={group}"),
+        None => format!("{SIMULATED_LABEL}=true"),
+    };
+    let config = watcher::Config::default().labels(&selector);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut manager = Manager {
         client,

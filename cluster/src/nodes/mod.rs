@@ -29,6 +29,9 @@ pub use status::CAPACITY_ANNOTATION;
 
 /// The label every simulated Node carries.
 pub const SIMULATED_LABEL: &str = "kgate.io/simulated";
+/// The label of the Nodes of one `kgate nodes` process (its `--name-prefix`), so that several
+/// can share a cluster, each running the agents of its own Nodes only.
+pub const NODE_GROUP_LABEL: &str = "kgate.io/node-group";
 /// The annotation that pauses a simulated node's agent.
 pub const AGENT_STOPPED_ANNOTATION: &str = "kgate.io/agent-stopped";
 /// The namespace of the node Leases.
@@ -55,6 +58,9 @@ pub struct NodeManagerOptions {
     /// Where the nodes keep their files (`STATE_DIR/NODE/pods/NS_POD_UID/token`); without one,
     /// no ServiceAccount token is requested for pods.
     pub state_dir: Option<PathBuf>,
+    /// Run only the Nodes labelled [`NODE_GROUP_LABEL`] with this value; every simulated Node
+    /// when `None` (`kgate up`, which owns its cluster).
+    pub group: Option<String>,
 }
 
 /// Whether the Node's agent is paused ([`AGENT_STOPPED_ANNOTATION`]`=true`).

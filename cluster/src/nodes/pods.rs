@@ -1,6 +1,7 @@
 //! The pods of one simulated node, as kubelet's pod workers would see them: a watch of the pods
 //! bound to the node (`spec.nodeName=NAME`); each new pod gets an address of the node's pod CIDR
-//! and a Running status (`pods/status`); a pod being deleted gracefully is finished off; a
+//! and a Running status (`pods/status`), which a running pod gets again when another writer
+//! marked it not ready; a pod being deleted gracefully is finished off; a
 //! running pod's ServiceAccount token is kept mounted ([`super::tokens`]).
 //!
 //! State (addresses, tokens) is rebuilt from the API on every (re)list, so a restart of the
@@ -232,9 +233,23 @@ impl NodePods {
             return;
         }
         let pod = match status::phase(&pod) {
-            "Running" => {
+            "Running" if status::pod_ready(&pod) => {
                 self.keep_address(&pod);
                 pod
+            }
+            // Running but not ready: kube-controller-manager's node lifecycle controller marks
+            // the pods of a node it lost not ready, and kubelet's status manager reports them
+            // ready again once it runs; the same report as at start (address and start time
+            // kept).
+            "Running" => {
+                self.keep_address(&pod);
+                match self.start(&pod, &uid).await {
+                    Some(pod) => pod,
+                    None => {
+                        self.due.insert(uid, Instant::now() + RETRY);
+                        return;
+                    }
+                }
             }
             "Succeeded" | "Failed" => return,
             _ => match self.start(&pod, &uid).await {

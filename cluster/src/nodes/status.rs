@@ -303,6 +303,14 @@ pub struct PodPlacement {
     pub pod_ip: Ipv4Addr,
 }
 
+/// Whether the pod's `Ready` condition is `True`.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// The Running status of `pod` at `now`: IPs, conditions (readiness gates ignored: nothing
 /// runs to say otherwise) and a started, ready status per container; init containers as
 /// completed.

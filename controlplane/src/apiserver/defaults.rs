@@ -39,6 +39,17 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
         "Pod" => {
             if let Some(spec) = child(map, "spec") {
                 pod_spec(spec);
+                // A pod's own, not a template's: SetDefaults_Pod; the ServiceAccount admission
+                // plugin names the default account.
+                default(spec, "enableServiceLinks", json!(true));
+                if !spec.contains_key("serviceAccountName") {
+                    let sa = spec
+                        .get("serviceAccount")
+                        .and_then(Value::as_str)
+                        .unwrap_or("default")
+                        .to_owned();
+                    spec.insert("serviceAccountName".into(), json!(sa));
+                }
             }
             if let Some(status) = child(map, "status") {
                 default(status, "phase", json!("Pending"));
@@ -70,6 +81,22 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
         "ReplicaSet" => {
             if let Some(spec) = child(map, "spec") {
                 default(spec, "replicas", json!(1));
+                pod_template(spec);
+            }
+        }
+        "DaemonSet" => {
+            if let Some(spec) = child(map, "spec") {
+                // kube's SetDefaults_DaemonSet.
+                if let Some(strategy) = child(spec, "updateStrategy") {
+                    default(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                        if let Some(rolling) = child(strategy, "rollingUpdate") {
+                            default(rolling, "maxUnavailable", json!(1));
+                            default(rolling, "maxSurge", json!(0));
+                        }
+                    }
+                }
+                default(spec, "revisionHistoryLimit", json!(10));
                 pod_template(spec);
             }
         }
@@ -124,16 +151,6 @@ fn pod_spec(spec: &mut Map<String, Value>) {
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "securityContext", json!({}));
-    default(spec, "enableServiceLinks", json!(true));
-    // The ServiceAccount admission plugin names the default account.
-    if !spec.contains_key("serviceAccountName") {
-        let sa = spec
-            .get("serviceAccount")
-            .and_then(Value::as_str)
-            .unwrap_or("default")
-            .to_owned();
-        spec.insert("serviceAccountName".into(), json!(sa));
-    }
     for list in ["containers", "initContainers"] {
         if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in containers.iter_mut().filter_map(Value::as_object_mut) {
@@ -294,6 +311,23 @@ mod tests {
             p["spec"]["containers"][0]["terminationMessagePath"],
             "/dev/termination-log"
         );
+    }
+
+    #[test]
+    fn templates_get_the_pod_spec_defaults_but_not_the_pods_own() {
+        let ds = lookup("apps", "v1", "daemonsets").expect("daemonsets");
+        let mut d = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {
+            "containers": [{"name": "a", "image": "nginx"}]}}}});
+        apply(ds, &mut d);
+        let template = &d["spec"]["template"]["spec"];
+        assert_eq!(template["restartPolicy"], "Always");
+        assert!(template.get("serviceAccountName").is_none(), "{template}");
+        assert!(template.get("enableServiceLinks").is_none(), "{template}");
+        assert_eq!(
+            d["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        );
+        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
     }
 
     #[test]

@@ -270,5 +270,11 @@ async fn serve_watch(
         timeout,
         negotiated: codec::negotiate(accept, query)?,
     };
-    watch::serve_watch(ctx).await
+    let send_initial_events = watch::send_initial_events(
+        query.get("sendInitialEvents"),
+        query.get("resourceVersionMatch"),
+        query.get("continue"),
+    )?;
+    let options = watch::WatchOptions::default().send_initial_events(send_initial_events);
+    watch::serve_watch_with(ctx, options).await
 }

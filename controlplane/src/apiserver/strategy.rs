@@ -41,7 +41,7 @@ use super::{defaults, validation};
 use crate::resources::ResourceDef;
 
 /// Kinds whose metadata.generation tracks spec changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "Pod"];
+const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "Pod"];
 
 /// Which status an update keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

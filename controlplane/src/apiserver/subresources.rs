@@ -23,6 +23,7 @@ use super::state::Shared;
 use super::storage::{get_current, guaranteed_update};
 use super::strategy::{self, StatusFrom};
 use super::write::{apply_patch, check_patched_version, PatchType};
+use crate::resources::ResourceDef;
 use crate::schema::printers::label_selector;
 
 /// Routes a subresource request (the subresource is known to exist for the resource).
@@ -98,14 +99,35 @@ impl<'a> SubresourceWrite<'a> {
     }
 }
 
-/// `current` with the status of `from`.
-fn with_status(current: &Value, from: &Value) -> Value {
-    let mut next = current.clone();
-    if let Value::Object(map) = &mut next {
-        match from.get("status") {
-            Some(s) => map.insert("status".into(), s.clone()),
-            None => map.remove("status"),
-        };
+/// What a write of the status subresource makes of the client's object `from`, as kube's
+/// status strategies' `PrepareForUpdate`: everything but the spec, which stays the stored one;
+/// a Deployment also keeps its labels, a Pod its ownerReferences (old kubelets corrupted them).
+/// The metadata otherwise follows the client (the real deployment controller records
+/// `deployment.kubernetes.io/revision` through `deployments/status`); the system fields are
+/// carried over after this by the strategy, as for any update.
+fn status_write(def: &ResourceDef, current: &Value, from: &Value) -> Value {
+    let mut next = from.clone();
+    let Value::Object(map) = &mut next else {
+        return current.clone();
+    };
+    match current.get("spec") {
+        Some(s) => map.insert("spec".into(), s.clone()),
+        None => map.remove("spec"),
+    };
+    let keep: &[&str] = match (def.group, def.kind) {
+        ("apps", "Deployment") => &["labels"],
+        ("", "Pod") => &["ownerReferences"],
+        _ => &[],
+    };
+    if !keep.is_empty() {
+        let old_meta = current.get("metadata");
+        let meta = super::meta::meta_mut(&mut next);
+        for field in keep {
+            match old_meta.and_then(|m| m.get(*field)) {
+                Some(v) => meta.insert((*field).into(), v.clone()),
+                None => meta.remove(*field),
+            };
+        }
     }
     next
 }
@@ -125,7 +147,9 @@ async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status>
         req.dry_run()?,
         |current: Arc<Value>| async move {
             let current = &*current;
-            steps.run(current, with_status(current, body)).await
+            steps
+                .run(current, status_write(req.def, current, body))
+                .await
         },
     )
     .await?;
@@ -148,7 +172,9 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
             let current = &*current;
             let patched = apply_patch(req.def, kind, current, patch)?;
             check_patched_version(&target, current, &patched)?;
-            steps.run(current, with_status(current, &patched)).await
+            steps
+                .run(current, status_write(req.def, current, &patched))
+                .await
         },
     )
     .await?;

@@ -97,6 +97,71 @@ impl WatchOptions {
     }
 }
 
+/// `sendInitialEvents` of a watch (client-go's watch-list: the current objects, then a bookmark
+/// marking their end, instead of a list then a watch), checked as kube's `validateWatchOptions`:
+/// it needs `resourceVersionMatch=NotOlderThan`, which is allowed only with it and without
+/// `continue`. A refusal is kube's 422 on `ListOptions.meta.k8s.io`.
+pub fn send_initial_events(
+    send_initial_events: Option<&str>,
+    resource_version_match: Option<&str>,
+    continue_token: Option<&str>,
+) -> Result<Option<bool>, Status> {
+    let send = match send_initial_events.unwrap_or("") {
+        "" => None,
+        // strconv.ParseBool, as kube's query decoding.
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        other => {
+            return Err(Status::bad_request(format!(
+                "invalid sendInitialEvents: {other:?}"
+            )))
+        }
+    };
+    let matching = resource_version_match.unwrap_or("");
+    let cause = |field: &str, reason: &str, message: String| kgate_core::status::StatusCause {
+        reason: reason.to_owned(),
+        message,
+        field: field.to_owned(),
+    };
+    let mut causes = Vec::new();
+    if send.is_some() && matching != "NotOlderThan" {
+        causes.push(cause(
+            "resourceVersionMatch",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                .to_owned(),
+        ));
+    }
+    if !matching.is_empty() {
+        if send.is_none() {
+            causes.push(cause(
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided".to_owned(),
+            ));
+        }
+        if matching != "NotOlderThan" {
+            causes.push(cause(
+                "resourceVersionMatch",
+                "FieldValueNotSupported",
+                format!("Unsupported value: {matching:?}: supported values: \"NotOlderThan\""),
+            ));
+        }
+        if continue_token.is_some_and(|c| !c.is_empty()) {
+            causes.push(cause(
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch is forbidden when continue is provided".to_owned(),
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(send)
+    } else {
+        Err(Status::invalid("meta.k8s.io", "ListOptions", "", causes))
+    }
+}
+
 /// Serves a watch with the legacy initial-events rule.
 pub async fn serve_watch(ctx: WatchContext) -> Result<Response<Body>, Status> {
     serve_watch_with(ctx, WatchOptions::default()).await
@@ -166,7 +231,8 @@ pub async fn serve_watch_with(
         fields: ctx.fields,
         negotiated: ctx.negotiated,
         initial: items.into_iter(),
-        initial_end_bookmark: options.send_initial_events == Some(true),
+        // kube's cacher marks the end only for a client that allowed bookmarks.
+        initial_end_bookmark: options.send_initial_events == Some(true) && ctx.bookmarks,
         events,
         queued,
         last_revision: after,

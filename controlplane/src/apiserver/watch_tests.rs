@@ -441,3 +441,44 @@ fn a_shared_json_line_is_the_line_each_watcher_would_write() {
     });
     assert!(broken.json_line("ADDED").is_err());
 }
+
+#[tokio::test]
+async fn initial_events_end_only_for_a_client_that_allows_bookmarks() {
+    let f = fixture();
+    f.store.create(&key("a"), pod("a", "x")).await.expect("a");
+    let mut c = ctx(&f);
+    c.bookmarks = false;
+    c.timeout = Some(Duration::from_millis(300));
+    let options = WatchOptions::default().send_initial_events(Some(true));
+    let mut ev = events(serve_watch_with(c, options).await.expect("watch"));
+    assert_eq!(next(&mut ev).await.0, "ADDED");
+    assert!(
+        ev.next().await.is_none(),
+        "no bookmark without allowWatchBookmarks"
+    );
+}
+
+#[test]
+fn send_initial_events_is_checked_as_kube_validates_watch_options() {
+    let ok = |s, m| send_initial_events(s, m, None).expect("valid");
+    assert_eq!(ok(Some("true"), Some("NotOlderThan")), Some(true));
+    assert_eq!(ok(Some("false"), Some("NotOlderThan")), Some(false));
+    assert_eq!(ok(None, None), None);
+    let refused = |s, m, c| send_initial_events(s, m, c).expect_err("refused");
+    let no_match = refused(Some("true"), None, None);
+    assert_eq!(no_match.code, 422);
+    assert_eq!(
+        no_match.message,
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+    );
+    assert!(refused(None, Some("NotOlderThan"), None)
+        .message
+        .contains("forbidden for watch unless sendInitialEvents is provided"));
+    assert!(refused(Some("true"), Some("Exact"), None)
+        .message
+        .contains("Unsupported value: \"Exact\""));
+    assert!(refused(Some("true"), Some("NotOlderThan"), Some("abc"))
+        .message
+        .contains("forbidden when continue is provided"));
+    assert_eq!(refused(Some("yes"), Some("NotOlderThan"), None).code, 400);
+}

@@ -145,6 +145,19 @@ pub fn columns(kind: &str) -> &'static [Column] {
             IMAGES,
             SELECTOR,
         ],
+        "DaemonSet" => cols![
+            NAME,
+            col("Desired", "integer", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
+            col("Current", "integer", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
+            col("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+            col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+            col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+            col("Node Selector", "string", "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            wide("Selector", "string", "A label query over pods that are managed by the daemon set. Must match in order to be controlled. If empty, defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
+        ],
         "ReplicaSet" => cols![
             NAME,
             col("Desired", "integer", "Replicas is the number of desired pods."),
@@ -246,6 +259,22 @@ pub fn cells(kind: &str, o: &Value, now: OffsetDateTime) -> Vec<Value> {
                 )),
                 json!(i(o, "/status/updatedReplicas")),
                 json!(i(o, "/status/availableReplicas")),
+                json!(age),
+                json!(t.0),
+                json!(t.1),
+                json!(label_selector(o.pointer("/spec/selector"))),
+            ]
+        }
+        "DaemonSet" => {
+            let t = workload_template(o);
+            vec![
+                json!(name),
+                json!(i(o, "/status/desiredNumberScheduled")),
+                json!(i(o, "/status/currentNumberScheduled")),
+                json!(i(o, "/status/numberReady")),
+                json!(i(o, "/status/updatedNumberScheduled")),
+                json!(i(o, "/status/numberAvailable")),
+                json!(map_selector(o.pointer("/spec/template/spec/nodeSelector"))),
                 json!(age),
                 json!(t.0),
                 json!(t.1),
