@@ -210,6 +210,17 @@ pub(crate) fn list_object(
     continue_token: Option<String>,
 ) -> Value {
     let mut meta = json!({"resourceVersion": revision.to_string()});
+    // kube's lists of built-in kinds carry no apiVersion and kind in their items.
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|mut item| {
+            if let Some(map) = item.as_object_mut() {
+                map.remove("apiVersion");
+                map.remove("kind");
+            }
+            item
+        })
+        .collect();
     if let Some(token) = continue_token {
         meta["continue"] = Value::String(token);
     }
