@@ -142,6 +142,19 @@ pub fn answer(
     out.insert("kind".into(), kind.as_str().into());
     out.entry("metadata")
         .or_insert_with(|| json!({"creationTimestamp": null}));
+    match kind {
+        // kube's handler fills a namespaced object's namespace from the URL.
+        ReviewKind::LocalSubjectAccessReview => {
+            if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), url_namespace.into());
+            }
+        }
+        // kube answers a SelfSubjectRulesReview with a new object: the status, an empty spec.
+        ReviewKind::SelfSubjectRulesReview => {
+            out.insert("spec".into(), json!({}));
+        }
+        _ => {}
+    }
     out.insert("status".into(), status);
     Ok(Value::Object(out))
 }

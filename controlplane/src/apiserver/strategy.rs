@@ -226,6 +226,17 @@ impl Strategy {
             };
             without_meta(old) != without_meta(new)
                 || old.pointer("/metadata/labels") != new.pointer("/metadata/labels")
+        } else if self.def.kind == "Pod" {
+            // spec.nodeName is set by the binding, which kube writes without the pod strategy,
+            // so it moves no generation.
+            let spec = |v: &Value| {
+                let mut spec = v.get("spec").cloned();
+                if let Some(Value::Object(map)) = &mut spec {
+                    map.remove("nodeName");
+                }
+                spec
+            };
+            spec(old) != spec(new)
         } else {
             old.get("spec") != new.get("spec")
         };
