@@ -251,6 +251,9 @@ pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Re
     if matches!(def.kind, "ConfigMap" | "Secret") {
         causes.extend(immutable_data_changes(def.kind, old, new));
     }
+    if def.kind == "Pod" {
+        causes.extend(pod_spec_change(old, new));
+    }
     if matches!(def.kind, "Deployment" | "ReplicaSet")
         && old.pointer("/spec/selector") != new.pointer("/spec/selector")
     {
@@ -267,6 +270,74 @@ pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Re
         causes.extend(role_ref_change(old, new));
     }
     finish(def, name, causes)
+}
+
+/// What of a pod's spec may change (kube's `updatablePodSpecFields`).
+const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// kube's `ValidatePodUpdate` on the spec: the new spec with what may change set back to the
+/// old values ("munged") must be the old spec. kube's message ends with a Go diff of the two
+/// specs, which is left out here. `nodeName` is set by the binding (kube writes it without
+/// this validation), so it is set back too.
+fn pod_spec_change(old: &Value, new: &Value) -> Option<StatusCause> {
+    let (Some(old_spec), Some(new_spec)) = (old.get("spec"), new.get("spec")) else {
+        return None;
+    };
+    let count =
+        |spec: &Value, list: &str| spec.get(list).and_then(Value::as_array).map_or(0, Vec::len);
+    for list in ["containers", "initContainers"] {
+        if count(old_spec, list) != count(new_spec, list) {
+            return Some(cause(
+                "FieldValueForbidden",
+                &format!("spec.{list}"),
+                "Forbidden: pod updates may not add or remove containers".to_owned(),
+            ));
+        }
+    }
+    let mut munged = new_spec.clone();
+    for list in ["containers", "initContainers"] {
+        let old_images: Vec<Option<Value>> = old_spec
+            .get(list)
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().map(|c| c.get("image").cloned()).collect())
+            .unwrap_or_default();
+        if let Some(containers) = munged.get_mut(list).and_then(Value::as_array_mut) {
+            for (c, image) in containers.iter_mut().zip(old_images) {
+                if let (Some(map), Some(image)) = (c.as_object_mut(), image) {
+                    map.insert("image".into(), image);
+                }
+            }
+        }
+    }
+    if let Some(map) = munged.as_object_mut() {
+        for field in [
+            "activeDeadlineSeconds",
+            "schedulingGates",
+            "tolerations",
+            "nodeName",
+        ] {
+            match old_spec.get(field) {
+                Some(v) => map.insert(field.into(), v.clone()),
+                None => map.remove(field),
+            };
+        }
+        let old_grace = old_spec
+            .get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        let new_grace = map
+            .get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
+            map.insert("terminationGracePeriodSeconds".into(), json!(old_grace));
+        }
+    }
+    (munged != *old_spec).then(|| {
+        cause(
+            "FieldValueForbidden",
+            "spec",
+            format!("Forbidden: pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}"),
+        )
+    })
 }
 
 /// An immutable ConfigMap or Secret keeps its data and stays immutable (kube's
@@ -525,6 +596,86 @@ mod tests {
         assert_eq!(
             s.message,
             r#"Pod "p" is invalid: spec.containers[0].image: Required value"#
+        );
+    }
+
+    /// A pod's spec takes new images, deadlines, tolerations and a binding's node, nothing else.
+    #[test]
+    fn pod_updates_change_only_what_kube_lets_change() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let old = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "a:1"}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}});
+        let mut ok = old.clone();
+        ok["spec"]["containers"][0]["image"] = json!("a:2");
+        ok["spec"]["tolerations"] = json!([{"key": "k", "operator": "Exists"}]);
+        ok["spec"]["activeDeadlineSeconds"] = json!(60);
+        ok["spec"]["nodeName"] = json!("n1");
+        ok["metadata"]["labels"] = json!({"x": "y"});
+        assert!(validate_update(pods, &old, &ok).is_ok());
+        let mut bad = old.clone();
+        bad["spec"]["volumes"] = json!([]);
+        let s = validate_update(pods, &old, &bad).expect_err("a volume removed");
+        assert_eq!(s.code, 422);
+        assert!(
+            s.message
+                .starts_with(r#"Pod "p" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"#),
+            "{}",
+            s.message
+        );
+        let mut more = old.clone();
+        more["spec"]["containers"] =
+            json!([{"name": "c", "image": "a:1"}, {"name": "d", "image": "b"}]);
+        let s = validate_update(pods, &old, &more).expect_err("a container added");
+        assert!(
+            s.message.contains(
+                "spec.containers: Forbidden: pod updates may not add or remove containers"
+            ),
+            "{}",
+            s.message
+        );
+    }
+
+    /// An immutable ConfigMap keeps its data and its immutability; its metadata may change.
+    #[test]
+    fn immutable_configmaps_keep_their_data() {
+        let cms = lookup("", "v1", "configmaps").expect("configmaps");
+        let old = json!({"metadata": {"name": "c"}, "data": {"k": "v"}, "immutable": true});
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({"a": "b"});
+        assert!(validate_update(cms, &old, &labelled).is_ok());
+        let mut changed = old.clone();
+        changed["data"]["k"] = json!("w");
+        changed["immutable"] = json!(false);
+        let s = validate_update(cms, &old, &changed).expect_err("data changed");
+        assert_eq!(
+            s.message,
+            "ConfigMap \"c\" is invalid: [immutable: Forbidden: field is immutable when `immutable` is set, data: Forbidden: field is immutable when `immutable` is set]"
+        );
+    }
+
+    /// Label keys are qualified names, values at most 63 characters of the label alphabet.
+    #[test]
+    fn labels_are_validated_as_kube_does() {
+        assert!(qualified_name_errors("example.com/app").is_empty());
+        assert_eq!(
+            qualified_name_errors("bad key!"),
+            vec![format!("name part {QUALIFIED_NAME_MSG}")]
+        );
+        assert_eq!(
+            qualified_name_errors("/x"),
+            vec!["prefix part must be non-empty"]
+        );
+        let cms = lookup("", "v1", "configmaps").expect("configmaps");
+        let s = validate_create(
+            cms,
+            &json!({"metadata": {"name": "c", "labels": {"ok": "not ok!"}}}),
+        )
+        .expect_err("a bad value");
+        assert!(
+            s.message.contains(r#"metadata.labels: Invalid value: "not ok!": a valid label must be an empty string"#),
+            "{}",
+            s.message
         );
     }
 }
