@@ -6,7 +6,7 @@
 //! header or body: a `continue` token, a resourceVersion), and what "the same answer" means:
 //! the HTTP status, the `Content-Type`, the `Warning` headers, and the body — a `Status` whole
 //! (status, message, reason, details, code), an object or list after [`mask`], a Table with its
-//! `Age` cells masked, a watch stream event by event, a protobuf body by its envelope and bytes
+//! time cells masked, a watch stream event by event, a protobuf body by its envelope and bytes
 //! (see [`Compare::Protobuf`]).
 
 use crate::reference::{mask_volatile, Differences};
@@ -33,7 +33,7 @@ pub enum Who {
 pub enum Compare {
     /// JSON: a `Status` whole, anything else after [`mask`]; a body that is not JSON as text.
     Json,
-    /// A `meta.k8s.io/v1` Table: as JSON, with the cells of `Age` columns masked.
+    /// A `meta.k8s.io/v1` Table: as JSON, with the cells of `Age` and `date` columns masked.
     Table,
     /// A watch stream: one JSON event per line, each after [`mask`].
     Watch,
@@ -540,14 +540,15 @@ fn mask_uuids(text: &str) -> String {
     out
 }
 
-/// Masks the cells of a Table's columns named `Age` (how long ago, read from the clock).
+/// Masks the cells of a Table's time columns: those named `Age` (how long ago, read from the
+/// clock) and those of type `date` (a creation time).
 fn mask_age_cells(table: &mut Value) {
     let ages: Vec<usize> = table["columnDefinitions"]
         .as_array()
         .map(|cols| {
             cols.iter()
                 .enumerate()
-                .filter(|(_, c)| c["name"] == "Age")
+                .filter(|(_, c)| c["name"] == "Age" || c["type"] == "date")
                 .map(|(i, _)| i)
                 .collect()
         })
