@@ -80,6 +80,22 @@ fn text_ok() -> Response<Body> {
     r
 }
 
+/// kube's answer to a path no handler serves (an unknown group, or no API path at all): its
+/// mux's plain-text 404, not a Status.
+pub fn text_not_found() -> Response<Body> {
+    let mut r = Response::new(Body::from("404 page not found\n"));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 /// `GET /api`.
 pub fn api_versions() -> Value {
     json!({

@@ -172,11 +172,23 @@ async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body
     let info = RequestInfo::parse(parts.method.as_str(), parts.uri.path(), query)
         .map_err(|e| Status::bad_request(e.to_string()))?;
     if !info.is_resource_request {
-        return discovery::handle(&parts.method, &info.path, query, &parts.headers)
-            .ok_or_else(Status::path_not_found);
+        return Ok(
+            discovery::handle(&parts.method, &info.path, query, &parts.headers)
+                .unwrap_or_else(discovery::text_not_found),
+        );
     }
-    let def = resources::lookup(&info.api_group, &info.api_version, &info.resource)
-        .ok_or_else(Status::path_not_found)?;
+    let Some(def) = resources::lookup(&info.api_group, &info.api_version, &info.resource) else {
+        // A group this server does not serve has no handler at all; a served group answers
+        // for its own unknown paths with a Status.
+        let served = info.api_group.is_empty()
+            || resources::group_versions()
+                .iter()
+                .any(|(group, _)| *group == info.api_group);
+        if served {
+            return Err(Status::path_not_found());
+        }
+        return Ok(discovery::text_not_found());
+    };
     let result: Result<Response<Body>, Status> = async {
         // Deeper paths (`pods/x/status/y`) serve nothing.
         if info.parts.len() > 3 {
