@@ -89,6 +89,13 @@ pub enum ReviewError {
     /// A LocalSubjectAccessReview about another namespace than its URL's.
     #[error("spec.resourceAttributes.namespace must match namespace: {0}")]
     NamespaceMismatch(String),
+    /// A well-formed review kube's validation refuses (422 there): the field, its value, why.
+    #[error("{field}: Invalid value: {value:?}: {message}")]
+    FieldInvalid {
+        field: &'static str,
+        value: String,
+        message: &'static str,
+    },
 }
 
 /// Answers one review. `url_namespace` is the namespace of the request path (only
@@ -239,11 +246,11 @@ fn spec_user(kind: ReviewKind, spec: &Map<String, Value>) -> Result<UserInfo, Re
     let name = str_field(kind, spec, "user", "spec.user")?;
     let groups = string_list(kind, spec.get("groups"), "spec.groups")?;
     if name.is_empty() && groups.is_empty() {
-        return Err(invalid(
-            kind,
-            "spec.user",
-            "at least one of user or group must be specified",
-        ));
+        return Err(ReviewError::FieldInvalid {
+            field: "spec.user",
+            value: name.to_owned(),
+            message: "at least one of user or group must be specified",
+        });
     }
     let mut extra = BTreeMap::new();
     match spec.get("extra") {
@@ -280,10 +287,16 @@ fn local_namespace(
         "namespace",
         "spec.resourceAttributes.namespace",
     )?;
-    if (!meta_ns.is_empty() && meta_ns != url_namespace)
-        || (!attrs_ns.is_empty() && attrs_ns != url_namespace)
-    {
+    if !meta_ns.is_empty() && meta_ns != url_namespace {
         return Err(ReviewError::NamespaceMismatch(url_namespace.to_owned()));
+    }
+    // kube's ValidateLocalSubjectAccessReview (metadata.namespace is the URL's by then).
+    if !attrs_ns.is_empty() && attrs_ns != url_namespace {
+        return Err(ReviewError::FieldInvalid {
+            field: "spec.resourceAttributes.namespace",
+            value: attrs_ns.to_owned(),
+            message: "must match metadata.namespace",
+        });
     }
     Ok(())
 }

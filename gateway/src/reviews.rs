@@ -177,6 +177,28 @@ async fn read_review(request: AuthorizedRequest) -> Result<(Authorized, Value), 
     Ok((authorized, object))
 }
 
+/// A review refused: kube's 422 for what its validation refuses (the group's kind left empty,
+/// as kube names it: `.authorization.k8s.io "" is invalid`), 400 for the rest.
+fn review_error(error: review::ReviewError) -> GatewayError {
+    match error {
+        review::ReviewError::FieldInvalid {
+            field,
+            value,
+            message,
+        } => GatewayError::Undecodable(Box::new(kgate_core::Status::invalid(
+            "authorization.k8s.io",
+            "",
+            "",
+            vec![kgate_core::status::StatusCause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {value:?}: {message}"),
+                field: field.into(),
+            }],
+        ))),
+        other => GatewayError::BadRequest(other.to_string()),
+    }
+}
+
 async fn answer(
     context: &ReviewContext,
     kind: ReviewKind,
@@ -194,7 +216,7 @@ async fn answer(
         &context.authorizer,
         &rules_for,
     )
-    .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+    .map_err(review_error)?;
     tracing::debug!(review = kind.as_str(), "review answered");
     Ok(kgate_controlplane::apiserver::codec::json_response(
         StatusCode::CREATED,
