@@ -151,15 +151,9 @@ pub fn answer(
             access_status(authorizer, &attributes(kind, spec, user, None)?)
         }
         ReviewKind::LocalSubjectAccessReview => {
-            local_namespace(object, spec, url_namespace)?;
+            local_namespace(object, url_namespace)?;
             let mut errors = spec_errors(kind, spec, true)?;
-            if let Some(non_resource) = spec.get("nonResourceAttributes").filter(|v| !v.is_null()) {
-                errors.push(FieldInvalid {
-                    field: "spec.nonResourceAttributes",
-                    value: non_resource_value(kind, non_resource)?,
-                    detail: "disallowed on this kind of request",
-                });
-            }
+            errors.extend(local_errors(kind, spec, url_namespace)?);
             rejected(kind, errors)?;
             let user = spec_user(kind, spec)?;
             access_status(
@@ -185,6 +179,19 @@ pub fn answer(
     out.insert("kind".into(), kind.as_str().into());
     out.entry("metadata")
         .or_insert_with(|| json!({"creationTimestamp": null}));
+    match kind {
+        // kube's handler fills a namespaced object's namespace from the URL.
+        ReviewKind::LocalSubjectAccessReview => {
+            if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), url_namespace.into());
+            }
+        }
+        // kube answers a SelfSubjectRulesReview with a new object: the status, an empty spec.
+        ReviewKind::SelfSubjectRulesReview => {
+            out.insert("spec".into(), json!({}));
+        }
+        _ => {}
+    }
     out.insert("status".into(), status);
     Ok(Value::Object(out))
 }
@@ -387,30 +394,46 @@ fn spec_user(kind: ReviewKind, spec: &Map<String, Value>) -> Result<UserInfo, Re
 }
 
 /// The namespace checks of a LocalSubjectAccessReview, as kube-apiserver makes them.
-fn local_namespace(
-    object: &Map<String, Value>,
-    spec: &Map<String, Value>,
-    url_namespace: &str,
-) -> Result<(), ReviewError> {
+fn local_namespace(object: &Map<String, Value>, url_namespace: &str) -> Result<(), ReviewError> {
     let kind = ReviewKind::LocalSubjectAccessReview;
     if url_namespace.is_empty() {
         return Err(invalid(kind, "metadata.namespace", "namespace is required"));
     }
     let meta = object_field(kind, object, "metadata")?;
     let meta_ns = str_field(kind, meta, "namespace", "metadata.namespace")?;
-    let attrs = object_field(kind, spec, "resourceAttributes")?;
-    let attrs_ns = str_field(
-        kind,
-        attrs,
-        "namespace",
-        "spec.resourceAttributes.namespace",
-    )?;
-    if (!meta_ns.is_empty() && meta_ns != url_namespace)
-        || (!attrs_ns.is_empty() && attrs_ns != url_namespace)
-    {
+    if !meta_ns.is_empty() && meta_ns != url_namespace {
         return Err(ReviewError::NamespaceMismatch(url_namespace.to_owned()));
     }
     Ok(())
+}
+
+/// kube's `ValidateLocalSubjectAccessReview` beyond the spec's own checks: the resource
+/// attributes' namespace is the review's (an empty one included), and no non-resource
+/// attributes; in kube's order, after [`spec_errors`].
+fn local_errors(
+    kind: ReviewKind,
+    spec: &Map<String, Value>,
+    url_namespace: &str,
+) -> Result<Vec<FieldInvalid>, ReviewError> {
+    let mut errors = Vec::new();
+    if let Some(Value::Object(attrs)) = spec.get("resourceAttributes") {
+        let attrs_ns = str_field(kind, attrs, "namespace", "spec.resourceAttributes.namespace")?;
+        if attrs_ns != url_namespace {
+            errors.push(FieldInvalid {
+                field: "spec.resourceAttributes.namespace",
+                value: go_quote(attrs_ns),
+                detail: "must match metadata.namespace",
+            });
+        }
+    }
+    if let Some(non_resource) = spec.get("nonResourceAttributes").filter(|v| !v.is_null()) {
+        errors.push(FieldInvalid {
+            field: "spec.nonResourceAttributes",
+            value: non_resource_value(kind, non_resource)?,
+            detail: "disallowed on this kind of request",
+        });
+    }
+    Ok(errors)
 }
 
 /// The request a SubjectAccessReview-like spec asks about.

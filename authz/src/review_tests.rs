@@ -249,7 +249,7 @@ fn a_local_review_is_about_the_url_namespace_only() {
     let err = ask(ReviewKind::LocalSubjectAccessReview, other, "team", &bob()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "spec.resourceAttributes.namespace must match namespace: team"
+        r#"spec.resourceAttributes.namespace: Invalid value: "prod": must match metadata.namespace"#
     );
 
     let meta = json!({"metadata": {"namespace": "prod"}, "spec": {"user": "alice", "resourceAttributes": {"verb": "get"}}});

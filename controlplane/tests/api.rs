@@ -287,10 +287,12 @@ async fn finalizers_hold_deletion_until_removed() {
         .await;
     assert_eq!(released.code(), 200, "{:?}", released.body);
     assert_eq!(api.get(&format!("{CMS}/f")).await.code(), 404);
-    // Without finalizers a delete removes at once and returns the object.
+    // Without finalizers a delete removes at once and answers, as kube's ConfigMap storage,
+    // a Status of Success naming the object.
     api.post(CMS, &configmap("g", json!({}))).await;
     let gone = api.delete(&format!("{CMS}/g")).await;
-    assert_eq!(gone.body["metadata"]["name"], "g");
+    assert_eq!(gone.body["status"], "Success", "{:?}", gone.body);
+    assert_eq!(gone.body["details"]["name"], "g");
     assert_eq!(api.get(&format!("{CMS}/g")).await.code(), 404);
     assert_eq!(api.delete(&format!("{CMS}/g")).await.code(), 404);
 }
@@ -311,7 +313,7 @@ async fn delete_preconditions() {
     assert!(
         wrong
             .message()
-            .contains("Precondition failed: UID in precondition: nope"),
+            .contains("the UID in the precondition (nope) does not match the UID in record"),
         "{}",
         wrong.message()
     );
@@ -358,7 +360,7 @@ async fn generate_name_and_dry_run() {
         api.post(&format!("{CMS}?dryRun=Bogus"), &configmap("x", json!({})))
             .await
             .code(),
-        400
+        422
     );
 }
 

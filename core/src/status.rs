@@ -286,6 +286,17 @@ impl Status {
         .with_details(Self::resource_details(resource, ""))
     }
 
+    /// 405 for a method the path has no route for (kube's route table answers this, with
+    /// `NewGenericServerResponse`'s message and empty details).
+    pub fn no_route_for_method() -> Self {
+        Self::failure(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(StatusDetails::default())
+    }
+
     /// 410: a resourceVersion older than the store keeps.
     pub fn gone(message: impl Into<String>) -> Self {
         Self::failure(410, "Expired", message)
@@ -300,13 +311,21 @@ impl Status {
         )
     }
 
-    /// 415.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// 415 for an object body (create, update) of a type not decoded, in kube's words
+    /// (`NewUnsupportedMediaTypeError` with the serializers' media types).
+    pub fn unsupported_media_type() -> Self {
         Self::failure(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json; got {content_type:?}"),
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
         )
+    }
+
+    /// 415 for a patch of a type no patch route consumes: go-restful's answer, which kube
+    /// turns into a Status with its generic message and empty details.
+    pub fn unsupported_patch_type() -> Self {
+        Self::failure(415, "UnsupportedMediaType", "415: Unsupported Media Type")
+            .with_details(StatusDetails::default())
     }
 
     /// 429 with Retry-After.

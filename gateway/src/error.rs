@@ -35,8 +35,9 @@ pub enum GatewayError {
     /// A malformed request the client can fix (400).
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// A body the gateway itself reads (a review) cannot be decoded: 400, or 415 for a media
-    /// type it does not read; the Status says which.
+    /// A body the gateway itself reads (a review) is refused: it cannot be decoded (400, or 415
+    /// for a media type it does not read), or kube's validation would refuse it (422); the
+    /// Status says which.
     #[error("undecodable body: {}", .0.message)]
     Undecodable(Box<kgate_core::Status>),
     /// A body the gateway itself reads (a review) decodes but fails validation: 422 Invalid,

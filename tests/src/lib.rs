@@ -9,6 +9,7 @@
 //! Every wait is a bounded poll that fails with what the processes printed. Nothing is mocked.
 
 pub mod cluster_flows;
+pub mod differential;
 pub mod etcd;
 pub mod flows;
 pub mod oidc;
@@ -980,6 +981,7 @@ impl Request<'_> {
             std::fs::write(&ca, pem).expect("cannot write the CA file");
         }
         let out = files.join(format!("response-{n}.body"));
+        let head = files.join(format!("response-{n}.headers"));
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--path-as-is", "--globoff", "--max-time", "30"])
             .arg("--cacert")
@@ -988,6 +990,8 @@ impl Request<'_> {
             .arg(&self.method)
             .arg("-o")
             .arg(&out)
+            .arg("-D")
+            .arg(&head)
             .args(["-w", "%{http_code}"]);
         if self.http1 {
             cmd.arg("--http1.1");
@@ -1026,6 +1030,8 @@ impl Request<'_> {
             request: format!("{} {} ({:?})", self.method, self.path, self.identity),
             status,
             body: String::from_utf8_lossy(&body).into_owned(),
+            headers: parse_headers(&read_text(&head)),
+            bytes: body,
             curl: run,
         }
     }
@@ -1038,7 +1044,28 @@ pub struct Response {
     /// The HTTP status, 0 if curl got none.
     pub status: u16,
     pub body: String,
+    /// The final response's headers, names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent (`body` is its lossy UTF-8 text).
+    pub bytes: Vec<u8>,
     pub curl: Run,
+}
+
+/// The header lines of the last response in curl's `-D` dump (an interim `100 Continue` comes
+/// first), names in lower case.
+fn parse_headers(dump: &str) -> Vec<(String, String)> {
+    let last = dump
+        .split("\r\n\r\n")
+        .filter(|block| block.starts_with("HTTP/"))
+        .last()
+        .unwrap_or_default();
+    last.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        })
+        .collect()
 }
 
 impl fmt::Display for Response {
@@ -1052,6 +1079,15 @@ impl fmt::Display for Response {
 }
 
 impl Response {
+    /// The values of header `name` (lower case), in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// Asserts this is `code` with a `metav1.Status` body whose `code` is also `code`, and
     /// returns the Status.
     #[track_caller]

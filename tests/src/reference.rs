@@ -406,8 +406,9 @@ pub fn known_differences(suite: &str) -> std::collections::BTreeMap<String, Stri
 }
 
 /// Replaces the values that differ between any two servers by nature (uids, timestamps,
-/// resourceVersions, generated names' suffixes are left to the caller) with placeholders, in
-/// place, at any depth.
+/// resourceVersions, `continue` tokens, and the random suffix of a name made from
+/// `metadata.generateName`) with placeholders, in place, at any depth. managedFields' `time` is
+/// among the timestamps.
 pub fn mask_volatile(value: &mut serde_json::Value) {
     use serde_json::Value;
     const VOLATILE: &[&str] = &[
@@ -426,6 +427,15 @@ pub fn mask_volatile(value: &mut serde_json::Value) {
     ];
     match value {
         Value::Object(map) => {
+            // A generated name is the prefix and five random characters (names.SimpleNameGenerator).
+            if let (Some(Value::String(prefix)), Some(Value::String(name))) =
+                (map.get("generateName"), map.get("name"))
+            {
+                if name.len() == prefix.len() + 5 && name.starts_with(prefix.as_str()) {
+                    let masked = format!("{prefix}<suffix>");
+                    map.insert("name".to_owned(), Value::String(masked));
+                }
+            }
             for (key, field) in map.iter_mut() {
                 if VOLATILE.contains(&key.as_str()) && !field.is_null() {
                     *field = Value::String(format!("<{key}>"));

@@ -39,9 +39,9 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
         "Pod" => {
             if let Some(spec) = child(map, "spec") {
                 pod_spec(spec);
-                // A pod's own, not a template's: SetDefaults_Pod; the ServiceAccount admission
-                // plugin names the default account.
+                // SetDefaults_Pod (not the PodSpec of templates).
                 default(spec, "enableServiceLinks", json!(true));
+                // The ServiceAccount admission plugin names the default account.
                 if !spec.contains_key("serviceAccountName") {
                     let sa = spec
                         .get("serviceAccount")
@@ -50,6 +50,12 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                         .to_owned();
                     spec.insert("serviceAccountName".into(), json!(sa));
                 }
+                // The Priority admission plugin, with no PriorityClass named and none global
+                // default: priority 0, preempting lower priorities.
+                if !spec.contains_key("priorityClassName") {
+                    default(spec, "priority", json!(0));
+                }
+                default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
             }
             if let Some(status) = child(map, "status") {
                 default(status, "phase", json!("Pending"));
@@ -77,11 +83,17 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                 default(spec, "progressDeadlineSeconds", json!(600));
                 pod_template(spec);
             }
+            // DeploymentStatus has no field kube always writes: an empty status.
+            default(map, "status", json!({}));
         }
         "ReplicaSet" => {
             if let Some(spec) = child(map, "spec") {
                 default(spec, "replicas", json!(1));
                 pod_template(spec);
+            }
+            // ReplicaSetStatus.replicas is written even when 0.
+            if let Some(status) = child(map, "status") {
+                default(status, "replicas", json!(0));
             }
         }
         "DaemonSet" => {
@@ -104,6 +116,63 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
             if let Some(spec) = child(map, "spec") {
                 service_spec(spec);
             }
+            // ServiceStatus.loadBalancer is a struct kube always writes.
+            if let Some(status) = child(map, "status") {
+                default(status, "loadBalancer", json!({}));
+            }
+        }
+        "Node" => {
+            // Convert_v1_NodeSpec_To_core_NodeSpec: podCIDR alone fills podCIDRs.
+            if let Some(spec) = child(map, "spec") {
+                if let Some(cidr) = spec.get("podCIDR").and_then(Value::as_str) {
+                    if !cidr.is_empty() {
+                        let cidr = cidr.to_owned();
+                        default(spec, "podCIDRs", json!([cidr]));
+                    }
+                }
+            }
+            // NodeStatus.daemonEndpoints and nodeInfo are structs kube always writes.
+            if let Some(status) = child(map, "status") {
+                default(
+                    status,
+                    "daemonEndpoints",
+                    json!({"kubeletEndpoint": {"Port": 0}}),
+                );
+                if let Some(info) = child(status, "nodeInfo") {
+                    for field in [
+                        "machineID",
+                        "systemUUID",
+                        "bootID",
+                        "kernelVersion",
+                        "osImage",
+                        "containerRuntimeVersion",
+                        "kubeletVersion",
+                        "kubeProxyVersion",
+                        "operatingSystem",
+                        "architecture",
+                    ] {
+                        default(info, field, json!(""));
+                    }
+                }
+            }
+        }
+        "Event" if def.group.is_empty() => {
+            // core/v1 Event's times are structs kube writes even when unset (null).
+            for time in ["firstTimestamp", "lastTimestamp", "eventTime"] {
+                default(map, time, Value::Null);
+            }
+            for field in ["reportingComponent", "reportingInstance"] {
+                default(map, field, json!(""));
+            }
+            default(map, "source", json!({}));
+        }
+        "EndpointSlice" => {
+            // Endpoint.conditions is a struct kube always writes.
+            if let Some(endpoints) = map.get_mut("endpoints").and_then(Value::as_array_mut) {
+                for e in endpoints.iter_mut().filter_map(Value::as_object_mut) {
+                    default(e, "conditions", json!({}));
+                }
+            }
         }
         "Namespace" => {
             if let Some(spec) = child(map, "spec") {
@@ -116,6 +185,25 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
         "Secret" => {
             default(map, "type", json!("Opaque"));
             fold_string_data(map);
+        }
+        "Endpoints" => {
+            // SetDefaults_EndpointPort.
+            for subset in map
+                .get_mut("subsets")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                for port in subset
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object_mut)
+                {
+                    default(port, "protocol", json!("TCP"));
+                }
+            }
         }
         _ => {}
     }

@@ -36,6 +36,7 @@ use super::read::{list_object, list_page, ListOptions};
 use super::request::{dry_run_values, Reply, Req};
 use super::state::Shared;
 use super::storage::{get_current, guaranteed_update};
+use crate::resources::ResourceDef;
 use crate::store::{Revision, StoreError};
 
 /// How many times a delete retries after losing a race with another writer.
@@ -87,7 +88,8 @@ impl DeleteOptions {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             if let Some(values) = body.get("dryRun").and_then(Value::as_array) {
-                opts.dry_run |= dry_run_values(values.iter().filter_map(Value::as_str))?;
+                opts.dry_run |=
+                    dry_run_values(values.iter().filter_map(Value::as_str), "DeleteOptions")?;
             }
             if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
                 policy = Some(p.to_owned());
@@ -113,7 +115,7 @@ impl DeleteOptions {
                 "",
                 vec![kgate_core::status::StatusCause {
                     reason: "FieldValueNotSupported".into(),
-                    message: format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+                    message: format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
                     field: "propagationPolicy".into(),
                 }],
             )),
@@ -154,12 +156,19 @@ fn with_finalizers(mut obj: Value, list: Vec<String>) -> Value {
     obj
 }
 
+/// kube's `rest.BeforeDelete` conflict: it names the kind (not the resource), and says which
+/// precondition failed and why that may be.
 fn precondition_failed(target: &Target<'_>, what: &str, want: &str, have: &str) -> Status {
+    let why = if what == "UID" {
+        "The object might have been deleted and then recreated"
+    } else {
+        "The object might have been modified"
+    };
     Status::conflict(
-        target.gr(),
+        kgate_core::status::GroupResource::new(target.def.group, target.def.kind),
         target.name,
         &format!(
-            "Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+            "the {what} in the precondition ({want}) does not match the {what} in record ({have}). {why}"
         ),
     )
 }
@@ -250,9 +259,49 @@ pub(crate) async fn delete(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             .await
             .map(Reply::ok);
     }
-    delete_object(shared, &req.target(), &opts, user.as_ref())
-        .await
-        .map(Reply::ok)
+    let obj = delete_object(shared, &req.target(), &opts, user.as_ref()).await?;
+    // An object still waiting for finalizers is answered as it now is; one removed, as its
+    // resource's storage answers (kube's `finalizeDelete`).
+    if !finalizers(&obj).is_empty() {
+        return Ok(Reply::ok(obj));
+    }
+    if req.def.group.is_empty() && req.def.kind == "Pod" {
+        // A pod's deletion is graceful in kube: the pod is marked (deletionTimestamp, grace
+        // period 0 for a pod no kubelet runs) before it goes, and answered as marked.
+        return Ok(Reply::ok(mark_deleting(obj)));
+    }
+    if returns_deleted_object(req.def) {
+        return Ok(Reply::ok(obj));
+    }
+    Ok(Reply::ok(deleted_status(req.def, &obj)))
+}
+
+/// Whether kube's storage of `def` answers a removal with the object (`ReturnDeletedObject`)
+/// rather than a `Status` of `Success`: pods, services, service accounts and namespaces of the
+/// resources served here.
+fn returns_deleted_object(def: &ResourceDef) -> bool {
+    def.group.is_empty() && matches!(def.kind, "Pod" | "Service" | "ServiceAccount" | "Namespace")
+}
+
+/// kube's answer to the removal of `obj`: `Success`, with the details naming it (`kind` is the
+/// resource, as kube sets it).
+fn deleted_status(def: &ResourceDef, obj: &Value) -> Value {
+    let mut details = serde_json::Map::new();
+    details.insert("name".into(), json!(meta_str(obj, "name").unwrap_or("")));
+    if !def.group.is_empty() {
+        details.insert("group".into(), json!(def.group));
+    }
+    details.insert("kind".into(), json!(def.plural));
+    if let Some(uid) = meta_str(obj, "uid") {
+        details.insert("uid".into(), json!(uid));
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    })
 }
 
 /// The admission attributes of a delete of `name` (empty for a collection).
@@ -315,6 +364,8 @@ async fn delete_namespace(
             }
             validate_delete(shared, &target, current, opts, user).await?;
             let mut next = mark_deleting(current.clone());
+            // kube's namespace storage sets the deletion time only, no grace period.
+            meta_mut(&mut next).remove("deletionGracePeriodSeconds");
             next["status"] = json!({"phase": "Terminating"});
             Ok(next)
         },
@@ -390,6 +441,7 @@ mod tests {
             query: QueryParams::parse(query),
             headers: HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
+            options_kind: "DeleteOptions",
         }
     }
 

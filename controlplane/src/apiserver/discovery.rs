@@ -80,6 +80,22 @@ fn text_ok() -> Response<Body> {
     r
 }
 
+/// kube's answer to a path no handler serves (an unknown group, or no API path at all): its
+/// mux's plain-text 404, not a Status.
+pub fn text_not_found() -> Response<Body> {
+    let mut r = Response::new(Body::from("404 page not found\n"));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 /// `GET /api`.
 pub fn api_versions() -> Value {
     json!({
@@ -177,8 +193,26 @@ fn resource_json(def: &ResourceDef) -> Value {
         if !def.categories.is_empty() {
             map.insert("categories".into(), json!(def.categories));
         }
+        // Stored resources carry the hash of their storage version (the served one here).
+        if !def.is_review() {
+            map.insert(
+                "storageVersionHash".into(),
+                json!(storage_version_hash(def.group, def.version, def.kind)),
+            );
+        }
     }
     v
+}
+
+/// kube's `discovery.StorageVersionHash`: the first 8 bytes of the SHA-256 of
+/// `group/version/kind`, in standard base64.
+fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine as _;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{kind}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
 /// `GET /api/v1` or `/apis/{group}/{version}`: each resource, then its subresources.
@@ -201,12 +235,19 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({
+    let mut list = json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": group_version,
         "resources": resources,
-    }))
+    });
+    // kube's /api/v1 list has no apiVersion (the legacy group's handler leaves it unset).
+    if group.is_empty() {
+        if let Value::Object(map) = &mut list {
+            map.remove("apiVersion");
+        }
+    }
+    Some(list)
 }
 
 /// `GET /version`.
@@ -384,7 +425,7 @@ mod tests {
             find(&v1, "pods"),
             json!({"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
                 "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-                "shortNames": ["po"], "categories": ["all"]})
+                "shortNames": ["po"], "categories": ["all"], "storageVersionHash": "xPOwRZ+Yhw8="})
         );
         assert_eq!(
             find(&v1, "pods/status"),

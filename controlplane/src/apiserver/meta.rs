@@ -92,6 +92,12 @@ pub(crate) fn generate_name(prefix: &str) -> String {
 /// The object with `deletionTimestamp` now and a zero grace period.
 pub(crate) fn mark_deleting(mut obj: Value) -> Value {
     let meta = meta_mut(&mut obj);
+    // kube's markAsDeleting: an object with a generation gets a new one when deletion starts.
+    if let Some(generation) = meta.get("generation").and_then(Value::as_i64) {
+        if generation > 0 && !meta.contains_key("deletionTimestamp") {
+            meta.insert("generation".into(), json!(generation + 1));
+        }
+    }
     meta.insert("deletionTimestamp".into(), json!(now_timestamp()));
     meta.insert("deletionGracePeriodSeconds".into(), json!(0));
     obj

@@ -172,69 +172,112 @@ async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body
     let info = RequestInfo::parse(parts.method.as_str(), parts.uri.path(), query)
         .map_err(|e| Status::bad_request(e.to_string()))?;
     if !info.is_resource_request {
-        return discovery::handle(&parts.method, &info.path, query, &parts.headers)
-            .ok_or_else(Status::path_not_found);
+        return Ok(
+            discovery::handle(&parts.method, &info.path, query, &parts.headers)
+                .unwrap_or_else(discovery::text_not_found),
+        );
     }
-    let def = resources::lookup(&info.api_group, &info.api_version, &info.resource)
-        .ok_or_else(Status::path_not_found)?;
-    // Deeper paths (`pods/x/status/y`) serve nothing.
-    if info.parts.len() > 3 {
-        return Err(Status::path_not_found());
-    }
-    // A cluster-scoped resource under /namespaces/{ns}/, or a namespaced object outside one,
-    // has no route (the gateway refused it already; this server holds to it on its own).
-    kgate_core::scope::route(&info, def.known()).map_err(|e| e.to_status())?;
-    let namespace = if def.namespaced {
-        Some(info.namespace.clone()).filter(|n| !n.is_empty())
-    } else {
-        None
-    };
-    if !info.subresource.is_empty() && !def.has_subresource(&info.subresource) {
-        return Err(Status::path_not_found());
-    }
-    let gr = kgate_core::status::GroupResource::new(def.group, def.plural);
-    let verb = info.verb.as_str();
-    let allowed = def.verbs.contains(&verb)
-        || (!info.subresource.is_empty() && matches!(verb, "get" | "update" | "patch" | "create"));
-    if !allowed {
-        return Err(Status::method_not_allowed(gr, verb));
-    }
-    if def.is_review() {
-        // Listed in discovery, answered by the gateway (it holds the authenticator and the
-        // authorizer); a review that reaches the store's API server was routed wrong.
-        return Err(Status::path_not_found());
-    }
-    let query_params = QueryParams::parse(query.unwrap_or(""));
-    if verb == "watch" {
-        return serve_watch(shared, def, namespace, &info, &query_params, &parts.headers).await;
-    }
-    let body = match verb {
-        "create" | "update" | "patch" | "delete" | "deletecollection" => {
-            request::read_body(&parts.headers, body).await?
+    let Some(def) = resources::lookup(&info.api_group, &info.api_version, &info.resource) else {
+        // A group this server does not serve has no handler at all; a served group answers
+        // for its own unknown paths with a Status.
+        let served = info.api_group.is_empty()
+            || resources::group_versions()
+                .iter()
+                .any(|(group, _)| *group == info.api_group);
+        if served {
+            return Err(Status::path_not_found());
         }
-        _ => bytes::Bytes::new(),
+        return Ok(discovery::text_not_found());
     };
-    let req = Req {
-        def,
-        namespace,
-        name: info.name.clone(),
-        subresource: info.subresource.clone(),
-        query: query_params,
-        headers: parts.headers,
-        body,
-    };
-    let reply = match (verb, req.subresource.as_str()) {
-        ("get", "") => read::get(shared, &req).await?,
-        ("list", _) => read::list(shared, &req).await?,
-        ("create", "") if req.name.is_empty() => write::create(shared, &req).await?,
-        ("update", "") => write::update(shared, &req).await?,
-        ("patch", "") => write::patch(shared, &req).await?,
-        ("delete", "") => delete::delete(shared, &req).await?,
-        ("deletecollection", _) => delete::delete_collection(shared, &req).await?,
-        (_, sub) if !sub.is_empty() => subresources::handle(shared, &req, verb).await?,
-        _ => return Err(Status::method_not_allowed(gr, verb)),
-    };
-    Ok(reply.into_response())
+    let result: Result<Response<Body>, Status> = async {
+        // Deeper paths (`pods/x/status/y`) serve nothing.
+        if info.parts.len() > 3 {
+            return Err(Status::path_not_found());
+        }
+        // A cluster-scoped resource under /namespaces/{ns}/, or a namespaced object outside one,
+        // has no route (the gateway refused it already; this server holds to it on its own).
+        kgate_core::scope::route(&info, def.known()).map_err(|e| e.to_status())?;
+        let namespace = if def.namespaced {
+            Some(info.namespace.clone()).filter(|n| !n.is_empty())
+        } else {
+            None
+        };
+        if !info.subresource.is_empty() && !def.has_subresource(&info.subresource) {
+            return Err(Status::path_not_found());
+        }
+        let verb = info.verb.as_str();
+        let allowed = def.verbs.contains(&verb)
+            || (!info.subresource.is_empty()
+                && matches!(verb, "get" | "update" | "patch" | "create"));
+        // kube installs no route for a verb a resource lacks, nor PUT or PATCH on a collection.
+        let collection_write = info.name.is_empty() && matches!(verb, "update" | "patch");
+        if !allowed || collection_write {
+            return Err(Status::no_route_for_method());
+        }
+        if def.is_review() {
+            // Listed in discovery, answered by the gateway (it holds the authenticator and the
+            // authorizer); a review that reaches the store's API server was routed wrong.
+            return Err(Status::path_not_found());
+        }
+        let query_params = QueryParams::parse(query.unwrap_or(""));
+        if verb == "watch" {
+            return serve_watch(shared, def, namespace, &info, &query_params, &parts.headers).await;
+        }
+        let body = match verb {
+            "create" | "update" | "patch" | "delete" | "deletecollection" => {
+                request::read_body(&parts.headers, body).await?
+            }
+            _ => bytes::Bytes::new(),
+        };
+        let req = Req {
+            def,
+            namespace,
+            name: info.name.clone(),
+            subresource: info.subresource.clone(),
+            query: query_params,
+            headers: parts.headers,
+            body,
+            options_kind: match verb {
+                "create" => "CreateOptions",
+                "update" => "UpdateOptions",
+                "patch" => "PatchOptions",
+                "delete" | "deletecollection" => "DeleteOptions",
+                _ => "",
+            },
+        };
+        let reply = match (verb, req.subresource.as_str()) {
+            ("get", "") => read::get(shared, &req).await?,
+            ("list", _) => read::list(shared, &req).await?,
+            ("create", "") if req.name.is_empty() => write::create(shared, &req).await?,
+            ("update", "") => write::update(shared, &req).await?,
+            ("patch", "") => write::patch(shared, &req).await?,
+            ("delete", "") => delete::delete(shared, &req).await?,
+            ("deletecollection", _) => delete::delete_collection(shared, &req).await?,
+            (_, sub) if !sub.is_empty() => subresources::handle(shared, &req, verb).await?,
+            _ => return Err(Status::no_route_for_method()),
+        };
+        Ok(reply.into_response())
+    }
+    .await;
+    match deprecation_warning(def) {
+        // kube warns on every request to a deprecated resource, failed ones too.
+        Some(warning) => {
+            let mut response = result.unwrap_or_else(|status| status_response(&status));
+            response.headers_mut().append(
+                http::header::WARNING,
+                http::HeaderValue::from_static(warning),
+            );
+            Ok(response)
+        }
+        None => result,
+    }
+}
+
+/// The `Warning` kube adds to every request to a resource deprecated in the version served.
+fn deprecation_warning(def: &resources::ResourceDef) -> Option<&'static str> {
+    (def.group.is_empty() && def.kind == "Endpoints").then_some(
+        "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
+    )
 }
 
 async fn serve_watch(
@@ -251,7 +294,8 @@ async fn serve_watch(
     let timeout = match query.get("timeoutSeconds") {
         None | Some("") => None,
         Some(s) => Some(Duration::from_secs(s.parse::<u64>().map_err(|_| {
-            Status::bad_request(format!("invalid timeoutSeconds: {s:?}"))
+            // kube's words: the error of Go's strconv.ParseInt.
+            Status::bad_request(format!("strconv.ParseInt: parsing {s:?}: invalid syntax"))
         })?)),
     };
     let ctx = watch::WatchContext {

@@ -94,10 +94,7 @@ pub fn decode(body: &[u8]) -> Result<Value, Status> {
         .ok_or_else(|| bad("the body does not start with the kube protobuf prefix"))?;
     let unknown = Unknown::read(envelope)?;
     if !unknown.content_encoding.is_empty() {
-        return Err(Status::unsupported_media_type(&format!(
-            "{MEDIA_TYPE} with content encoding {:?}",
-            unknown.content_encoding
-        )));
+        return Err(Status::unsupported_media_type());
     }
     if unknown.kind.is_empty() {
         return Err(bad("Object 'Kind' is missing in the protobuf envelope"));

@@ -73,6 +73,13 @@ impl ListOptions {
             s => s.parse::<i64>().ok().filter(|n| *n > 0).unwrap_or(0) as usize,
         };
         let rv = q.get("resourceVersion").unwrap_or("");
+        // A list's resourceVersion must be a number even when it only asks for "not older
+        // than" (kube's storage parses it first; its words quote Go's strconv).
+        if !rv.is_empty() && rv.parse::<u64>().is_err() {
+            return Err(Status::bad_request(format!(
+                "invalid resource version: resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+            )));
+        }
         let revision = match q.get("resourceVersionMatch").unwrap_or("") {
             "" | "NotOlderThan" => None,
             "Exact" if rv.is_empty() || rv == "0" => {
@@ -246,6 +253,17 @@ pub(crate) fn list_object(
     continue_token: Option<String>,
 ) -> Value {
     let mut meta = json!({"resourceVersion": revision.to_string()});
+    // kube's lists of built-in kinds carry no apiVersion and kind in their items.
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|mut item| {
+            if let Some(map) = item.as_object_mut() {
+                map.remove("apiVersion");
+                map.remove("kind");
+            }
+            item
+        })
+        .collect();
     if let Some(token) = continue_token {
         meta["continue"] = Value::String(token);
     }

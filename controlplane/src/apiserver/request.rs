@@ -29,6 +29,9 @@ pub(crate) struct Req {
     pub query: QueryParams,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The options kind of the verb (`CreateOptions`, `UpdateOptions`, `PatchOptions`,
+    /// `DeleteOptions`; empty for reads), which kube names when an option is invalid.
+    pub options_kind: &'static str,
 }
 
 impl Req {
@@ -60,7 +63,7 @@ impl Req {
 
     /// `dryRun=All` (the only value kube accepts).
     pub fn dry_run(&self) -> Result<bool, Status> {
-        dry_run_values(self.query.get_all("dryRun"))
+        dry_run_values(self.query.get_all("dryRun"), self.options_kind)
     }
 
     pub fn field_validation(&self) -> Result<FieldValidation, Status> {
@@ -68,24 +71,53 @@ impl Req {
             "" | "Warn" => Ok(FieldValidation::Warn),
             "Ignore" => Ok(FieldValidation::Ignore),
             "Strict" => Ok(FieldValidation::Strict),
-            other => Err(Status::bad_request(format!(
-                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-            ))),
+            other => Err(invalid_option(
+                self.options_kind,
+                "fieldValidation",
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+                ),
+            )),
         }
     }
 }
 
-/// Whether a list of `dryRun` values asks for a dry run; anything but `All` is 400, as kube.
-pub(crate) fn dry_run_values<'a>(values: impl Iterator<Item = &'a str>) -> Result<bool, Status> {
+/// kube's 422 for an invalid option of `options_kind` (`CreateOptions.meta.k8s.io "" is
+/// invalid: ...`).
+fn invalid_option(options_kind: &str, field: &str, message: String) -> Status {
+    Status::invalid(
+        "meta.k8s.io",
+        options_kind,
+        "",
+        vec![kgate_core::status::StatusCause {
+            reason: "FieldValueNotSupported".into(),
+            message,
+            field: field.into(),
+        }],
+    )
+}
+
+/// Whether a list of `dryRun` values asks for a dry run; anything but `All` is 422, as kube
+/// (which shows the whole list).
+pub(crate) fn dry_run_values<'a>(
+    values: impl Iterator<Item = &'a str>,
+    options_kind: &str,
+) -> Result<bool, Status> {
+    let values: Vec<&str> = values.collect();
     let mut dry = false;
-    for v in values {
-        match v {
+    for v in &values {
+        match *v {
             "All" => dry = true,
             "" => {}
-            other => {
-                return Err(Status::bad_request(format!(
-                    "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-                )))
+            _ => {
+                return Err(invalid_option(
+                    options_kind,
+                    "dryRun",
+                    format!(
+                        "Unsupported value: {}: supported values: \"All\"",
+                        serde_json::to_string(&values).unwrap_or_default()
+                    ),
+                ))
             }
         }
     }
@@ -193,11 +225,11 @@ mod tests {
 
     #[test]
     fn dry_run_accepts_only_all() {
-        assert!(dry_run_values(["All"].into_iter()).unwrap_or(false));
-        assert!(!dry_run_values(std::iter::empty()).unwrap_or(true));
+        assert!(dry_run_values(["All"].into_iter(), "CreateOptions").unwrap_or(false));
+        assert!(!dry_run_values(std::iter::empty(), "CreateOptions").unwrap_or(true));
         assert_eq!(
-            dry_run_values(["Some"].into_iter()).map_err(|s| s.code),
-            Err(400)
+            dry_run_values(["Some"].into_iter(), "CreateOptions").map_err(|s| s.code),
+            Err(422)
         );
     }
 }

@@ -41,7 +41,7 @@ use super::{defaults, validation};
 use crate::resources::ResourceDef;
 
 /// Kinds whose metadata.generation tracks spec changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "Pod"];
+const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "Pod", "EndpointSlice"];
 
 /// Which status an update keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +214,33 @@ impl Strategy {
 
     /// The end of prepare on update: `generation` moves when the (defaulted) spec changed.
     fn bump_generation(&self, old: &Value, new: &mut Value) {
-        if GENERATION_KINDS.contains(&self.def.kind) && old.get("spec") != new.get("spec") {
+        let changed = if self.def.kind == "EndpointSlice" {
+            // An EndpointSlice has no spec: anything but metadata, or its labels (kube's
+            // endpointSliceStrategy.PrepareForUpdate).
+            let without_meta = |v: &Value| {
+                let mut v = v.clone();
+                if let Value::Object(map) = &mut v {
+                    map.remove("metadata");
+                }
+                v
+            };
+            without_meta(old) != without_meta(new)
+                || old.pointer("/metadata/labels") != new.pointer("/metadata/labels")
+        } else if self.def.kind == "Pod" {
+            // spec.nodeName is set by the binding, which kube writes without the pod strategy,
+            // so it moves no generation.
+            let spec = |v: &Value| {
+                let mut spec = v.get("spec").cloned();
+                if let Some(Value::Object(map)) = &mut spec {
+                    map.remove("nodeName");
+                }
+                spec
+            };
+            spec(old) != spec(new)
+        } else {
+            old.get("spec") != new.get("spec")
+        };
+        if GENERATION_KINDS.contains(&self.def.kind) && changed {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

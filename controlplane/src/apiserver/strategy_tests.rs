@@ -61,6 +61,10 @@ fn update_compares_defaulted_specs_for_the_generation() {
     assert_eq!(next["status"], old["status"]);
     let mut changed = pod("p");
     changed["spec"]["containers"][0]["image"] = json!("nginx:2");
+    // The pull policy defaults from the tag: kept as stored, since a pod's update may change
+    // its images only (ValidatePodUpdate).
+    changed["spec"]["containers"][0]["imagePullPolicy"] =
+        old["spec"]["containers"][0]["imagePullPolicy"].clone();
     let next = strategy
         .before_update(&old, changed, StatusFrom::Old)
         .expect("valid");

@@ -28,8 +28,7 @@ use crate::schema::printers::label_selector;
 
 /// Routes a subresource request (the subresource is known to exist for the resource).
 pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Result<Reply, Status> {
-    let method_not_allowed =
-        || Status::method_not_allowed(GroupResource::new(req.def.group, req.def.plural), verb);
+    let method_not_allowed = Status::no_route_for_method;
     match (req.subresource.as_str(), verb) {
         ("status", "get") => get_current(shared.store.as_ref(), &req.target())
             .await

@@ -205,10 +205,12 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         pod_node,
     };
     let issued = issue(&issuer, &request, now)?;
-    let mut out_spec = json!({"audiences": audiences, "expirationSeconds": expiration});
-    if let (Some(r), Some(map)) = (bound_ref, out_spec.as_object_mut()) {
-        map.insert("boundObjectRef".into(), r.clone());
-    }
+    // kube writes boundObjectRef even when unset (a pointer without omitempty: null).
+    let out_spec = json!({
+        "audiences": audiences,
+        "expirationSeconds": expiration,
+        "boundObjectRef": bound_ref.cloned().unwrap_or(Value::Null),
+    });
     let answer = json!({
         "kind": KIND,
         "apiVersion": format!("{GROUP}/v1"),

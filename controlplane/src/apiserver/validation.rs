@@ -17,6 +17,90 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
+const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, the name part of a qualified name.
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ext = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.');
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && b.iter().all(ext)
+        }
+        _ => false,
+    }
+}
+
+/// kube's `validation.IsQualifiedName`: an optional DNS subdomain prefix and `/`, then a name
+/// part of at most 63 characters.
+fn qualified_name_errors(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_owned());
+            } else {
+                if prefix.len() > 253 {
+                    errs.push("prefix part must be no more than 253 characters".to_owned());
+                }
+                if !is_dns1123_subdomain(prefix) {
+                    errs.push(format!("prefix part {DNS1123_SUBDOMAIN_MSG}"));
+                }
+            }
+            *name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )]
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_owned());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".to_owned());
+    }
+    if !is_qualified_name_part(name) {
+        errs.push(format!("name part {QUALIFIED_NAME_MSG}"));
+    }
+    errs
+}
+
+/// kube's `metav1validation.ValidateLabels`: each key a qualified name, each value empty or a
+/// qualified name part of at most 63 characters.
+fn label_causes(obj: &Value) -> Vec<StatusCause> {
+    let mut out = Vec::new();
+    let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
+    for (key, value) in labels.into_iter().flatten() {
+        for e in qualified_name_errors(key) {
+            out.push(cause(
+                "FieldValueInvalid",
+                "metadata.labels",
+                format!("Invalid value: {key:?}: {e}"),
+            ));
+        }
+        let value = value.as_str().unwrap_or_default();
+        let mut errs = Vec::new();
+        if value.len() > 63 {
+            errs.push("must be no more than 63 characters");
+        }
+        if !value.is_empty() && !is_qualified_name_part(value) {
+            errs.push(LABEL_VALUE_MSG);
+        }
+        for e in errs {
+            out.push(cause(
+                "FieldValueInvalid",
+                "metadata.labels",
+                format!("Invalid value: {value:?}: {e}"),
+            ));
+        }
+    }
+    out
+}
+
 /// One field problem.
 fn cause(reason: &str, field: &str, message: String) -> StatusCause {
     StatusCause {
@@ -123,6 +207,22 @@ pub(crate) fn name_errors(kind: &str, name: &str) -> Vec<String> {
 pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Status> {
     let name = meta_str(obj, "name").unwrap_or("");
     let mut causes = Vec::new();
+    // A generateName is checked as a name prefix: a trailing '-' is allowed (kube's
+    // ValidateObjectMeta with `prefix` true, which masks that dash).
+    let generate = meta_str(obj, "generateName").unwrap_or("");
+    if !generate.is_empty() {
+        let masked = match generate.strip_suffix('-') {
+            Some(rest) if !rest.is_empty() => format!("{rest}a"),
+            _ => generate.to_owned(),
+        };
+        for e in name_errors(def.kind, &masked) {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.generateName",
+                format!("Invalid value: {generate:?}: {e}"),
+            ));
+        }
+    }
     if name.is_empty() {
         causes.push(cause(
             "FieldValueRequired",
@@ -138,6 +238,7 @@ pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Stat
             ));
         }
     }
+    causes.extend(label_causes(obj));
     causes.extend(kind_causes(def, obj));
     finish(def, name, causes)
 }
@@ -145,7 +246,14 @@ pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Stat
 /// Validation of an update (the name cannot change, so it is not checked again).
 pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Result<(), Status> {
     let name = meta_str(new, "name").unwrap_or("");
-    let mut causes = kind_causes(def, new);
+    let mut causes = label_causes(new);
+    causes.extend(kind_causes(def, new));
+    if matches!(def.kind, "ConfigMap" | "Secret") {
+        causes.extend(immutable_data_changes(def.kind, old, new));
+    }
+    if def.kind == "Pod" {
+        causes.extend(pod_spec_change(old, new));
+    }
     if matches!(def.kind, "Deployment" | "ReplicaSet")
         && old.pointer("/spec/selector") != new.pointer("/spec/selector")
     {
@@ -162,6 +270,108 @@ pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Re
         causes.extend(role_ref_change(old, new));
     }
     finish(def, name, causes)
+}
+
+/// What of a pod's spec may change (kube's `updatablePodSpecFields`).
+const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// kube's `ValidatePodUpdate` on the spec: the new spec with what may change set back to the
+/// old values ("munged") must be the old spec. kube's message ends with a Go diff of the two
+/// specs, which is left out here. `nodeName` is set by the binding (kube writes it without
+/// this validation), so it is set back too.
+fn pod_spec_change(old: &Value, new: &Value) -> Option<StatusCause> {
+    let (Some(old_spec), Some(new_spec)) = (old.get("spec"), new.get("spec")) else {
+        return None;
+    };
+    let count =
+        |spec: &Value, list: &str| spec.get(list).and_then(Value::as_array).map_or(0, Vec::len);
+    for list in ["containers", "initContainers"] {
+        if count(old_spec, list) != count(new_spec, list) {
+            return Some(cause(
+                "FieldValueForbidden",
+                &format!("spec.{list}"),
+                "Forbidden: pod updates may not add or remove containers".to_owned(),
+            ));
+        }
+    }
+    let mut munged = new_spec.clone();
+    for list in ["containers", "initContainers"] {
+        let old_images: Vec<Option<Value>> = old_spec
+            .get(list)
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().map(|c| c.get("image").cloned()).collect())
+            .unwrap_or_default();
+        if let Some(containers) = munged.get_mut(list).and_then(Value::as_array_mut) {
+            for (c, image) in containers.iter_mut().zip(old_images) {
+                if let (Some(map), Some(image)) = (c.as_object_mut(), image) {
+                    map.insert("image".into(), image);
+                }
+            }
+        }
+    }
+    if let Some(map) = munged.as_object_mut() {
+        for field in [
+            "activeDeadlineSeconds",
+            "schedulingGates",
+            "tolerations",
+            "nodeName",
+        ] {
+            match old_spec.get(field) {
+                Some(v) => map.insert(field.into(), v.clone()),
+                None => map.remove(field),
+            };
+        }
+        let old_grace = old_spec
+            .get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        let new_grace = map
+            .get("terminationGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
+            map.insert("terminationGracePeriodSeconds".into(), json!(old_grace));
+        }
+    }
+    (munged != *old_spec).then(|| {
+        cause(
+            "FieldValueForbidden",
+            "spec",
+            format!("Forbidden: pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}"),
+        )
+    })
+}
+
+/// An immutable ConfigMap or Secret keeps its data and stays immutable (kube's
+/// `ValidateConfigMapUpdate` and `ValidateSecretUpdate`).
+fn immutable_data_changes(kind: &str, old: &Value, new: &Value) -> Vec<StatusCause> {
+    let mut out = Vec::new();
+    if old.get("immutable") != Some(&json!(true)) {
+        return out;
+    }
+    let forbidden = |field: &str| {
+        cause(
+            "FieldValueForbidden",
+            field,
+            "Forbidden: field is immutable when `immutable` is set".to_owned(),
+        )
+    };
+    if new.get("immutable") != Some(&json!(true)) {
+        out.push(forbidden("immutable"));
+    }
+    let fields: &[&str] = if kind == "Secret" {
+        // stringData was folded into data already; type has its own rule.
+        &["data"]
+    } else {
+        &["data", "binaryData"]
+    };
+    for field in fields {
+        let empty =
+            |v: Option<&Value>| v.is_none_or(|v| v.as_object().is_some_and(|m| m.is_empty()));
+        let (a, b) = (old.get(*field), new.get(*field));
+        if a != b && !(empty(a) && empty(b)) {
+            out.push(forbidden(field));
+        }
+    }
+    out
 }
 
 /// A binding's roleRef is immutable (`rbac/validation.ValidateRoleBindingUpdate`): granting
@@ -233,19 +443,24 @@ fn pod_spec_causes(spec: Option<&Value>, path: &str, out: &mut Vec<StatusCause>)
     }
 }
 
-/// Go's `%#v` of a label map, as kube prints it in these messages.
+/// A bad value as kube prints it in a field error: JSON (`field.Error` marshals the value).
 fn go_labels(labels: Option<&Value>) -> String {
-    let pairs: Vec<String> = labels
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
-        .collect();
-    format!("map[string]string{{{}}}", pairs.join(", "))
+    labels.map_or_else(|| "null".to_owned(), Value::to_string)
 }
 
+/// A selector as kube prints it in a field error: the JSON of the `metav1.LabelSelector`, its
+/// fields in Go's order.
 fn go_selector(sel: Option<&Value>) -> String {
-    format!("v1.LabelSelector{{{}}}", label_selector(sel))
+    let Some(sel) = sel else {
+        return "null".to_owned();
+    };
+    let mut parts = Vec::new();
+    for field in ["matchLabels", "matchExpressions"] {
+        if let Some(v) = sel.get(field) {
+            parts.push(format!("{}:{v}", Value::String(field.to_owned())));
+        }
+    }
+    format!("{{{}}}", parts.join(","))
 }
 
 fn workload_causes(obj: &Value, out: &mut Vec<StatusCause>) {
@@ -344,7 +559,7 @@ mod tests {
         let s = validate_create(deploy, &obj).expect_err("mismatch");
         assert_eq!(
             s.message,
-            "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"api\"}: `selector` does not match template `labels`"
+            "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: {\"app\":\"api\"}: `selector` does not match template `labels`"
         );
         let mut ok = obj;
         ok["spec"]["template"]["metadata"]["labels"]["app"] = json!("web");
@@ -381,6 +596,86 @@ mod tests {
         assert_eq!(
             s.message,
             r#"Pod "p" is invalid: spec.containers[0].image: Required value"#
+        );
+    }
+
+    /// A pod's spec takes new images, deadlines, tolerations and a binding's node, nothing else.
+    #[test]
+    fn pod_updates_change_only_what_kube_lets_change() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let old = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "a:1"}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}});
+        let mut ok = old.clone();
+        ok["spec"]["containers"][0]["image"] = json!("a:2");
+        ok["spec"]["tolerations"] = json!([{"key": "k", "operator": "Exists"}]);
+        ok["spec"]["activeDeadlineSeconds"] = json!(60);
+        ok["spec"]["nodeName"] = json!("n1");
+        ok["metadata"]["labels"] = json!({"x": "y"});
+        assert!(validate_update(pods, &old, &ok).is_ok());
+        let mut bad = old.clone();
+        bad["spec"]["volumes"] = json!([]);
+        let s = validate_update(pods, &old, &bad).expect_err("a volume removed");
+        assert_eq!(s.code, 422);
+        assert!(
+            s.message
+                .starts_with(r#"Pod "p" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"#),
+            "{}",
+            s.message
+        );
+        let mut more = old.clone();
+        more["spec"]["containers"] =
+            json!([{"name": "c", "image": "a:1"}, {"name": "d", "image": "b"}]);
+        let s = validate_update(pods, &old, &more).expect_err("a container added");
+        assert!(
+            s.message.contains(
+                "spec.containers: Forbidden: pod updates may not add or remove containers"
+            ),
+            "{}",
+            s.message
+        );
+    }
+
+    /// An immutable ConfigMap keeps its data and its immutability; its metadata may change.
+    #[test]
+    fn immutable_configmaps_keep_their_data() {
+        let cms = lookup("", "v1", "configmaps").expect("configmaps");
+        let old = json!({"metadata": {"name": "c"}, "data": {"k": "v"}, "immutable": true});
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({"a": "b"});
+        assert!(validate_update(cms, &old, &labelled).is_ok());
+        let mut changed = old.clone();
+        changed["data"]["k"] = json!("w");
+        changed["immutable"] = json!(false);
+        let s = validate_update(cms, &old, &changed).expect_err("data changed");
+        assert_eq!(
+            s.message,
+            "ConfigMap \"c\" is invalid: [immutable: Forbidden: field is immutable when `immutable` is set, data: Forbidden: field is immutable when `immutable` is set]"
+        );
+    }
+
+    /// Label keys are qualified names, values at most 63 characters of the label alphabet.
+    #[test]
+    fn labels_are_validated_as_kube_does() {
+        assert!(qualified_name_errors("example.com/app").is_empty());
+        assert_eq!(
+            qualified_name_errors("bad key!"),
+            vec![format!("name part {QUALIFIED_NAME_MSG}")]
+        );
+        assert_eq!(
+            qualified_name_errors("/x"),
+            vec!["prefix part must be non-empty"]
+        );
+        let cms = lookup("", "v1", "configmaps").expect("configmaps");
+        let s = validate_create(
+            cms,
+            &json!({"metadata": {"name": "c", "labels": {"ok": "not ok!"}}}),
+        )
+        .expect_err("a bad value");
+        assert!(
+            s.message.contains(r#"metadata.labels: Invalid value: "not ok!": a valid label must be an empty string"#),
+            "{}",
+            s.message
         );
     }
 }

@@ -114,6 +114,12 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     Err(last.unwrap_or_else(|| Status::internal("could not generate a unique name")))
 }
 
+/// Whether a PUT without a resourceVersion is allowed (kube's `AllowUnconditionalUpdate`):
+/// for every resource served here but Leases, whose holders must not overwrite each other.
+fn allows_unconditional_update(def: &ResourceDef) -> bool {
+    def.kind != "Lease"
+}
+
 /// PUT: replaces an object. A resourceVersion in the body must be the current one (409
 /// otherwise); without one the update is unconditional.
 pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
@@ -123,6 +129,18 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     check_namespace(req.def, req.namespace.as_deref(), &mut obj)?;
     check_name(&req.name, &mut obj)?;
     let precondition = precondition_of(&obj)?;
+    if precondition.is_none() && !allows_unconditional_update(req.def) {
+        return Err(Status::invalid(
+            req.def.group,
+            req.def.plural,
+            &req.name,
+            vec![kgate_core::status::StatusCause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: 0: must be specified for an update".into(),
+                field: "metadata.resourceVersion".into(),
+            }],
+        ));
+    }
     let dry_run = req.dry_run()?;
     let user = front_proxy_user(&req.headers);
     // A Service keeps its ClusterIP and may take node ports: allocated under the one lock.
@@ -213,7 +231,7 @@ impl PatchType {
             "application/json-patch+json" => Ok(Self::Json),
             "application/merge-patch+json" => Ok(Self::Merge),
             "application/strategic-merge-patch+json" => Ok(Self::Strategic),
-            _ => Err(Status::unsupported_media_type(raw)),
+            _ => Err(Status::unsupported_patch_type()),
         }
     }
 }
@@ -265,12 +283,15 @@ fn apply_json_patch(current: &Value, patch: &Value) -> Result<Value, Status> {
             ops.0.len()
         )));
     }
-    let invalid = |e: &dyn std::fmt::Display| {
+    // kube answers a patch that does not apply with the generic 422 of
+    // `NewGenericServerResponse` (the cause is not told), and so does this.
+    let invalid = |_: &dyn std::fmt::Display| {
         Status::failure(
             422,
             "Invalid",
-            format!("the server rejected our request due to an error in our request: {e}"),
+            "the server rejected our request due to an error in our request",
         )
+        .with_details(kgate_core::status::StatusDetails::default())
     };
     let mut doc = current.clone();
     let mut copied = 0usize;

@@ -25,12 +25,12 @@ fn a_failed_move_after_other_operations_is_a_422() {
     )
     .expect_err("an invalid path");
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
-    assert!(
-        err.message.contains("operation '/1' failed"),
-        "{}",
-        err.message
-    );
+    assert_eq!(err.message, GENERIC_422);
 }
+
+/// kube's answer to a JSON patch that does not apply: `NewGenericServerResponse`'s 422, which
+/// does not say why.
+const GENERIC_422: &str = "the server rejected our request due to an error in our request";
 
 /// Each copy of the object into itself doubles it: kube-apiserver stops copies past 3 MiB in
 /// all, and so must this server.
@@ -42,12 +42,7 @@ fn json_patch_copies_are_bounded() {
         .collect();
     let err = json_patch(&current, Value::Array(doubling)).expect_err("over 3 MiB copied");
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
-    assert!(
-        err.message
-            .contains("the accumulated size increase of copy is"),
-        "{}",
-        err.message
-    );
+    assert_eq!(err.message, GENERIC_422);
     // Small copies still work.
     let copied = json_patch(
         &current,
@@ -74,7 +69,7 @@ fn json_patch_operations_are_bounded() {
 }
 
 #[test]
-fn a_failed_json_patch_names_its_operation_and_changes_nothing() {
+fn a_failed_json_patch_is_kubes_generic_422_and_changes_nothing() {
     let current = json!({"kind": "ConfigMap", "data": {"a": "1"}});
     let err = json_patch(
         &current,
@@ -85,12 +80,7 @@ fn a_failed_json_patch_names_its_operation_and_changes_nothing() {
     )
     .expect_err("the test fails");
     assert_eq!(err.code, 422);
-    assert!(
-        err.message
-            .contains("operation '/1' failed at path '/data/a'"),
-        "{}",
-        err.message
-    );
+    assert_eq!(err.message, GENERIC_422);
     assert_eq!(current["data"]["a"], "1");
 }
 

@@ -41,23 +41,24 @@ const fn wide(name: &'static str, ty: &'static str, description: &'static str) -
     }
 }
 
+// kube's printers describe columns with the API types' documentation (`SwaggerDoc()`), whole;
+// these are k8s.io/api and apimachinery v0.34's.
+const OBJECT_META_NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+const CREATION_TIMESTAMP_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+const CONFIGMAP_DATA_DOC: &str = "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.";
+const POD_NODE_NAME_DOC: &str = "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename";
+const POD_NOMINATED_NODE_NAME_DOC: &str = "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled.";
+const POD_READINESS_GATES_DOC: &str = "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates";
+
 const NAME: Column = Column {
     name: "Name",
     ty: "string",
     format: "name",
-    description: "Name must be unique within a namespace. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+    description: OBJECT_META_NAME_DOC,
     priority: 0,
 };
-const AGE: Column = col(
-    "Age",
-    "string",
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-);
-const CREATED_AT: Column = col(
-    "Created At",
-    "date",
-    "CreationTimestamp is a timestamp representing the server time when this object was created.",
-);
+const AGE: Column = col("Age", "string", CREATION_TIMESTAMP_DOC);
+const CREATED_AT: Column = col("Created At", "date", CREATION_TIMESTAMP_DOC);
 const CONTAINERS: Column = wide(
     "Containers",
     "string",
@@ -101,9 +102,9 @@ pub fn columns(kind: &str) -> &'static [Column] {
             col("Restarts", "string", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
             AGE,
             wide("IP", "string", "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-            wide("Node", "string", "NodeName indicates in which node this pod is scheduled."),
-            wide("Nominated Node", "string", "nominatedNodeName is set only when this pod preempts other pods on the node."),
-            wide("Readiness Gates", "string", "If specified, all readiness gates will be evaluated for pod readiness."),
+            wide("Node", "string", POD_NODE_NAME_DOC),
+            wide("Nominated Node", "string", POD_NOMINATED_NODE_NAME_DOC),
+            wide("Readiness Gates", "string", POD_READINESS_GATES_DOC),
         ],
         "Service" => cols![
             NAME,
@@ -115,7 +116,7 @@ pub fn columns(kind: &str) -> &'static [Column] {
             wide("Selector", "string", "Route service traffic to pods with label keys and values matching this selector."),
         ],
         "Endpoints" => cols![NAME, col("Endpoints", "string", "Endpoints of the service"), AGE],
-        "ConfigMap" => cols![NAME, col("Data", "string", "Data contains the configuration data"), AGE],
+        "ConfigMap" => cols![NAME, col("Data", "string", CONFIGMAP_DATA_DOC), AGE],
         "Secret" => cols![
             NAME,
             col("Type", "string", "The type of the secret"),

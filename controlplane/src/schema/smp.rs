@@ -166,6 +166,7 @@ fn merge_list(
         return Ok(Value::Array(out));
     }
 
+    let live = original.clone();
     let mut out = original;
     for e in patch {
         match (e, merge_key) {
@@ -196,7 +197,42 @@ fn merge_list(
             }
         }
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(kube_order(out, &live, patch, merge_key)))
+}
+
+/// The order kube gives a merged list (`normalizeElementOrder`): the items the patch names, in
+/// the patch's order, with the server's own items put back before the first patch item they
+/// preceded in the live list (`mergeSortedSlice`).
+fn kube_order(
+    merged: Vec<Value>,
+    live: &[Value],
+    patch: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
+    let same = |a: &Value, b: &Value| match key {
+        Some(k) if a.is_object() && b.is_object() => a.get(k).is_some() && a.get(k) == b.get(k),
+        _ => a == b,
+    };
+    let index = |list: &[Value], item: &Value| list.iter().position(|x| same(x, item));
+    let (mut named, server): (Vec<Value>, Vec<Value>) =
+        merged.into_iter().partition(|m| index(patch, m).is_some());
+    named.sort_by_key(|m| index(patch, m));
+    let (mut left, mut right) = (server.into_iter().peekable(), named.into_iter().peekable());
+    let mut out = Vec::new();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => matches!(
+                (index(live, l), index(live, r)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 fn directive(v: &Value) -> Option<&str> {

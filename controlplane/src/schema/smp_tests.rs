@@ -196,8 +196,9 @@ fn pod_env_and_volume_mounts() {
     let patch = json!({"spec": {"containers": [{"name": "c",
         "volumeMounts": [{"name": "w", "mountPath": "/b"}, {"mountPath": "/a", "readOnly": true}]}]}});
     let got = strategic_merge("", "v1", "Pod", &pod, &patch).unwrap();
+    // kube's normalizeElementOrder: the items the patch names come in the patch's order.
     assert_eq!(
         got["spec"]["containers"][0]["volumeMounts"],
-        json!([{"name": "v", "mountPath": "/a", "readOnly": true}, {"name": "w", "mountPath": "/b"}])
+        json!([{"name": "w", "mountPath": "/b"}, {"name": "v", "mountPath": "/a", "readOnly": true}])
     );
 }

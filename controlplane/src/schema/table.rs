@@ -84,7 +84,10 @@ pub fn table_row(
     let mut row = Map::new();
     row.insert("cells".into(), Value::Array(cells(def.kind, object, now)));
     match include {
-        IncludeObject::None => {}
+        // kube's TableRow.object is a RawExtension it always writes: null when left out.
+        IncludeObject::None => {
+            row.insert("object".into(), Value::Null);
+        }
         IncludeObject::Metadata => {
             row.insert("object".into(), partial_object_metadata(object));
         }
@@ -252,9 +255,10 @@ mod tests {
         assert_eq!(row["object"]["metadata"]["name"], "web-1");
         let full = table_row(pods, &pod, IncludeObject::Object, NOW);
         assert_eq!(full["object"], pod);
-        assert!(table_row(pods, &pod, IncludeObject::None, NOW)
-            .get("object")
-            .is_none());
+        assert_eq!(
+            table_row(pods, &pod, IncludeObject::None, NOW).get("object"),
+            Some(&Value::Null)
+        );
         assert_eq!(IncludeObject::parse("Object"), Some(IncludeObject::Object));
         assert_eq!(IncludeObject::parse("Bogus"), None);
     }

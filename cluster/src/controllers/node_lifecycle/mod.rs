@@ -328,7 +328,13 @@ impl Controller {
         let now = Timestamp::now();
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", object.name.as_deref().unwrap_or("event"))),
+                // kube names events "<object>.<unix nanos in hex>" (a generateName ending in
+                // '.' is not a valid name prefix: kube-apiserver refuses it).
+                name: Some(format!(
+                    "{}.{:x}",
+                    object.name.as_deref().unwrap_or("event"),
+                    now.as_nanosecond()
+                )),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },

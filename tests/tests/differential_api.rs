@@ -1,0 +1,635 @@
+//! The API, differentially: the same table of requests sent in order to kgate and to the real
+//! kube-apiserver v1.34.2 — every verb on every resource kgate stores, selectors, `limit` and
+//! `continue`, the patch types and server-side apply, dry run, generateName, conflicts,
+//! finalizers and deletion propagation, field validation, protobuf and Table output, and the
+//! error paths — comparing status codes, `Content-Type`, `Warning` headers and bodies (see
+//! `kgate_e2e::differential`). Every difference must be listed in
+//! `tests/kube-reference/known-differences.md` (`api:CASE`).
+//!
+//! Both run without controllers (kgate with `--controllers= --nodes=0`, the reference without
+//! kube-controller-manager), so that nothing but the table changes either server's state.
+
+use kgate_e2e::differential::{delete, get, patch, post, put, Case, Compare, Differential, Who};
+use kgate_e2e::reference::Reference;
+use kgate_e2e::{Kgate, Options};
+use serde_json::{json, Value};
+
+const NS: &str = "diff-api";
+const MERGE: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+const SMP: &str = "application/strategic-merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+const PROTOBUF: &str = "Accept: application/vnd.kubernetes.protobuf";
+const TABLE: &str = "Accept: application/json;as=Table;v=v1;g=meta.k8s.io";
+const ALICE: Who = Who::User("alice", &["dev"]);
+
+fn up() -> (Kgate, Reference) {
+    std::thread::scope(|s| {
+        let reference = s.spawn(Reference::up);
+        let kgate = Kgate::up_with(Options {
+            gateway_args: vec!["--controllers=".into(), "--nodes=0".into()],
+            ..Options::default()
+        });
+        (
+            kgate,
+            reference.join().expect("the reference failed to start"),
+        )
+    })
+}
+
+/// A resource the table drives through every verb.
+struct Resource {
+    /// Short id prefix of its cases.
+    id: &'static str,
+    /// `/api/v1` or `/apis/GROUP/VERSION`.
+    prefix: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    /// A valid object (without metadata; the name and the label `diff: api` are added).
+    object: Value,
+    /// A merge patch for the `patch` verb.
+    merge: Value,
+}
+
+impl Resource {
+    fn collection(&self) -> String {
+        if self.namespaced {
+            format!("{}/namespaces/{NS}/{}", self.prefix, self.plural)
+        } else {
+            format!("{}/{}", self.prefix, self.plural)
+        }
+    }
+
+    fn item(&self, name: &str) -> String {
+        format!("{}/{name}", self.collection())
+    }
+
+    fn named(&self, name: &str) -> Value {
+        let mut object = self.object.clone();
+        object["metadata"] = json!({"name": name, "labels": {"diff": "api", "set": self.id}});
+        object
+    }
+
+    /// create, get, list, list across namespaces, update, patch, watch, delete,
+    /// deletecollection, and the answers after deleting.
+    fn verbs(&self) -> Vec<Case> {
+        let id = |verb: &str| format!("{}-{verb}", self.id);
+        let a = format!("{}-a", self.id.replace('.', "-"));
+        let b = format!("{}-b", self.id.replace('.', "-"));
+        let selector = format!("labelSelector=set%3D{}", self.id);
+        let mut updated = self.named(&a);
+        updated["metadata"]["labels"]["updated"] = json!("yes");
+        let mut cases = vec![
+            post(&id("create"), &self.collection(), self.named(&a)),
+            post(&id("create-b"), &self.collection(), self.named(&b)),
+            get(&id("get"), &self.item(&a)),
+            get(&id("list"), &format!("{}?{selector}", self.collection())),
+            put(&id("update"), &self.item(&a), updated),
+            patch(&id("patch"), &self.item(&a), MERGE, self.merge.clone()),
+            get(
+                &id("watch"),
+                &format!("{}?watch=1&timeoutSeconds=1&{selector}", self.collection()),
+            )
+            .compare(Compare::Watch),
+            delete(&id("delete"), &self.item(&a)),
+            get(&id("get-deleted"), &self.item(&a)),
+            delete(
+                &id("deletecollection"),
+                &format!("{}?{selector}", self.collection()),
+            ),
+            get(
+                &id("list-after"),
+                &format!("{}?{selector}", self.collection()),
+            ),
+        ];
+        if self.namespaced {
+            cases.insert(
+                4,
+                get(
+                    &id("list-all-namespaces"),
+                    &format!("{}/{}?{selector}", self.prefix, self.plural),
+                ),
+            );
+        }
+        cases
+    }
+}
+
+fn resources() -> Vec<Resource> {
+    let template = json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    });
+    vec![
+        Resource {
+            id: "cm",
+            prefix: "/api/v1",
+            plural: "configmaps",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}}),
+            merge: json!({"data": {"k2": "v2"}}),
+        },
+        Resource {
+            id: "secret",
+            prefix: "/api/v1",
+            plural: "secrets",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "data": {"k": "dg=="}}),
+            merge: json!({"stringData": {"k2": "v2"}}),
+        },
+        Resource {
+            id: "pod",
+            prefix: "/api/v1",
+            plural: "pods",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "Pod",
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "svc",
+            prefix: "/api/v1",
+            plural: "services",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "Service",
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            merge: json!({"spec": {"ports": [{"port": 8080}]}}),
+        },
+        Resource {
+            id: "ep",
+            prefix: "/api/v1",
+            plural: "endpoints",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "Endpoints", "subsets": [
+                {"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 80}]}]}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "sa",
+            prefix: "/api/v1",
+            plural: "serviceaccounts",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "ServiceAccount"}),
+            merge: json!({"automountServiceAccountToken": false}),
+        },
+        Resource {
+            id: "event",
+            prefix: "/api/v1",
+            plural: "events",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "Event",
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": NS},
+                "reason": "Tested", "message": "m", "type": "Normal", "count": 1}),
+            merge: json!({"count": 2}),
+        },
+        Resource {
+            id: "node",
+            prefix: "/api/v1",
+            plural: "nodes",
+            namespaced: false,
+            object: json!({"apiVersion": "v1", "kind": "Node", "spec": {"podCIDR": "10.2.0.0/24"}}),
+            merge: json!({"spec": {"unschedulable": true}}),
+        },
+        Resource {
+            id: "deploy",
+            prefix: "/apis/apps/v1",
+            plural: "deployments",
+            namespaced: true,
+            object: json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {
+                "replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+            merge: json!({"spec": {"replicas": 2}}),
+        },
+        Resource {
+            id: "rs",
+            prefix: "/apis/apps/v1",
+            plural: "replicasets",
+            namespaced: true,
+            object: json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "spec": {
+                "replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+            merge: json!({"spec": {"replicas": 3}}),
+        },
+        Resource {
+            id: "role",
+            prefix: "/apis/rbac.authorization.k8s.io/v1",
+            plural: "roles",
+            namespaced: true,
+            object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+            merge: json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
+        },
+        Resource {
+            id: "clusterrole",
+            prefix: "/apis/rbac.authorization.k8s.io/v1",
+            plural: "clusterroles",
+            namespaced: false,
+            object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "rules": [{"nonResourceURLs": ["/diff"], "verbs": ["get"]}]}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "rolebinding",
+            prefix: "/apis/rbac.authorization.k8s.io/v1",
+            plural: "rolebindings",
+            namespaced: true,
+            object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "bob"}]}),
+            merge: json!({"subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"}]}),
+        },
+        Resource {
+            id: "clusterrolebinding",
+            prefix: "/apis/rbac.authorization.k8s.io/v1",
+            plural: "clusterrolebindings",
+            namespaced: false,
+            object: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}]}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "lease",
+            prefix: "/apis/coordination.k8s.io/v1",
+            plural: "leases",
+            namespaced: true,
+            object: json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "spec": {"holderIdentity": "h", "leaseDurationSeconds": 15}}),
+            merge: json!({"spec": {"holderIdentity": "h2"}}),
+        },
+        Resource {
+            id: "endpointslice",
+            prefix: "/apis/discovery.k8s.io/v1",
+            plural: "endpointslices",
+            namespaced: true,
+            object: json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.0.2"]}],
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+    ]
+}
+
+fn cm(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+}
+
+/// Two suites on one pair of servers: `api` (every verb on every resource) and `api-requests`
+/// (request features and error paths).
+#[test]
+fn the_api_answers_as_kube_apiserver_does() {
+    let (kgate, reference) = up();
+    let mut verbs = Differential::new("api", &kgate, &reference);
+    setup(&mut verbs);
+    every_verb_on_every_resource(&mut verbs);
+    let mut requests = Differential::new("api-requests", &kgate, &reference);
+    request_features_and_error_paths(&mut requests);
+    // Both tallies are printed even when the first fails.
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verbs.finish()));
+    requests.finish();
+    if let Err(panic) = first {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn every_verb_on_every_resource(d: &mut Differential<'_>) {
+    for resource in resources() {
+        d.run(&resource.verbs());
+    }
+    // The namespace itself, and what cannot be done to namespaces.
+    d.run(&[
+        post(
+            "ns-create",
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "diff-api-ns", "labels": {"diff": "api"}}}),
+        ),
+        get("ns-get", "/api/v1/namespaces/diff-api-ns"),
+        get("ns-list", "/api/v1/namespaces?labelSelector=diff%3Dapi"),
+        patch(
+            "ns-patch",
+            "/api/v1/namespaces/diff-api-ns",
+            MERGE,
+            json!({"metadata": {"annotations": {"a": "b"}}}),
+        ),
+        get("ns-status", "/api/v1/namespaces/diff-api-ns/status"),
+        delete(
+            "ns-deletecollection",
+            "/api/v1/namespaces?labelSelector=diff%3Dapi",
+        ),
+        delete("ns-delete", "/api/v1/namespaces/diff-api-ns"),
+        get("ns-get-terminating", "/api/v1/namespaces/diff-api-ns"),
+        post(
+            "ns-create-in-terminating",
+            "/api/v1/namespaces/diff-api-ns/configmaps",
+            cm("x"),
+        ),
+        post(
+            "ns-create-in-missing",
+            "/api/v1/namespaces/no-such-ns/configmaps",
+            cm("x"),
+        ),
+    ]);
+}
+
+/// The namespace and the ServiceAccount `default` (kube's ServiceAccount admission needs it and
+/// no controller makes it on the reference), on both; not compared.
+fn setup(d: &mut Differential<'_>) {
+    let (k, r) = d.both(&post(
+        "setup-ns",
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+    ));
+    assert_eq!((k.status, r.status), (201, 201), "{k}\n{r}");
+    let (k, r) = d.both(&post(
+        "setup-sa",
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts"),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+    ));
+    assert!(matches!(k.status, 201 | 409) && r.status == 201, "{k}\n{r}");
+}
+
+fn request_features_and_error_paths(d: &mut Differential<'_>) {
+    let cms = format!("/api/v1/namespaces/{NS}/configmaps");
+    let deploys = format!("/apis/apps/v1/namespaces/{NS}/deployments");
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    let labelled = |name: &str, labels: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels}, "data": {"k": name}})
+    };
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "env": [{"name": "A", "value": "1"}]}]}}}});
+    let cases = vec![
+        // Selectors.
+        post("sel-setup-1", &cms, labelled("sel-1", json!({"tier": "front", "env": "prod"}))),
+        post("sel-setup-2", &cms, labelled("sel-2", json!({"tier": "back", "env": "prod"}))),
+        post("sel-setup-3", &cms, labelled("sel-3", json!({"tier": "front"}))),
+        get("sel-equality", &format!("{cms}?labelSelector=tier%3Dfront")),
+        get("sel-inequality", &format!("{cms}?labelSelector=tier!%3Dfront,env")),
+        get("sel-set-in", &format!("{cms}?labelSelector=tier%20in%20(front,back),env%20notin%20(dev)")),
+        get("sel-exists-not", &format!("{cms}?labelSelector=tier,!env")),
+        get("sel-field-name", &format!("{cms}?fieldSelector=metadata.name%3Dsel-2")),
+        get("sel-field-not", &format!("{cms}?fieldSelector=metadata.name!%3Dsel-2&labelSelector=tier")),
+        get("sel-field-namespace", &format!("/api/v1/configmaps?fieldSelector=metadata.namespace%3D{NS}&labelSelector=tier")),
+        get("sel-field-unsupported", &format!("{cms}?fieldSelector=data.k%3Dv")),
+        get("sel-label-invalid", &format!("{cms}?labelSelector=tier%3D%3D%3Dx")),
+        get("sel-pod-field", &format!("{pods}?fieldSelector=spec.nodeName%3D,status.phase%3DPending")),
+        // limit / continue.
+        get("page-1", &format!("{cms}?labelSelector=tier&limit=2")).save("continue", "/metadata/continue"),
+        get("page-2", &format!("{cms}?labelSelector=tier&limit=2&continue={{continue}}")),
+        get("page-continue-invalid", &format!("{cms}?limit=2&continue=not-a-token")),
+        get("page-limit-zero", &format!("{cms}?labelSelector=tier&limit=0")),
+        get("page-rv-0", &format!("{cms}?labelSelector=tier&resourceVersion=0")),
+        get("page-rv-invalid", &format!("{cms}?resourceVersion=abc")),
+        get("page-timeout-invalid", &format!("{cms}?watch=1&timeoutSeconds=x")),
+        // Patch types.
+        post("patch-setup", &deploys, deployment.clone()),
+        patch("patch-merge", &format!("{deploys}/web"), MERGE, json!({"metadata": {"labels": {"m": "1"}}})),
+        patch("patch-json", &format!("{deploys}/web"), JSON_PATCH,
+            json!([{"op": "add", "path": "/metadata/annotations", "value": {"j": "1"}},
+                   {"op": "replace", "path": "/spec/replicas", "value": 3}])),
+        patch("patch-json-test-fails", &format!("{deploys}/web"), JSON_PATCH,
+            json!([{"op": "test", "path": "/spec/replicas", "value": 9}])),
+        patch("patch-json-bad-path", &format!("{deploys}/web"), JSON_PATCH,
+            json!([{"op": "remove", "path": "/spec/nope"}])),
+        patch("patch-strategic-list-merge", &format!("{deploys}/web"), SMP,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "B", "value": "2"}]}]}}}})),
+        patch("patch-strategic-delete", &format!("{deploys}/web"), SMP,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "A", "$patch": "delete"}]}]}}}})),
+        patch("patch-strategic-configmap", &format!("{cms}/sel-1"), SMP, json!({"data": {"x": "y"}})),
+        Case::new("patch-apply", "PATCH", &format!("{cms}/applied?fieldManager=diff"))
+            .body(APPLY, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  k: v\n"),
+        Case::new("patch-bad-type", "PATCH", &format!("{cms}/sel-1")).body("text/plain", "x"),
+        patch("patch-missing", &format!("{cms}/no-such"), MERGE, json!({"data": {"a": "b"}})),
+        patch("patch-invalid-json", &format!("{cms}/sel-1"), MERGE, json!("not an object")),
+        patch("patch-makes-invalid", &format!("{deploys}/web"), MERGE, json!({"spec": {"replicas": -1}})),
+        patch("patch-changes-name", &format!("{cms}/sel-1"), MERGE, json!({"metadata": {"name": "other"}})),
+        // Dry run.
+        post("dryrun-create", &format!("{cms}?dryRun=All"), cm("dry")),
+        get("dryrun-create-not-stored", &format!("{cms}/dry")),
+        put("dryrun-update", &format!("{cms}/sel-1?dryRun=All"), labelled("sel-1", json!({"dry": "run"}))),
+        get("dryrun-update-not-stored", &format!("{cms}/sel-1")),
+        patch("dryrun-patch", &format!("{cms}/sel-1?dryRun=All"), MERGE, json!({"data": {"dry": "x"}})),
+        delete("dryrun-delete", &format!("{cms}/sel-2?dryRun=All")),
+        get("dryrun-delete-not-deleted", &format!("{cms}/sel-2")),
+        post("dryrun-invalid-value", &format!("{cms}?dryRun=Some"), cm("dry2")),
+        // generateName.
+        post("generate-name", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"generateName": "gen-"}, "data": {"k": "v"}})),
+        post("generate-name-invalid", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"generateName": "Gen_"}}))
+        .generated("Gen_"),
+        // Conflicts.
+        post("conflict-exists", &cms, labelled("sel-1", json!({}))),
+        get("conflict-read", &format!("{cms}/sel-3")).save("rv", "/metadata/resourceVersion"),
+        put("conflict-update-current", &format!("{cms}/sel-3"), json!({"apiVersion": "v1",
+            "kind": "ConfigMap", "metadata": {"name": "sel-3", "resourceVersion": "{rv}",
+            "labels": {"tier": "front"}}, "data": {"k": "2"}})),
+        put("conflict-update-stale", &format!("{cms}/sel-3"), json!({"apiVersion": "v1",
+            "kind": "ConfigMap", "metadata": {"name": "sel-3", "resourceVersion": "{rv}"}, "data": {"k": "3"}})),
+        delete("conflict-delete-precondition-uid", &format!("{cms}/sel-3"))
+            .json(&json!({"kind": "DeleteOptions", "apiVersion": "v1",
+                "preconditions": {"uid": "00000000-0000-0000-0000-000000000000"}})),
+        // The message quotes the object's resourceVersion, a value each server makes its own.
+        delete("conflict-delete-precondition-rv", &format!("{cms}/sel-3"))
+            .json(&json!({"kind": "DeleteOptions", "apiVersion": "v1",
+                "preconditions": {"resourceVersion": "1"}}))
+            .mask("/message"),
+        put("conflict-update-missing", &format!("{cms}/no-such"), cm("no-such")),
+        // Finalizers.
+        post("finalizer-create", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]}})),
+        delete("finalizer-delete", &format!("{cms}/held")),
+        get("finalizer-terminating", &format!("{cms}/held")),
+        patch("finalizer-add-while-terminating", &format!("{cms}/held"), MERGE,
+            json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}})),
+        patch("finalizer-remove", &format!("{cms}/held"), MERGE, json!({"metadata": {"finalizers": null}})),
+        get("finalizer-gone", &format!("{cms}/held")),
+        // Deletion propagation.
+        delete("propagation-foreground", &format!("{deploys}/web"))
+            .json(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"})),
+        get("propagation-foreground-held", &format!("{deploys}/web")),
+        patch("propagation-foreground-release", &format!("{deploys}/web"), MERGE,
+            json!({"metadata": {"finalizers": null}})),
+        post("propagation-orphan-setup", &deploys, deployment.clone()),
+        delete("propagation-orphan", &format!("{deploys}/web?propagationPolicy=Orphan")),
+        patch("propagation-orphan-release", &format!("{deploys}/web"), MERGE,
+            json!({"metadata": {"finalizers": null}})),
+        post("propagation-background-setup", &deploys, deployment.clone()),
+        delete("propagation-background", &format!("{deploys}/web"))
+            .json(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})),
+        delete("propagation-invalid", &format!("{cms}/sel-1?propagationPolicy=Sometimes")),
+        delete("propagation-grace-negative", &format!("{cms}/sel-1?gracePeriodSeconds=-1")),
+        post("grace-pod-setup", &pods, json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "bound"}, "spec": {"nodeName": "n1",
+                "containers": [{"name": "c", "image": "busybox"}]}})),
+        delete("grace-pod-bound", &format!("{pods}/bound")),
+        get("grace-pod-terminating", &format!("{pods}/bound")),
+        delete("grace-pod-force", &format!("{pods}/bound?gracePeriodSeconds=0")),
+        // Field validation.
+        post("fv-strict-unknown", &format!("{cms}?fieldValidation=Strict"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv1"}, "foo": 1})),
+        post("fv-warn-unknown", &format!("{cms}?fieldValidation=Warn"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv2"}, "foo": 1})),
+        post("fv-ignore-unknown", &format!("{cms}?fieldValidation=Ignore"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv3"}, "foo": 1})),
+        post("fv-default-unknown", &cms,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv4"}, "foo": 1})),
+        Case::new("fv-strict-duplicate", "POST", &format!("{cms}?fieldValidation=Strict")).body(
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fv5"},"data":{"a":"1"},"data":{"b":"2"}}"#,
+        ),
+        Case::new("fv-warn-duplicate", "POST", &format!("{cms}?fieldValidation=Warn")).body(
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fv6"},"data":{"a":"1"},"data":{"b":"2"}}"#,
+        ),
+        post("fv-strict-nested-unknown", &format!("{pods}?fieldValidation=Strict"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fvp"},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "bogus": true}]}})),
+        patch("fv-strict-patch", &format!("{cms}/sel-1?fieldValidation=Strict"), MERGE, json!({"foo": 1})),
+        patch("fv-warn-patch", &format!("{cms}/sel-1?fieldValidation=Warn"), MERGE, json!({"foo": 1})),
+        put("fv-strict-update", &format!("{cms}/fv2?fieldValidation=Strict"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv2"}, "bar": 1})),
+        post("fv-invalid-value", &format!("{cms}?fieldValidation=Loose"), cm("fv7")),
+        // Protobuf.
+        get("protobuf-get", &format!("{cms}/sel-1")).header(PROTOBUF).compare(Compare::Protobuf),
+        get("protobuf-not-found", &format!("{cms}/no-such")).header(PROTOBUF).compare(Compare::Protobuf),
+        get("protobuf-role", "/apis/rbac.authorization.k8s.io/v1/clusterroles/view")
+            .header(PROTOBUF).compare(Compare::Protobuf),
+        get("protobuf-or-json", &format!("{cms}/sel-1"))
+            .header("Accept: application/vnd.kubernetes.protobuf, application/json"),
+        // Table.
+        get("table-configmaps", &format!("{cms}?labelSelector=tier")).header(TABLE).compare(Compare::Table),
+        get("table-configmap", &format!("{cms}/sel-1")).header(TABLE).compare(Compare::Table),
+        get("table-namespaces", &format!("/api/v1/namespaces?fieldSelector=metadata.name%3D{NS}"))
+            .header(TABLE).compare(Compare::Table),
+        get("table-pods", &pods).header(TABLE).compare(Compare::Table),
+        get("table-clusterrole", "/apis/rbac.authorization.k8s.io/v1/clusterroles/view")
+            .header(TABLE).compare(Compare::Table),
+        get("table-include-none", &format!("{cms}?labelSelector=tier&includeObject=None"))
+            .header(TABLE).compare(Compare::Table),
+        get("table-include-object", &format!("{cms}?labelSelector=tier&includeObject=Object"))
+            .header(TABLE).compare(Compare::Table),
+        get("table-or-json", &format!("{cms}/sel-1"))
+            .header("Accept: application/json;as=Table;v=v1;g=meta.k8s.io, application/json")
+            .compare(Compare::Table),
+        get("table-v1beta1", &format!("{cms}/sel-1"))
+            .header("Accept: application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
+        get("partial-metadata", &format!("{cms}/sel-1"))
+            .header("Accept: application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"),
+        get("partial-metadata-list", &format!("{cms}?labelSelector=tier"))
+            .header("Accept: application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"),
+        // Subresources.
+        post("sub-pod-setup", &pods, json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "sub"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})),
+        get("sub-pod-status", &format!("{pods}/sub/status")),
+        patch("sub-pod-status-patch", &format!("{pods}/sub/status"), MERGE,
+            json!({"status": {"message": "hello"}})),
+        post("sub-pod-binding", &format!("{pods}/sub/binding"), json!({"apiVersion": "v1",
+            "kind": "Binding", "metadata": {"name": "sub"}, "target": {"kind": "Node", "name": "n1"}})),
+        get("sub-pod-bound", &format!("{pods}/sub")),
+        post("sub-pod-binding-again", &format!("{pods}/sub/binding"), json!({"apiVersion": "v1",
+            "kind": "Binding", "metadata": {"name": "sub"}, "target": {"kind": "Node", "name": "n2"}})),
+        post("sub-deploy-setup", &deploys, deployment.clone()),
+        get("sub-deploy-scale", &format!("{deploys}/web/scale")),
+        put("sub-deploy-scale-update", &format!("{deploys}/web/scale"), json!({"apiVersion": "autoscaling/v1",
+            "kind": "Scale", "metadata": {"name": "web", "namespace": NS}, "spec": {"replicas": 4}})),
+        patch("sub-deploy-scale-patch", &format!("{deploys}/web/scale"), MERGE, json!({"spec": {"replicas": 5}})),
+        get("sub-deploy-status", &format!("{deploys}/web/status")),
+        put("sub-deploy-status-update", &format!("{deploys}/web/status"), {
+            let mut d = deployment.clone();
+            d["status"] = json!({"replicas": 1, "observedGeneration": 1});
+            d
+        }),
+        get("sub-unknown", &format!("{cms}/sel-1/nope")),
+        Case::new("sub-token", "POST", &format!("/api/v1/namespaces/{NS}/serviceaccounts/default/token"))
+            .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 3600}}))
+            // The token is random, its expiry read from each server's clock.
+            .mask("/status/token")
+            .mask("/status/expirationTimestamp"),
+        Case::new("sub-token-short", "POST", &format!("/api/v1/namespaces/{NS}/serviceaccounts/default/token"))
+            .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 60}})),
+        // Reviews.
+        post("review-selfsubject", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})).who(ALICE),
+        post("review-ssar-denied", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"namespace": NS, "verb": "get", "resource": "configmaps"}}})).who(ALICE),
+        post("review-ssar-allowed", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"nonResourceAttributes": {"path": "/version", "verb": "get"}}})).who(ALICE),
+        post("review-ssrr", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                "spec": {"namespace": NS}})).who(ALICE),
+        post("review-sar", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"user": "bob", "resourceAttributes": {"namespace": NS, "verb": "list", "resource": "pods"}}})),
+        post("review-sar-no-user", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"resourceAttributes": {"verb": "list", "resource": "pods"}}})),
+        post("review-lsar", &format!("/apis/authorization.k8s.io/v1/namespaces/{NS}/localsubjectaccessreviews"),
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                "spec": {"user": "system:admin", "groups": ["system:masters"],
+                    "resourceAttributes": {"namespace": NS, "verb": "delete", "resource": "secrets"}}})),
+        post("review-lsar-wrong-namespace", &format!("/apis/authorization.k8s.io/v1/namespaces/{NS}/localsubjectaccessreviews"),
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                "spec": {"user": "bob", "resourceAttributes": {"namespace": "other", "verb": "get", "resource": "pods"}}})),
+        post("review-token-invalid", "/apis/authentication.k8s.io/v1/tokenreviews",
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": "not-a-token"}})),
+        get("review-get-not-allowed", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+        // Error paths.
+        get("err-not-found", &format!("{cms}/no-such")),
+        delete("err-delete-not-found", &format!("{cms}/no-such")),
+        get("err-unknown-resource", &format!("/api/v1/namespaces/{NS}/foos")),
+        get("err-unknown-group", "/apis/foo.example.com/v1/foos"),
+        get("err-unknown-version", "/apis/apps/v9/deployments"),
+        get("err-unknown-path", "/nope"),
+        Case::new("err-method-collection-put", "PUT", &cms).json(&cm("x")),
+        Case::new("err-method-namespace-collection-delete", "DELETE", "/api/v1/namespaces"),
+        Case::new("err-bad-json", "POST", &cms).body("application/json", "{not json"),
+        Case::new("err-empty-body", "POST", &cms).body("application/json", ""),
+        Case::new("err-bad-media-type", "POST", &cms).body("text/plain", "x"),
+        Case::new("err-yaml-body", "POST", &cms).body("application/yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\n"),
+        get("err-not-acceptable", &format!("{cms}/sel-1")).header("Accept: application/xml"),
+        post("err-wrong-kind", &cms, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})),
+        post("err-wrong-version", &cms, json!({"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "x"}})),
+        post("err-no-kind", &cms, json!({"metadata": {"name": "nokind"}})),
+        post("err-namespace-mismatch", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "namespace": "other"}})),
+        put("err-name-mismatch", &format!("{cms}/sel-1"), cm("other")),
+        post("err-invalid-name", &cms, cm("Not_Valid")),
+        post("err-no-name", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+        post("err-invalid-label", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "labels": {"bad key!": "v"}}})),
+        post("err-invalid-pod", &pods, json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "nocontainers"}, "spec": {"containers": []}})),
+        post("err-invalid-deployment", &deploys, json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "bad"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"c": "d"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})),
+        post("err-cluster-scoped-in-namespace", &format!("/api/v1/namespaces/{NS}/nodes"),
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "x"}})),
+        get("err-bad-token", &cms).who(Who::Token("not-a-valid-token")),
+        get("err-anonymous", &cms).who(Who::Anonymous),
+        // Which version each is differs by design: the status and media type are compared.
+        get("err-anonymous-version", "/version").who(Who::Anonymous).mask(""),
+        get("err-forbidden-get", &format!("{cms}/sel-1")).who(ALICE),
+        get("err-forbidden-list-all", "/api/v1/configmaps").who(ALICE),
+        post("err-forbidden-create", &cms, cm("x")).who(ALICE),
+        get("err-forbidden-cluster", "/api/v1/nodes/n1").who(ALICE),
+        get("err-forbidden-subresource", &format!("{pods}/sub/status")).who(ALICE),
+        get("err-forbidden-missing-namespace", "/api/v1/namespaces/no-such-ns/secrets").who(ALICE),
+        Case::new("err-immutable-field", "PATCH", &format!("{deploys}/web"))
+            .body(MERGE, json!({"spec": {"selector": {"matchLabels": {"app": "other"}}}}).to_string()),
+        post("err-immutable-configmap-setup", &cms, json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "frozen"}, "data": {"k": "v"}, "immutable": true})),
+        patch("err-immutable-configmap", &format!("{cms}/frozen"), MERGE, json!({"data": {"k": "w"}})),
+        get("err-watch-bad-rv", &format!("{cms}?watch=1&resourceVersion=abc")),
+    ];
+    d.run(&cases);
+}
