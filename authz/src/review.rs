@@ -417,7 +417,12 @@ fn local_errors(
 ) -> Result<Vec<FieldInvalid>, ReviewError> {
     let mut errors = Vec::new();
     if let Some(Value::Object(attrs)) = spec.get("resourceAttributes") {
-        let attrs_ns = str_field(kind, attrs, "namespace", "spec.resourceAttributes.namespace")?;
+        let attrs_ns = str_field(
+            kind,
+            attrs,
+            "namespace",
+            "spec.resourceAttributes.namespace",
+        )?;
         if attrs_ns != url_namespace {
             errors.push(FieldInvalid {
                 field: "spec.resourceAttributes.namespace",

@@ -41,7 +41,13 @@ use super::{defaults, validation};
 use crate::resources::ResourceDef;
 
 /// Kinds whose metadata.generation tracks spec changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "Pod", "EndpointSlice"];
+const GENERATION_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "DaemonSet",
+    "Pod",
+    "EndpointSlice",
+];
 
 /// Which status an update keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
