@@ -235,7 +235,7 @@ fn a_self_subject_access_review_asks_about_the_requester() {
 
 #[test]
 fn a_local_review_is_about_the_url_namespace_only() {
-    let spec = json!({"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods"}});
+    let spec = json!({"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "team"}});
     let out = ask(
         ReviewKind::LocalSubjectAccessReview,
         json!({"spec": spec}),
@@ -245,12 +245,19 @@ fn a_local_review_is_about_the_url_namespace_only() {
     .unwrap();
     assert_eq!(out["status"]["reason"], "allowed alice pods/ in \"team\"");
 
-    let other = json!({"spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "prod"}}});
-    let err = ask(ReviewKind::LocalSubjectAccessReview, other, "team", &bob()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        r#"spec.resourceAttributes.namespace: Invalid value: "prod": must match metadata.namespace"#
-    );
+    // kube's ValidateLocalSubjectAccessReview: the attributes' namespace is the review's, an
+    // empty one too.
+    for (namespace, quoted) in [("prod", r#""prod""#), ("", r#""""#)] {
+        let other = json!({"spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": namespace}}});
+        let err = ask(ReviewKind::LocalSubjectAccessReview, other, "team", &bob()).unwrap_err();
+        assert!(
+            err.to_string().ends_with(&format!(
+                "spec.resourceAttributes.namespace: Invalid value: {quoted}: must match metadata.namespace"
+            )),
+            "{err}"
+        );
+        assert!(matches!(err, ReviewError::Rejected { .. }), "{err}");
+    }
 
     let meta = json!({"metadata": {"namespace": "prod"}, "spec": {"user": "alice", "resourceAttributes": {"verb": "get"}}});
     assert!(ask(ReviewKind::LocalSubjectAccessReview, meta, "team", &bob()).is_err());

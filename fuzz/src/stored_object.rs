@@ -1,10 +1,10 @@
-//! `stored_object`: the copy of stored values into JSON lists
-//! ([`codec::write_stored_object`]), which scans the stored bytes for the end of their
-//! `metadata` object instead of decoding them. Object contents are the clients' (annotation
+//! `stored_object`: the copy of stored values into JSON lists ([`codec::write_list_item`]),
+//! which scans the stored bytes for their top-level members (leaving out `apiVersion` and
+//! `kind`, putting `resourceVersion` into `metadata`) instead of decoding them. Object contents are the clients' (annotation
 //! values, labels, data), so the scanner must follow every string however it is escaped.
 //!
 //! Input: any bytes, as a stored value. The fast copy must answer as decoding and encoding
-//! would ([`codec::decode_object`] then serde_json): both refuse (500), or the copy is the slow
+//! would ([`codec::decode_list_item`] then serde_json): both refuse (500), or the copy is the slow
 //! way's bytes or reads as the same object; for a value serde_json wrote itself (compact, its
 //! own escapes and numbers) the same bytes.
 
@@ -21,8 +21,8 @@ pub fn run(data: &[u8]) -> bool {
         mod_revision: 42,
     };
     let mut fast = Vec::new();
-    let fast = codec::write_stored_object(&kv, &mut fast).map(|()| fast);
-    let slow = codec::decode_object(&kv);
+    let fast = codec::write_list_item(&kv, &mut fast).map(|()| fast);
+    let slow = codec::decode_list_item(&kv);
     match (fast, slow) {
         (Err(f), Err(s)) => {
             assert_eq!((f.code, s.code), (500, 500));

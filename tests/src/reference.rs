@@ -275,7 +275,10 @@ impl Drop for Reference {
         if let Some(mut child) = self.child.take() {
             // The whole group: the script, etcd, kube-apiserver and the controllers.
             let group = format!("-{}", child.id());
-            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &group])
+                .stderr(Stdio::null())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -283,7 +286,11 @@ impl Drop for Reference {
                 }
                 thread::sleep(Duration::from_millis(50));
             }
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            // Usually gone by now ("no such process" is the expected answer).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stderr(Stdio::null())
+                .status();
             let _ = child.wait();
         }
         if thread::panicking() || std::env::var_os("KGATE_E2E_KEEP").is_some() {

@@ -37,70 +37,125 @@ pub fn decode_object(kv: &KeyValue) -> Result<Value, Status> {
     Ok(obj)
 }
 
-/// Appends the API object stored at `kv` to `out` as JSON: the bytes [`decode_object`] and
-/// serde_json would write, without building the object. A stored value is the compact JSON
+/// The API object stored at `kv` as a list item: [`decode_object`] without `apiVersion` and
+/// `kind`, which kube's lists of built-in kinds leave out of their items.
+pub fn decode_list_item(kv: &KeyValue) -> Result<Value, Status> {
+    let mut obj = decode_object(kv)?;
+    strip_type_meta(&mut obj);
+    Ok(obj)
+}
+
+/// Removes `apiVersion` and `kind` from an object (a list item).
+pub fn strip_type_meta(obj: &mut Value) {
+    if let Value::Object(map) = obj {
+        map.shift_remove("apiVersion");
+        map.shift_remove("kind");
+    }
+}
+
+/// Appends the object stored at `kv` to `out` as a list item: the bytes serde_json would write
+/// for [`decode_list_item`], without building the object. A stored value is the compact JSON
 /// [`encode_object`] wrote (objects keep their keys' order); [`decode_object`] appends
-/// `resourceVersion` as the last key of `metadata`, so the stored bytes are copied with
-/// `,"resourceVersion":"N"` put before the closing brace of the top-level `metadata` object.
-/// A value of any other shape (no `metadata` object, a `resourceVersion` already there, not
-/// JSON, not compact) takes the slow way, which also reports damage as [`decode_object`] does.
-/// (Escapes and numbers serde_json would write differently are copied as they are: the same
-/// object, other bytes; stored values are serde_json's own, so this does not arise.)
-pub fn write_stored_object(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
+/// `resourceVersion` as the last key of `metadata`. So the stored object's members are copied
+/// as they are, but for `apiVersion` and `kind`, which are left out, and `metadata`, copied with
+/// `,"resourceVersion":"N"` put before its closing brace. A value of any other shape (no
+/// `metadata` object, a `resourceVersion` already there, not JSON, not compact) takes the slow
+/// way, which also reports damage as [`decode_object`] does. (Escapes and numbers serde_json
+/// would write differently are copied as they are: the same object, other bytes; stored values
+/// are serde_json's own, so this does not arise.)
+pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
     let value = kv.value.as_slice();
-    if let Some(close) = stored_metadata_end(value) {
+    if let Some(members) = stored_members(value) {
         // Valid JSON is checked without building anything: a damaged value must not reach a
         // client half-copied. Skipped strings are not checked for UTF-8 by serde_json (the
         // fuzz target `stored_object` found it), so the text is checked first.
         let valid = std::str::from_utf8(value)
             .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
         if valid {
-            out.extend_from_slice(&value[..close]);
-            if value[..close].last() != Some(&b'{') {
-                out.push(b',');
+            out.push(b'{');
+            let mut first = true;
+            for member in members {
+                match member {
+                    Member::TypeMeta => continue,
+                    _ if first => first = false,
+                    _ => out.push(b','),
+                }
+                match member {
+                    Member::Copied(range) => out.extend_from_slice(&value[range]),
+                    Member::Metadata { start, close } => {
+                        out.extend_from_slice(&value[start..close]);
+                        if value[..close].last() != Some(&b'{') {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(b"\"resourceVersion\":\"");
+                        out.extend_from_slice(kv.mod_revision.to_string().as_bytes());
+                        out.extend_from_slice(b"\"}");
+                    }
+                    Member::TypeMeta => {}
+                }
             }
-            out.extend_from_slice(b"\"resourceVersion\":\"");
-            out.extend_from_slice(kv.mod_revision.to_string().as_bytes());
-            out.push(b'"');
-            out.extend_from_slice(&value[close..]);
+            out.push(b'}');
             return Ok(());
         }
     }
-    let obj = decode_object(kv)?;
+    let obj = decode_list_item(kv)?;
     serde_json::to_writer(&mut *out, &obj)
         .map_err(|_| Status::internal("the object could not be encoded"))
 }
 
-/// In a stored object's JSON, the offset of the closing `}` of its top-level `metadata` object,
-/// if it has one and it holds no `resourceVersion`. Only compact JSON (no whitespace outside
-/// strings, as serde_json writes it) is read: whitespace is a surprise, and any surprise is
-/// `None`; validity is not assumed.
-fn stored_metadata_end(json: &[u8]) -> Option<usize> {
+/// One top-level member of a stored object, as [`write_list_item`] writes it.
+enum Member {
+    /// `apiVersion` or `kind`: left out.
+    TypeMeta,
+    /// `"metadata":{...`: from the key to the object's closing brace (not included).
+    Metadata { start: usize, close: usize },
+    /// Any other member, key to value end.
+    Copied(std::ops::Range<usize>),
+}
+
+/// The top-level members of a stored object's JSON, if it is an object with one `metadata`
+/// object that holds no `resourceVersion`. Only compact JSON (no whitespace outside strings,
+/// as serde_json writes it) is read: whitespace is a surprise, and any surprise is `None`;
+/// validity is not assumed.
+fn stored_members(json: &[u8]) -> Option<Vec<Member>> {
     let mut scan = JsonScan { json, at: 0 };
-    let mut metadata = None;
-    scan.object_entries(|scan, key| {
-        if key == b"metadata" {
-            if scan.peek() != Some(b'{') {
-                return None;
+    let mut members = Vec::with_capacity(8);
+    let mut metadata = false;
+    scan.object_entries(|scan, start, key| {
+        match key {
+            b"apiVersion" | b"kind" => {
+                scan.skip_value()?;
+                members.push(Member::TypeMeta);
             }
-            let mut has_rv = false;
-            scan.object_entries(|scan, key| {
-                has_rv |= key == b"resourceVersion";
-                scan.skip_value()
-            })?;
-            if has_rv {
-                return None;
+            b"metadata" => {
+                if metadata || scan.peek() != Some(b'{') {
+                    return None;
+                }
+                metadata = true;
+                let mut has_rv = false;
+                scan.object_entries(|scan, _, key| {
+                    has_rv |= key == b"resourceVersion";
+                    scan.skip_value()
+                })?;
+                if has_rv {
+                    return None;
+                }
+                members.push(Member::Metadata {
+                    start,
+                    close: scan.at - 1,
+                });
             }
-            metadata = Some(scan.at - 1);
-            Some(())
-        } else {
-            scan.skip_value()
+            _ => {
+                scan.skip_value()?;
+                members.push(Member::Copied(start..scan.at));
+            }
         }
+        Some(())
     })?;
-    if scan.at != json.len() {
+    if scan.at != json.len() || !metadata {
         return None;
     }
-    metadata
+    Some(members)
 }
 
 /// A forward scanner over compact JSON bytes that knows only where values begin and end.
@@ -134,11 +189,12 @@ impl<'a> JsonScan<'a> {
         self.json.get(start..end)
     }
 
-    /// Walks an object at the cursor, calling `entry` with each key and the cursor on its value
-    /// (which `entry` must consume); leaves the cursor after the closing brace.
+    /// Walks an object at the cursor, calling `entry` with each member's offset, its key, and
+    /// the cursor on its value (which `entry` must consume); leaves the cursor after the
+    /// closing brace.
     fn object_entries(
         &mut self,
-        mut entry: impl FnMut(&mut Self, &[u8]) -> Option<()>,
+        mut entry: impl FnMut(&mut Self, usize, &[u8]) -> Option<()>,
     ) -> Option<()> {
         self.expect(b'{')?;
         if self.peek()? == b'}' {
@@ -146,9 +202,10 @@ impl<'a> JsonScan<'a> {
             return Some(());
         }
         loop {
+            let start = self.at;
             let key = self.string()?;
             self.expect(b':')?;
-            entry(self, key)?;
+            entry(self, start, key)?;
             match self.peek()? {
                 b',' => self.at += 1,
                 b'}' => {
@@ -693,14 +750,14 @@ mod tests {
     }
 
     /// The bytes a list writes for a stored value: the fast copy must equal decoding and
-    /// encoding, whatever the value holds.
+    /// encoding (as a list item: no apiVersion, no kind), whatever the value holds.
     fn both_ways(value: &[u8]) -> (Result<Vec<u8>, u16>, Result<Vec<u8>, u16>) {
         let stored = kv(value, 42);
         let mut fast = Vec::new();
-        let fast = write_stored_object(&stored, &mut fast)
+        let fast = write_list_item(&stored, &mut fast)
             .map(|()| fast)
             .map_err(|s| s.code);
-        let slow = decode_object(&stored)
+        let slow = decode_list_item(&stored)
             .map(|obj| serde_json::to_vec(&obj).unwrap_or_default())
             .map_err(|s| s.code);
         (fast, slow)
@@ -719,6 +776,8 @@ mod tests {
             }),
             json!({"kind": "X", "metadata": {}, "spec": [1, -2.5e-7, true, null, {"a": []}]}),
             json!({"metadata": {"name": "only"}}),
+            json!({"kind": "K", "apiVersion": "v1", "metadata": {"name": "m"}}),
+            json!({"spec": 1, "kind": "K", "metadata": {"name": "m"}, "apiVersion": "v1", "z": [1]}),
             json!({"kind": "X"}),
             json!({"metadata": "text"}),
         ];

@@ -152,8 +152,8 @@ pub(crate) async fn list_page(
 }
 
 /// [`list_page`] keeping the stored values that match rather than decoded objects: a JSON list
-/// writes them out as they are ([`codec::write_stored_object`]), and decodes an object only to
-/// match it against selectors.
+/// writes them out nearly as they are ([`codec::write_list_item`]), and decodes an object only
+/// to match it against selectors.
 async fn list_page_stored(
     store: &dyn Store,
     def: &ResourceDef,
@@ -257,10 +257,7 @@ pub(crate) fn list_object(
     let items: Vec<Value> = items
         .into_iter()
         .map(|mut item| {
-            if let Some(map) = item.as_object_mut() {
-                map.remove("apiVersion");
-                map.remove("kind");
-            }
+            codec::strip_type_meta(&mut item);
             item
         })
         .collect();
@@ -276,8 +273,8 @@ pub(crate) fn list_object(
 }
 
 /// A `<Kind>List` of stored values, written as [`list_object`] would write their decoded
-/// objects, without decoding them: the list's head, then each value with its resourceVersion
-/// put in. A list of 10,000 objects spent most of its time decoding each into a `Value` and
+/// objects, without decoding them: the list's head, then each value as a list item
+/// ([`codec::write_list_item`]). A list of 10,000 objects spent most of its time decoding each into a `Value` and
 /// encoding it again.
 fn stored_list_body(
     def: &ResourceDef,
@@ -298,7 +295,7 @@ fn stored_list_body(
         if i > 0 {
             out.push(b',');
         }
-        codec::write_stored_object(kv, &mut out)?;
+        codec::write_list_item(kv, &mut out)?;
     }
     out.extend_from_slice(b"]}");
     Ok(out)
