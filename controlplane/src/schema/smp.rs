@@ -132,10 +132,13 @@ fn merge_value(
         (Some(Value::Object(o)), Value::Object(p)) => {
             merge_map(o, p, item_schema).map(Value::Object)
         }
-        (None, Value::Object(p)) => merge_map(Map::new(), p, item_schema).map(Value::Object),
+        // No value, or one of another type: kube takes the patch value with its nulls and
+        // directives removed (`discardNullValuesFromPatch`, `removeDirectives`), as merging it
+        // into nothing does.
+        (_, Value::Object(p)) => merge_map(Map::new(), p, item_schema).map(Value::Object),
         (Some(Value::Array(o)), Value::Array(p)) => merge_list(o, p, field, schema),
-        (None, Value::Array(p)) => merge_list(Vec::new(), p, field, schema),
-        // A scalar, or a change of type: the patch value wins.
+        (_, Value::Array(p)) => merge_list(Vec::new(), p, field, schema),
+        // A scalar: the patch value wins.
         (_, p) => Ok(p.clone()),
     }
 }

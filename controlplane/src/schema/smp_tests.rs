@@ -29,6 +29,20 @@ fn deployment() -> Value {
 /// (name, patch, pointer into the result, expected value there)
 fn cases() -> Vec<(&'static str, Value, &'static str, Value)> {
     vec![
+        // A map where the object has a string (another type): kube takes the patch value
+        // without its nulls, at every depth (found by the fuzz target `patch`).
+        (
+            "map over a scalar drops nulls",
+            json!({"kind": {"labels": {"app": null, "x": "y", "deeper": {"gone": null, "kept": 1}}}}),
+            "/kind",
+            json!({"labels": {"x": "y", "deeper": {"kept": 1}}}),
+        ),
+        (
+            "map over a list drops nulls",
+            json!({"metadata": {"finalizers": {"a": null, "b": "c"}}}),
+            "/metadata/finalizers",
+            json!({"b": "c"}),
+        ),
         (
             "kubectl label: add and remove",
             json!({"metadata": {"labels": {"tier": null, "new": "x"}}}),
