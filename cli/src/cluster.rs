@@ -47,15 +47,8 @@ pub struct ClusterArgs {
     /// `kgate.io/simulated=true`.
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
-    /// Allocatable CPU of each simulated node (cores, or millicores with `m`).
-    #[arg(long, default_value = "4")]
-    pub node_cpu: String,
-    /// Allocatable memory of each simulated node (bytes, or with Ki/Mi/Gi/Ti or k/M/G/T).
-    #[arg(long, default_value = "8Gi")]
-    pub node_memory: String,
-    /// Allocatable pod count of each simulated node.
-    #[arg(long, default_value_t = 110)]
-    pub node_pods: u32,
+    #[command(flatten)]
+    pub node_resources: NodeResources,
     /// The components to run: names from nodes, scheduler, replicaset, deployment, endpoints,
     /// garbagecollector, nodelifecycle; `*` for all; `-NAME` to leave one out; empty for none.
     #[arg(long, default_value = "*")]
@@ -88,14 +81,38 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// What each simulated node offers (`kgate up` and `kgate nodes`).
+#[derive(Debug, Clone, Args)]
+pub struct NodeResources {
+    /// Allocatable CPU of each simulated node (cores, or millicores with `m`).
+    #[arg(long, default_value = "4")]
+    pub node_cpu: String,
+    /// Allocatable memory of each simulated node (bytes, or with Ki/Mi/Gi/Ti or k/M/G/T).
+    #[arg(long, default_value = "8Gi")]
+    pub node_memory: String,
+    /// Allocatable pod count of each simulated node.
+    #[arg(long, default_value_t = 110)]
+    pub node_pods: u32,
+}
+
+impl NodeResources {
+    /// (CPU millicores, memory bytes, pods), or the flag at fault and why.
+    pub(crate) fn parse(&self) -> Result<(u64, u64, u32), (&'static str, String)> {
+        let cpu_millis = parse_cpu(&self.node_cpu).map_err(|r| ("node-cpu", r))?;
+        let memory_bytes = parse_memory(&self.node_memory).map_err(|r| ("node-memory", r))?;
+        if self.node_pods == 0 {
+            return Err(("node-pods", "must be at least 1".to_owned()));
+        }
+        Ok((cpu_millis, memory_bytes, self.node_pods))
+    }
+}
+
 impl ClusterArgs {
     pub fn validate(self) -> Result<ClusterSettings, ConfigError> {
-        let cpu_millis = parse_cpu(&self.node_cpu).map_err(|r| invalid("node-cpu", r))?;
-        let memory_bytes =
-            parse_memory(&self.node_memory).map_err(|r| invalid("node-memory", r))?;
-        if self.node_pods == 0 {
-            return Err(invalid("node-pods", "must be at least 1"));
-        }
+        let (cpu_millis, memory_bytes, pods) = self
+            .node_resources
+            .parse()
+            .map_err(|(flag, reason)| invalid(flag, reason))?;
         if self.nodes > 5000 {
             return Err(invalid("nodes", "must be at most 5000"));
         }
@@ -105,7 +122,7 @@ impl ClusterArgs {
                 name: format!("kgate-node-{i}"),
                 cpu_millis,
                 memory_bytes,
-                pods: self.node_pods,
+                pods,
                 labels: labels.clone(),
             })
             .collect();
@@ -328,29 +345,24 @@ async fn ensure_node_rights(admin: &kube::Client) -> Result<(), String> {
     let labels = serde_json::json!({"kubernetes.io/bootstrapping": "kgate"});
     let rbac = "rbac.authorization.k8s.io";
     let subject = serde_json::json!([{"apiGroup": rbac, "kind": "User", "name": NODES_USER}]);
+    let cluster_role = |name: &str, rules: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels}, "rules": rules,
+        })
+    };
     ensure_rbac_object(
         admin,
         "ClusterRole",
         None,
-        serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": NODE_ROLE, "labels": labels}, "rules": node_rules(),
-        }),
+        cluster_role(NODE_ROLE, node_rules()),
     )
     .await?;
     ensure_binding(admin, NODE_ROLE, NODE_ROLE, "User", NODES_USER).await?;
     let lease_rules: serde_json::Value =
         serde_json::from_str(NODE_LEASE_RULES).map_err(|e| e.to_string())?;
-    ensure_rbac_object(
-        admin,
-        "ClusterRole",
-        None,
-        serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": {"name": NODE_LEASE_ROLE, "labels": labels}, "rules": lease_rules,
-        }),
-    )
-    .await?;
+    let lease_role = cluster_role(NODE_LEASE_ROLE, lease_rules);
+    ensure_rbac_object(admin, "ClusterRole", None, lease_role).await?;
     ensure_namespace(admin, kgate_cluster::nodes::LEASE_NAMESPACE).await?;
     ensure_rbac_object(
         admin,
@@ -594,9 +606,11 @@ mod tests {
     fn nodes_are_named_and_labelled_simulated() {
         let settings = ClusterArgs {
             nodes: 2,
-            node_cpu: "2".into(),
-            node_memory: "4Gi".into(),
-            node_pods: 10,
+            node_resources: NodeResources {
+                node_cpu: "2".into(),
+                node_memory: "4Gi".into(),
+                node_pods: 10,
+            },
             controllers: "*".into(),
             node_monitor_grace_period: "40s".into(),
             node_state_dir: None,

@@ -19,7 +19,7 @@ use kgate_cluster::nodes::{self, NodeSpec, NODE_GROUP_LABEL, SIMULATED_LABEL};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::cluster::{client_from_kubeconfig, parse_cpu, parse_memory};
+use crate::cluster::client_from_kubeconfig;
 
 /// `kgate nodes`.
 #[derive(Debug, Clone, Args)]
@@ -34,15 +34,8 @@ pub struct NodesOptions {
     /// processes with different prefixes share a cluster.
     #[arg(long, default_value = "kgate-node")]
     pub name_prefix: String,
-    /// Allocatable CPU of each node (cores, or millicores with `m`).
-    #[arg(long, default_value = "4")]
-    pub node_cpu: String,
-    /// Allocatable memory of each node (bytes, or with Ki/Mi/Gi/Ti or k/M/G/T).
-    #[arg(long, default_value = "8Gi")]
-    pub node_memory: String,
-    /// Allocatable pod count of each node.
-    #[arg(long, default_value_t = 110)]
-    pub node_pods: u32,
+    #[command(flatten)]
+    pub node_resources: crate::cluster::NodeResources,
     /// Where the nodes write the ServiceAccount token files of their pods
     /// (`DIR/NODE/pods/NS_POD_UID/token`); without it no token is requested.
     #[arg(long, value_name = "DIR")]
@@ -51,11 +44,10 @@ pub struct NodesOptions {
 
 /// The Nodes `options` asks for, checked before any connection.
 fn node_specs(options: &NodesOptions) -> anyhow::Result<Vec<NodeSpec>> {
-    let cpu_millis =
-        parse_cpu(&options.node_cpu).map_err(|r| anyhow::anyhow!("--node-cpu: {r}"))?;
-    let memory_bytes =
-        parse_memory(&options.node_memory).map_err(|r| anyhow::anyhow!("--node-memory: {r}"))?;
-    anyhow::ensure!(options.node_pods > 0, "--node-pods: must be at least 1");
+    let (cpu_millis, memory_bytes, pods) = options
+        .node_resources
+        .parse()
+        .map_err(|(flag, reason)| anyhow::anyhow!("--{flag}: {reason}"))?;
     anyhow::ensure!(
         (1..=5000).contains(&options.count),
         "--count: must be between 1 and 5000"
@@ -80,7 +72,7 @@ fn node_specs(options: &NodesOptions) -> anyhow::Result<Vec<NodeSpec>> {
             name: format!("{prefix}-{i}"),
             cpu_millis,
             memory_bytes,
-            pods: options.node_pods,
+            pods,
             labels: labels.clone(),
         })
         .collect())

@@ -67,11 +67,8 @@ pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
     let value = kv.value.as_slice();
     if let Some(members) = stored_members(value) {
         // Valid JSON is checked without building anything: a damaged value must not reach a
-        // client half-copied. Skipped strings are not checked for UTF-8 by serde_json (the
-        // fuzz target `stored_object` found it), so the text is checked first.
-        let valid = std::str::from_utf8(value)
-            .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
-        if valid {
+        // client half-copied.
+        if serde_json::from_slice::<ReadsAsValue>(value).is_ok() {
             out.push(b'{');
             let mut first = true;
             for member in members {
@@ -101,6 +98,53 @@ pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
     let obj = decode_list_item(kv)?;
     serde_json::to_writer(&mut *out, &obj)
         .map_err(|_| Status::internal("the object could not be encoded"))
+}
+
+/// JSON that serde_json reads as a [`Value`], checked without building one. Not
+/// `serde::de::IgnoredAny`: serde_json skips what it ignores without reading it, so it takes
+/// strings that are not UTF-8 and numbers out of a float's range, which a `Value` refuses (the
+/// fuzz target `stored_object` found both). Everything here is read through `deserialize_any`,
+/// as a `Value` is, and dropped.
+struct ReadsAsValue;
+
+impl<'de> serde::Deserialize<'de> for ReadsAsValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ReadsAsValue)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ReadsAsValue {
+    type Value = ReadsAsValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<ReadsAsValue>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        while map.next_entry::<ReadsAsValue, ReadsAsValue>()?.is_some() {}
+        Ok(self)
+    }
 }
 
 /// One top-level member of a stored object, as [`write_list_item`] writes it.
@@ -818,6 +862,7 @@ mod tests {
             b"{\"metadata\":{\"name\":\"a\"},\"b\":tru}",
             b"{\"metadata\":{\"name\":\"a\\",
             b"{\"metadata\":{\"name\":\"\xff\xfe\"}}",
+            b"{\"metadata\":{\"name\":\"a\"},\"n\":1E999}",
             b"",
         ] {
             let (fast, slow) = both_ways(value);
