@@ -70,12 +70,9 @@ pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
         // client half-copied.
         if serde_json::from_slice::<ReadsAsValue>(value).is_ok() {
             out.push(b'{');
-            let mut first = true;
-            for member in members {
-                match member {
-                    Member::TypeMeta => continue,
-                    _ if first => first = false,
-                    _ => out.push(b','),
+            for (i, member) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
                 match member {
                     Member::Copied(range) => out.extend_from_slice(&value[range]),
@@ -88,7 +85,6 @@ pub fn write_list_item(kv: &KeyValue, out: &mut Vec<u8>) -> Result<(), Status> {
                         out.extend_from_slice(kv.mod_revision.to_string().as_bytes());
                         out.extend_from_slice(b"\"}");
                     }
-                    Member::TypeMeta => {}
                 }
             }
             out.push(b'}');
@@ -147,30 +143,26 @@ impl<'de> serde::de::Visitor<'de> for ReadsAsValue {
     }
 }
 
-/// One top-level member of a stored object, as [`write_list_item`] writes it.
+/// One top-level member of a stored object that [`write_list_item`] writes (`apiVersion` and
+/// `kind` are left out).
 enum Member {
-    /// `apiVersion` or `kind`: left out.
-    TypeMeta,
     /// `"metadata":{...`: from the key to the object's closing brace (not included).
     Metadata { start: usize, close: usize },
     /// Any other member, key to value end.
     Copied(std::ops::Range<usize>),
 }
 
-/// The top-level members of a stored object's JSON, if it is an object with one `metadata`
-/// object that holds no `resourceVersion`. Only compact JSON (no whitespace outside strings,
-/// as serde_json writes it) is read: whitespace is a surprise, and any surprise is `None`;
-/// validity is not assumed.
+/// The top-level members of a stored object's JSON but `apiVersion` and `kind`, if it is an
+/// object with one `metadata` object that holds no `resourceVersion`. Only compact JSON (no
+/// whitespace outside strings, as serde_json writes it) is read: whitespace is a surprise, and
+/// any surprise is `None`; validity is not assumed.
 fn stored_members(json: &[u8]) -> Option<Vec<Member>> {
     let mut scan = JsonScan { json, at: 0 };
     let mut members = Vec::with_capacity(8);
     let mut metadata = false;
     scan.object_entries(|scan, start, key| {
         match key {
-            b"apiVersion" | b"kind" => {
-                scan.skip_value()?;
-                members.push(Member::TypeMeta);
-            }
+            b"apiVersion" | b"kind" => scan.skip_value()?,
             b"metadata" => {
                 if metadata || scan.peek() != Some(b'{') {
                     return None;

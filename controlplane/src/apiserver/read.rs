@@ -245,6 +245,15 @@ fn expired_token() -> Status {
     Status::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
 }
 
+/// A list's `metadata`: its revision, and where the next page starts.
+fn list_meta(revision: Revision, continue_token: Option<String>) -> Value {
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if let Some(token) = continue_token {
+        meta["continue"] = Value::String(token);
+    }
+    meta
+}
+
 /// A `<Kind>List` of `items` at `revision`.
 pub(crate) fn list_object(
     def: &ResourceDef,
@@ -252,7 +261,7 @@ pub(crate) fn list_object(
     revision: Revision,
     continue_token: Option<String>,
 ) -> Value {
-    let mut meta = json!({"resourceVersion": revision.to_string()});
+    let meta = list_meta(revision, continue_token);
     // kube's lists of built-in kinds carry no apiVersion and kind in their items.
     let items: Vec<Value> = items
         .into_iter()
@@ -261,9 +270,6 @@ pub(crate) fn list_object(
             item
         })
         .collect();
-    if let Some(token) = continue_token {
-        meta["continue"] = Value::String(token);
-    }
     json!({
         "kind": format!("{}List", def.kind),
         "apiVersion": def.api_version(),
@@ -307,36 +313,28 @@ pub(crate) async fn list(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Statu
     let opts = ListOptions::from_request(req)?;
     let store = shared.store.as_ref();
     let namespace = req.namespace.as_deref();
-    if let Negotiated::Json = negotiated {
-        let page = list_page_stored(store, req.def, namespace, &opts).await?;
-        let body = stored_list_body(req.def, &page.items, page.revision, page.continue_token)?;
-        return Ok(Reply::encoded(http::StatusCode::OK, body));
-    }
-    let page = list_page(store, req.def, namespace, &opts).await?;
-    Ok(Reply::ok(match negotiated {
-        Negotiated::Json => list_object(req.def, page.items, page.revision, page.continue_token),
+    match negotiated {
+        Negotiated::Json => {
+            let page = list_page_stored(store, req.def, namespace, &opts).await?;
+            let body = stored_list_body(req.def, &page.items, page.revision, page.continue_token)?;
+            Ok(Reply::encoded(http::StatusCode::OK, body))
+        }
         Negotiated::Table(include) => {
+            let page = list_page(store, req.def, namespace, &opts).await?;
             let mut table = schema::table(req.def, &page.items, include, OffsetDateTime::now_utc());
-            let mut meta = json!({"resourceVersion": page.revision.to_string()});
-            if let Some(token) = page.continue_token {
-                meta["continue"] = Value::String(token);
-            }
-            table["metadata"] = meta;
-            table
+            table["metadata"] = list_meta(page.revision, page.continue_token);
+            Ok(Reply::ok(table))
         }
         Negotiated::Metadata => {
-            let mut meta = json!({"resourceVersion": page.revision.to_string()});
-            if let Some(token) = page.continue_token {
-                meta["continue"] = Value::String(token);
-            }
-            json!({
+            let page = list_page(store, req.def, namespace, &opts).await?;
+            Ok(Reply::ok(json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": "meta.k8s.io/v1",
-                "metadata": meta,
+                "metadata": list_meta(page.revision, page.continue_token),
                 "items": page.items.iter().map(schema::partial_object_metadata).collect::<Vec<_>>(),
-            })
+            })))
         }
-    }))
+    }
 }
 
 #[cfg(test)]
