@@ -304,6 +304,25 @@ fn node_rules() -> serde_json::Value {
 const NODE_LEASE_RULES: &str = r#"[{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
     "verbs": ["get", "list", "watch", "create", "update", "patch"]}]"#;
 
+/// The API of an rbac.authorization.k8s.io/v1 `kind` (in `namespace` if given).
+fn rbac_api(
+    admin: &kube::Client,
+    kind: &str,
+    namespace: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    let resource = kube::discovery::ApiResource {
+        group: "rbac.authorization.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: format!("{}s", kind.to_ascii_lowercase()),
+    };
+    match namespace {
+        Some(ns) => kube::Api::namespaced_with(admin.clone(), ns, &resource),
+        None => kube::Api::all_with(admin.clone(), &resource),
+    }
+}
+
 /// Creates an RBAC object (`kind` of rbac.authorization.k8s.io/v1, in `namespace` if given)
 /// unless one of its name exists.
 async fn ensure_rbac_object(
@@ -312,19 +331,8 @@ async fn ensure_rbac_object(
     namespace: Option<&str>,
     object: serde_json::Value,
 ) -> Result<(), String> {
-    use kube::api::{Api, DynamicObject, PostParams};
-    use kube::discovery::ApiResource;
-    let resource = ApiResource {
-        group: "rbac.authorization.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "rbac.authorization.k8s.io/v1".into(),
-        kind: kind.into(),
-        plural: format!("{}s", kind.to_ascii_lowercase()),
-    };
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(admin.clone(), ns, &resource),
-        None => Api::all_with(admin.clone(), &resource),
-    };
+    use kube::api::{DynamicObject, PostParams};
+    let api = rbac_api(admin, kind, namespace);
     let name = object["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -340,8 +348,7 @@ async fn ensure_rbac_object(
 /// The simulated nodes' roles and bindings ([`NODE_ROLE`]); removes the group binding of
 /// earlier versions.
 async fn ensure_node_rights(admin: &kube::Client) -> Result<(), String> {
-    use kube::api::{Api, DeleteParams, DynamicObject};
-    use kube::discovery::ApiResource;
+    use kube::api::DeleteParams;
     let labels = serde_json::json!({"kubernetes.io/bootstrapping": "kgate"});
     let rbac = "rbac.authorization.k8s.io";
     let subject = serde_json::json!([{"apiGroup": rbac, "kind": "User", "name": NODES_USER}]);
@@ -376,15 +383,7 @@ async fn ensure_node_rights(admin: &kube::Client) -> Result<(), String> {
         }),
     )
     .await?;
-    let resource = ApiResource {
-        group: rbac.into(),
-        version: "v1".into(),
-        api_version: "rbac.authorization.k8s.io/v1".into(),
-        kind: "ClusterRoleBinding".into(),
-        plural: "clusterrolebindings".into(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(admin.clone(), &resource);
-    match api
+    match rbac_api(admin, "ClusterRoleBinding", None)
         .delete(OLD_NODES_BINDING, &DeleteParams::default())
         .await
     {
