@@ -17,6 +17,9 @@ pub struct ResourceDef {
     pub verbs: &'static [&'static str],
     /// Subresources served under `<plural>/<name>/<sub>`.
     pub subresources: &'static [&'static str],
+    /// The `Warning` kube adds to every request to this resource, if the version served is
+    /// deprecated.
+    pub deprecation: Option<&'static str>,
 }
 
 impl ResourceDef {
@@ -100,6 +103,17 @@ const fn def(
         categories,
         verbs,
         subresources,
+        deprecation: None,
+    }
+}
+
+impl ResourceDef {
+    /// This resource with kube's deprecation warning.
+    const fn deprecated(self, warning: &'static str) -> ResourceDef {
+        ResourceDef {
+            deprecation: Some(warning),
+            ..self
+        }
     }
 }
 
@@ -116,7 +130,8 @@ pub static RESOURCES: &[ResourceDef] = &[
     def("", "v1", "Node", "nodes", "node", false, &["no"], &[], ALL_VERBS, &["status"]),
     def("", "v1", "Pod", "pods", "pod", true, &["po"], &["all"], ALL_VERBS, &["status", "binding"]),
     def("", "v1", "Service", "services", "service", true, &["svc"], &["all"], ALL_VERBS, &["status"]),
-    def("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], ALL_VERBS, &[]),
+    def("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], ALL_VERBS, &[])
+        .deprecated("299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\""),
     def("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], ALL_VERBS, &[]),
     def("", "v1", "Secret", "secrets", "secret", true, &[], &[], ALL_VERBS, &[]),
     def("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], ALL_VERBS, &["token"]),

@@ -259,7 +259,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body
         Ok(reply.into_response())
     }
     .await;
-    match deprecation_warning(def) {
+    match def.deprecation {
         // kube warns on every request to a deprecated resource, failed ones too.
         Some(warning) => {
             let mut response = result.unwrap_or_else(|status| status_response(&status));
@@ -271,13 +271,6 @@ async fn route(shared: &Arc<Shared>, req: Request<Body>) -> Result<Response<Body
         }
         None => result,
     }
-}
-
-/// The `Warning` kube adds to every request to a resource deprecated in the version served.
-fn deprecation_warning(def: &resources::ResourceDef) -> Option<&'static str> {
-    (def.group.is_empty() && def.kind == "Endpoints").then_some(
-        "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
-    )
 }
 
 async fn serve_watch(

@@ -51,6 +51,7 @@ static TOKEN_REQUEST: ResourceDef = ResourceDef {
     categories: &[],
     verbs: &["create"],
     subresources: &[],
+    deprecation: None,
 };
 
 /// The answer while no issuer is configured: the subresource is not served, as on a
