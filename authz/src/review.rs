@@ -369,14 +369,8 @@ fn go_json_string(s: &str) -> String {
 /// The user a SubjectAccessReview asks about: `user`, `groups`, `uid`, `extra`.
 fn spec_user(kind: ReviewKind, spec: &Map<String, Value>) -> Result<UserInfo, ReviewError> {
     let name = str_field(kind, spec, "user", "spec.user")?;
+    // A user or a group: `spec_errors` checked it before.
     let groups = string_list(kind, spec.get("groups"), "spec.groups")?;
-    if name.is_empty() && groups.is_empty() {
-        return Err(invalid(
-            kind,
-            "spec.user",
-            "at least one of user or group must be specified",
-        ));
-    }
     let mut extra = BTreeMap::new();
     match spec.get("extra") {
         None | Some(Value::Null) => {}
