@@ -5,6 +5,11 @@ Source: the PyPI wheel kubernetes-validate==1.37.0 (Apache-2.0), file
 kubernetes_validate/kubernetes-json-schema/v1.33.0-local/_definitions.json: the Kubernetes
 OpenAPI definitions as JSON Schema 2020-12 under "$defs".
 
+Kinds that 1.33 does not serve at the version kgate serves (resource.k8s.io/v1, storage.k8s.io/v1
+VolumeAttributesClass: GA in 1.34, and listed by kube-scheduler 1.34) come from the same wheel's
+v1.34.0-local definitions: a definition missing from 1.33 is taken from 1.34 (its names are
+versioned, io.k8s.api.resource.v1.*, so the two never collide).
+
 Output: {"<definition name>": <OpenAPI v3 schema>, ...} holding only the definitions reachable
 from the kinds in ../src/resources.rs (and their lists) plus the meta types the API server
 needs, rewritten to the form kube-apiserver publishes under /openapi/v3:
@@ -15,7 +20,7 @@ needs, rewritten to the form kube-apiserver publishes under /openapi/v3:
   - every top-level kind carries "x-kubernetes-group-version-kind" (a list, as kube does)
 Descriptions and x-kubernetes-* extensions are kept.
 
-Usage: python3 gen_definitions.py [SOURCE_DEFINITIONS_JSON]
+Usage: python3 gen_definitions.py [WHEEL]
 Without an argument it downloads the wheel with pip into a temporary directory.
 """
 import json
@@ -31,6 +36,7 @@ RESOURCES_RS = os.path.join(HERE, "..", "src", "resources.rs")
 OUT = os.path.join(HERE, "definitions.json")
 WHEEL = "kubernetes-validate==1.37.0"
 MEMBER = "kubernetes_validate/kubernetes-json-schema/v1.33.0-local/_definitions.json"
+NEWER_MEMBER = "kubernetes_validate/kubernetes-json-schema/v1.34.0-local/_definitions.json"
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 REVIEW_GROUPS = {"authorization.k8s.io", "authentication.k8s.io"}
@@ -60,17 +66,24 @@ SIMPLE = {
 }
 
 
-def load_source(argv):
+def load_sources(argv):
+    """The 1.33 and 1.34 definitions ("$defs") from the wheel."""
+
+    def read(wheel):
+        with zipfile.ZipFile(wheel) as z:
+            return (
+                json.loads(z.read(MEMBER))["$defs"],
+                json.loads(z.read(NEWER_MEMBER))["$defs"],
+            )
+
     if len(argv) > 1:
-        with open(argv[1]) as f:
-            return json.load(f)
+        return read(argv[1])
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp, WHEEL], check=True
         )
         wheel = [n for n in os.listdir(tmp) if n.endswith(".whl")][0]
-        with zipfile.ZipFile(os.path.join(tmp, wheel)) as z:
-            return json.loads(z.read(MEMBER))
+        return read(os.path.join(tmp, wheel))
 
 
 def served_kinds():
@@ -123,7 +136,9 @@ def refs(v, acc):
 
 
 def main(argv):
-    defs = load_source(argv)["$defs"]
+    defs, newer = load_sources(argv)
+    for name, schema in newer.items():
+        defs.setdefault(name, schema)
     roots = list(EXTRA)
     for group, version, kind in served_kinds():
         for want in (kind, kind + "List"):

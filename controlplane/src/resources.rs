@@ -120,6 +120,10 @@ impl ResourceDef {
 const RBAC: &str = "rbac.authorization.k8s.io";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
+const STORAGE: &str = "storage.k8s.io";
+/// Dynamic resource allocation: GA (`v1`) in Kubernetes 1.34, served as 1.34 serves it, because
+/// kube-scheduler 1.34's default profile lists these.
+const RESOURCE: &str = "resource.k8s.io";
 /// Reviews are questions, not objects: they can only be created, and nothing is stored.
 const REVIEW_VERBS: &[&str] = &["create"];
 
@@ -136,15 +140,30 @@ pub static RESOURCES: &[ResourceDef] = &[
     def("", "v1", "Secret", "secrets", "secret", true, &[], &[], ALL_VERBS, &[]),
     def("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], ALL_VERBS, &["token"]),
     def("", "v1", "Event", "events", "event", true, &["ev"], &[], ALL_VERBS, &[]),
+    def("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["pv"], &[], ALL_VERBS, &["status"]),
+    def("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"], &[], ALL_VERBS, &["status"]),
+    def("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, &["rc"], &["all"], ALL_VERBS, &["status", "scale"]),
     def("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], &["all"], ALL_VERBS, &["status", "scale"]),
     def("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], &["all"], ALL_VERBS, &["status"]),
     def("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], &["all"], ALL_VERBS, &["status", "scale"]),
+    def("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"], &["all"], ALL_VERBS, &["status", "scale"]),
+    def("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"], &[], ALL_VERBS, &["status"]),
     def(RBAC, "v1", "Role", "roles", "role", true, &[], &[], ALL_VERBS, &[]),
     def(RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", false, &[], &[], ALL_VERBS, &[]),
     def(RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", true, &[], &[], ALL_VERBS, &[]),
     def(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, &[], &[], ALL_VERBS, &[]),
     def("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], ALL_VERBS, &[]),
     def("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, &[], &[], ALL_VERBS, &[]),
+    def(STORAGE, "v1", "CSIDriver", "csidrivers", "csidriver", false, &[], &[], ALL_VERBS, &[]),
+    def(STORAGE, "v1", "CSINode", "csinodes", "csinode", false, &[], &[], ALL_VERBS, &[]),
+    def(STORAGE, "v1", "CSIStorageCapacity", "csistoragecapacities", "csistoragecapacity", true, &[], &[], ALL_VERBS, &[]),
+    def(STORAGE, "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"], &[], ALL_VERBS, &[]),
+    def(STORAGE, "v1", "VolumeAttachment", "volumeattachments", "volumeattachment", false, &[], &[], ALL_VERBS, &["status"]),
+    def(STORAGE, "v1", "VolumeAttributesClass", "volumeattributesclasses", "volumeattributesclass", false, &["vac"], &[], ALL_VERBS, &[]),
+    def(RESOURCE, "v1", "DeviceClass", "deviceclasses", "deviceclass", false, &[], &[], ALL_VERBS, &[]),
+    def(RESOURCE, "v1", "ResourceClaim", "resourceclaims", "resourceclaim", true, &[], &[], ALL_VERBS, &["status"]),
+    def(RESOURCE, "v1", "ResourceClaimTemplate", "resourceclaimtemplates", "resourceclaimtemplate", true, &[], &[], ALL_VERBS, &[]),
+    def(RESOURCE, "v1", "ResourceSlice", "resourceslices", "resourceslice", false, &[], &[], ALL_VERBS, &[]),
     def(AUTHENTICATION, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHENTICATION, "v1", "TokenReview", "tokenreviews", "tokenreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHORIZATION, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], &[], REVIEW_VERBS, &[]),

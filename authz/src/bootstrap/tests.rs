@@ -34,8 +34,8 @@ fn subjects(binding: &Value) -> Vec<String> {
 #[test]
 fn every_object_parses_and_carries_the_bootstrap_markers() {
     let all = [
-        (cluster_roles(), RbacKind::ClusterRole, 66),
-        (cluster_role_bindings(), RbacKind::ClusterRoleBinding, 47),
+        (cluster_roles(), RbacKind::ClusterRole, 68),
+        (cluster_role_bindings(), RbacKind::ClusterRoleBinding, 49),
         (roles(), RbacKind::Role, 7),
         (role_bindings(), RbacKind::RoleBinding, 7),
     ];
