@@ -14,6 +14,7 @@
 pub mod openapi;
 pub mod printers;
 mod printers_pod;
+mod printers_storage;
 pub mod smp;
 pub mod table;
 pub mod validate;

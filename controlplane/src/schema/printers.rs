@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::printers_storage as storage;
 use super::table::age;
 
 /// One column definition.
@@ -49,6 +50,31 @@ const CONFIGMAP_DATA_DOC: &str = "Data contains the configuration data. Each key
 const POD_NODE_NAME_DOC: &str = "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename";
 const POD_NOMINATED_NODE_NAME_DOC: &str = "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled.";
 const POD_READINESS_GATES_DOC: &str = "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates";
+const RC_REPLICAS_DOC: &str = "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+const RC_STATUS_REPLICAS_DOC: &str = "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+const RC_SELECTOR_DOC: &str = "Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+const PV_CAPACITY_DOC: &str = "capacity is the description of the persistent volume's resources and capacity. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#capacity";
+const PV_ACCESS_MODES_DOC: &str = "accessModes contains all ways the volume can be mounted. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes";
+const PV_RECLAIM_POLICY_DOC: &str = "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim. Valid options are Retain (default for manually created PersistentVolumes), Delete (default for dynamically provisioned PersistentVolumes), and Recycle (deprecated). Recycle must be supported by the volume plugin underlying this PersistentVolume. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#reclaiming";
+const PV_PHASE_DOC: &str = "phase indicates if a volume is available, bound to a claim, or released by a claim. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#phase";
+const PV_CLAIM_REF_DOC: &str = "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim. Expected to be non-nil when bound. claim.VolumeName is the authoritative bind between PV and PVC. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#binding";
+const PV_REASON_DOC: &str = "reason is a brief CamelCase string that describes any failure and is meant for machine parsing and tidy display in the CLI.";
+const PV_VOLUME_MODE_DOC: &str = "volumeMode defines if a volume is intended to be used with a formatted filesystem or to remain in raw block state. Value of Filesystem is implied when not included in spec.";
+const PVC_ACCESS_MODES_DOC: &str = "accessModes contains the actual access modes the volume backing the PVC has. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1";
+const PVC_VOLUME_MODE_DOC: &str = "volumeMode defines what type of volume is required by the claim. Value of Filesystem is implied when not included in claim spec.";
+const CSI_ATTACH_REQUIRED_DOC: &str = "attachRequired indicates this CSI volume driver requires an attach operation (because it implements the CSI ControllerPublishVolume() method), and that the Kubernetes attach detach controller should call the attach volume interface which checks the volumeattachment status and waits until the volume is attached before proceeding to mounting. The CSI external-attacher coordinates with CSI volume driver and updates the volumeattachment status when the attach operation is complete. If the value is specified to false, the attach operation will be skipped. Otherwise the attach operation will be called.\n\nThis field is immutable.";
+const CSI_POD_INFO_ON_MOUNT_DOC: &str = "podInfoOnMount indicates this CSI volume driver requires additional pod information (like podName, podUID, etc.) during mount operations, if set to true. If set to false, pod information will not be passed on mount. Default is false.\n\nThe CSI driver specifies podInfoOnMount as part of driver deployment. If true, Kubelet will pass pod information as VolumeContext in the CSI NodePublishVolume() calls. The CSI driver is responsible for parsing and validating the information passed in as VolumeContext.\n\nThe following VolumeContext will be passed if podInfoOnMount is set to true. This list might grow, but the prefix will be used. \"csi.storage.k8s.io/pod.name\": pod.Name \"csi.storage.k8s.io/pod.namespace\": pod.Namespace \"csi.storage.k8s.io/pod.uid\": string(pod.UID) \"csi.storage.k8s.io/ephemeral\": \"true\" if the volume is an ephemeral inline volume\n                                defined by a CSIVolumeSource, otherwise \"false\"\n\n\"csi.storage.k8s.io/ephemeral\" is a new feature in Kubernetes 1.16. It is only required for drivers which support both the \"Persistent\" and \"Ephemeral\" VolumeLifecycleMode. Other drivers can leave pod info disabled and/or ignore this field. As Kubernetes 1.15 doesn't support this field, drivers can only support one mode when deployed on such a cluster and the deployment determines which mode that is, for example via a command line parameter of the driver.\n\nThis field was immutable in Kubernetes < 1.29 and now is mutable.";
+const CSI_STORAGE_CAPACITY_DOC: &str = "storageCapacity indicates that the CSI volume driver wants pod scheduling to consider the storage capacity that the driver deployment will report by creating CSIStorageCapacity objects with capacity information, if set to true.\n\nThe check can be enabled immediately when deploying a driver. In that case, provisioning new volumes with late binding will pause until the driver deployment has published some suitable CSIStorageCapacity object.\n\nAlternatively, the driver can be deployed with the field unset or false and it can be flipped later when storage capacity information has been published.\n\nThis field was immutable in Kubernetes <= 1.22 and now is mutable.";
+const CSI_TOKEN_REQUESTS_DOC: &str = "tokenRequests indicates the CSI driver needs pods' service account tokens it is mounting volume for to do necessary authentication. Kubelet will pass the tokens in VolumeContext in the CSI NodePublishVolume calls. The CSI driver should parse and validate the following VolumeContext: \"csi.storage.k8s.io/serviceAccount.tokens\": {\n  \"<audience>\": {\n    \"token\": <token>,\n    \"expirationTimestamp\": <expiration timestamp in RFC3339>,\n  },\n  ...\n}\n\nNote: Audience in each TokenRequest should be different and at most one token is empty string. To receive a new token after expiry, RequiresRepublish can be used to trigger NodePublishVolume periodically.";
+const CSI_REQUIRES_REPUBLISH_DOC: &str = "requiresRepublish indicates the CSI driver wants `NodePublishVolume` being periodically called to reflect any possible change in the mounted volume. This field defaults to false.\n\nNote: After a successful initial NodePublishVolume call, subsequent calls to NodePublishVolume should only update the contents of the volume. New mount points will not be seen by a running container.";
+const CSI_MODES_DOC: &str = "volumeLifecycleModes defines what kind of volumes this CSI volume driver supports. The default if the list is empty is \"Persistent\", which is the usage defined by the CSI specification and implemented in Kubernetes via the usual PV/PVC mechanism.\n\nThe other mode is \"Ephemeral\". In this mode, volumes are defined inline inside the pod spec with CSIVolumeSource and their lifecycle is tied to the lifecycle of that pod. A driver has to be aware of this because it is only going to get a NodePublishVolume call for such a volume.\n\nFor more information about implementing this mode, see https://kubernetes-csi.github.io/docs/ephemeral-local-volumes.html A driver can support one or more of these modes and more modes may be added in the future.\n\nThis field is beta. This field is immutable.";
+const SC_RECLAIM_POLICY_DOC: &str = "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete.";
+const SC_VOLUME_BINDING_MODE_DOC: &str = "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature.";
+const VA_ATTACHER_DOC: &str = "attacher indicates the name of the volume driver that MUST handle this request. This is the name returned by GetPluginName().";
+const VA_ATTACHED_DOC: &str = "attached indicates the volume is successfully attached. This field must only be set by the entity completing the attach operation, i.e. the external-attacher.";
+const SLICE_NODE_DOC: &str = "NodeName identifies the node which provides the resources in this pool. A field selector can be used to list only ResourceSlice objects belonging to a certain node.\n\nThis field can be used to limit access from nodes to ResourceSlices with the same node name. It also indicates to autoscalers that adding new nodes of the same type as some old node might also make new resources available.\n\nExactly one of NodeName, NodeSelector, AllNodes, and PerDeviceNodeSelection must be set. This field is immutable.";
+const SLICE_DRIVER_DOC: &str = "Driver identifies the DRA driver providing the capacity information. A field selector can be used to list only ResourceSlice objects with a certain driver name.\n\nMust be a DNS subdomain and should end with a DNS domain owned by the vendor of the driver. This field is immutable.";
+const SLICE_POOL_DOC: &str = "Name is used to identify the pool. For node-local devices, this is often the node name, but this is not required.\n\nIt must not be longer than 253 characters and must consist of one or more DNS sub-domains separated by slashes. This field is immutable.";
 
 const NAME: Column = Column {
     name: "Name",
@@ -168,6 +194,106 @@ pub fn columns(kind: &str) -> &'static [Column] {
             CONTAINERS,
             IMAGES,
             SELECTOR,
+        ],
+        "ReplicationController" => cols![
+            NAME,
+            col("Desired", "integer", RC_REPLICAS_DOC),
+            col("Current", "integer", RC_STATUS_REPLICAS_DOC),
+            col("Ready", "integer", "The number of ready replicas for this replication controller."),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            wide("Selector", "string", RC_SELECTOR_DOC),
+        ],
+        "StatefulSet" => cols![
+            NAME,
+            col("Ready", "string", "Number of the pod with ready state"),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+        ],
+        "PodDisruptionBudget" => cols![
+            NAME,
+            col("Min Available", "string", "The minimum number of pods that must be available."),
+            col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
+            col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+            AGE,
+        ],
+        "PersistentVolume" => cols![
+            NAME,
+            col("Capacity", "string", PV_CAPACITY_DOC),
+            col("Access Modes", "string", PV_ACCESS_MODES_DOC),
+            col("Reclaim Policy", "string", PV_RECLAIM_POLICY_DOC),
+            col("Status", "string", PV_PHASE_DOC),
+            col("Claim", "string", PV_CLAIM_REF_DOC),
+            col("StorageClass", "string", "StorageClass of the pv"),
+            col("VolumeAttributesClass", "string", "VolumeAttributesClass of the pv"),
+            col("Reason", "string", PV_REASON_DOC),
+            AGE,
+            wide("VolumeMode", "string", PV_VOLUME_MODE_DOC),
+        ],
+        "PersistentVolumeClaim" => cols![
+            NAME,
+            col("Status", "string", "phase represents the current phase of PersistentVolumeClaim."),
+            col("Volume", "string", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+            col("Capacity", "string", "capacity represents the actual resources of the underlying volume."),
+            col("Access Modes", "string", PVC_ACCESS_MODES_DOC),
+            col("StorageClass", "string", "StorageClass of the pvc"),
+            col("VolumeAttributesClass", "string", "VolumeAttributesClass of the pvc"),
+            AGE,
+            wide("VolumeMode", "string", PVC_VOLUME_MODE_DOC),
+        ],
+        "CSIDriver" => cols![
+            NAME,
+            col("AttachRequired", "boolean", CSI_ATTACH_REQUIRED_DOC),
+            col("PodInfoOnMount", "boolean", CSI_POD_INFO_ON_MOUNT_DOC),
+            col("StorageCapacity", "boolean", CSI_STORAGE_CAPACITY_DOC),
+            col("TokenRequests", "string", CSI_TOKEN_REQUESTS_DOC),
+            col("RequiresRepublish", "boolean", CSI_REQUIRES_REPUBLISH_DOC),
+            col("Modes", "string", CSI_MODES_DOC),
+            AGE,
+        ],
+        "CSINode" => cols![
+            NAME,
+            col("Drivers", "integer", "Drivers indicates the number of CSI drivers registered on the node"),
+            AGE,
+        ],
+        // CSIStorageCapacity has no printer in kube (its storage uses the default table
+        // convertor): the default columns below.
+        "StorageClass" => cols![
+            NAME,
+            col("Provisioner", "string", "provisioner indicates the type of the provisioner."),
+            col("ReclaimPolicy", "string", SC_RECLAIM_POLICY_DOC),
+            col("VolumeBindingMode", "string", SC_VOLUME_BINDING_MODE_DOC),
+            col("AllowVolumeExpansion", "string", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+            AGE,
+        ],
+        "VolumeAttachment" => cols![
+            NAME,
+            // kube marks this column `name` too.
+            Column { format: "name", ..col("Attacher", "string", VA_ATTACHER_DOC) },
+            col("PV", "string", "persistentVolumeName represents the name of the persistent volume to attach."),
+            col("Node", "string", "nodeName represents the node that the volume should be attached to."),
+            col("Attached", "boolean", VA_ATTACHED_DOC),
+            AGE,
+        ],
+        "VolumeAttributesClass" => cols![
+            NAME,
+            col("DriverName", "string", "Name of the CSI driver This field is immutable."),
+            AGE,
+        ],
+        "DeviceClass" | "ResourceClaimTemplate" => cols![NAME, AGE],
+        "ResourceClaim" => cols![
+            NAME,
+            col("State", "string", "A summary of the current state (allocated, pending, reserved, etc.)."),
+            AGE,
+        ],
+        "ResourceSlice" => cols![
+            NAME,
+            col("Node", "string", SLICE_NODE_DOC),
+            col("Driver", "string", SLICE_DRIVER_DOC),
+            col("Pool", "string", SLICE_POOL_DOC),
+            AGE,
         ],
         "Role" | "ClusterRole" => cols![NAME, CREATED_AT],
         "RoleBinding" | "ClusterRoleBinding" => cols![
@@ -295,6 +421,67 @@ pub fn cells(kind: &str, o: &Value, now: OffsetDateTime) -> Vec<Value> {
                 json!(label_selector(o.pointer("/spec/selector"))),
             ]
         }
+        "ReplicationController" => {
+            let t = workload_template(o);
+            vec![
+                json!(name),
+                json!(i(o, "/spec/replicas")),
+                json!(i(o, "/status/replicas")),
+                json!(i(o, "/status/readyReplicas")),
+                json!(age),
+                json!(t.0),
+                json!(t.1),
+                json!(map_selector(o.pointer("/spec/selector"))),
+            ]
+        }
+        "StatefulSet" => {
+            let t = workload_template(o);
+            vec![
+                json!(name),
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    i(o, "/spec/replicas")
+                )),
+                json!(age),
+                json!(t.0),
+                json!(t.1),
+            ]
+        }
+        "PodDisruptionBudget" => vec![
+            json!(name),
+            json!(int_or_string(o.pointer("/spec/minAvailable"))),
+            json!(int_or_string(o.pointer("/spec/maxUnavailable"))),
+            json!(i(o, "/status/disruptionsAllowed")),
+            json!(age),
+        ],
+        "PersistentVolume" => storage::persistent_volume(o, name, age),
+        "PersistentVolumeClaim" => storage::persistent_volume_claim(o, name, age),
+        "CSIDriver" => storage::csi_driver(o, name, age),
+        "CSINode" => vec![json!(name), json!(len(o, "/spec/drivers")), json!(age)],
+        "StorageClass" => storage::storage_class(o, name, age),
+        "VolumeAttachment" => vec![
+            json!(name),
+            json!(s(o, "/spec/attacher").unwrap_or("")),
+            json!(s(o, "/spec/source/persistentVolumeName").unwrap_or("")),
+            json!(s(o, "/spec/nodeName").unwrap_or("")),
+            json!(o.pointer("/status/attached") == Some(&Value::Bool(true))),
+            json!(age),
+        ],
+        "VolumeAttributesClass" => vec![
+            json!(name),
+            json!(s(o, "/driverName").unwrap_or("")),
+            json!(age),
+        ],
+        "DeviceClass" | "ResourceClaimTemplate" => vec![json!(name), json!(age)],
+        "ResourceClaim" => vec![json!(name), json!(resource_claim_state(o)), json!(age)],
+        "ResourceSlice" => vec![
+            json!(name),
+            json!(s(o, "/spec/nodeName").unwrap_or("")),
+            json!(s(o, "/spec/driver").unwrap_or("")),
+            json!(s(o, "/spec/pool/name").unwrap_or("")),
+            json!(age),
+        ],
         "Role" | "ClusterRole" => vec![json!(name), json!(created.unwrap_or(""))],
         "RoleBinding" | "ClusterRoleBinding" => binding(o, name, age),
         "Lease" => vec![
@@ -311,6 +498,37 @@ pub fn cells(kind: &str, o: &Value, now: OffsetDateTime) -> Vec<Value> {
         ],
         _ => vec![json!(name), json!(created.unwrap_or(""))],
     }
+}
+
+/// intstr.IntOrString.String, `N/A` when unset (the PodDisruptionBudget columns).
+fn int_or_string(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "N/A".to_owned(),
+    }
+}
+
+/// kube's resourceClaimState: `deleted`, then `pending` or `allocated` (and `reserved`).
+fn resource_claim_state(o: &Value) -> String {
+    let deleted = o
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|d| !d.is_null());
+    let mut states = Vec::new();
+    if deleted {
+        states.push("deleted");
+    }
+    match o.pointer("/status/allocation") {
+        Some(a) if !a.is_null() => {
+            states.push("allocated");
+            if !list(o, "/status/reservedFor").is_empty() {
+                states.push("reserved");
+            }
+        }
+        _ if !deleted => states.push("pending"),
+        _ => {}
+    }
+    states.join(",")
 }
 
 fn node(o: &Value, name: &str, age: String) -> Vec<Value> {

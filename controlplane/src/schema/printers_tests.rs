@@ -177,3 +177,333 @@ fn services_nodes_and_others() {
     assert_eq!(columns("EndpointSlice").len(), row.len());
     assert_eq!(label_selector(None), "<none>");
 }
+
+#[test]
+fn quantities_print_in_kubes_canonical_form() {
+    use crate::schema::printers_storage::quantity;
+    // What resource.ParseQuantity(given).String() gives in apimachinery v0.34.2.
+    for (given, shown) in [
+        ("1536Mi", "1536Mi"),
+        ("1.5Gi", "1536Mi"),
+        ("0.5Gi", "512Mi"),
+        ("1Gi", "1Gi"),
+        ("1024", "1024"),
+        ("2048Ki", "2Mi"),
+        ("1.5Ki", "1536"),
+        ("100Ki", "100Ki"),
+        ("2000", "2k"),
+        ("1500", "1500"),
+        ("1.5k", "1500"),
+        ("0.5", "500m"),
+        ("2e3", "2e3"),
+        ("2000e0", "2e3"),
+        ("1E3", "1E3"),
+        ("10e1", "100"),
+        ("1E", "1E"),
+        ("0", "0"),
+        ("0Gi", "0"),
+        ("-1.5Gi", "-1536Mi"),
+        ("+5M", "+5M"),
+        ("100M", "100M"),
+        ("0.1n", "1n"),
+        ("007", "007"),
+        ("1.5", "1500m"),
+        ("1000Ki", "1000Ki"),
+        ("1023.5Ki", "1048064"),
+        ("0.001Ki", "1024m"),
+        ("12e-1", "1200e-3"),
+        ("1e-12", "1e-9"),
+        ("1200m", "1200m"),
+        ("5000000Mi", "5000000Mi"),
+        ("1.000Gi", "1Gi"),
+        ("-0.5", "-500m"),
+        ("1e21", "1e21"),
+        ("+5Mi", "+5Mi"),
+        ("08Ki", "8Ki"),
+        ("07Ki", "07Ki"),
+        ("5Ei", "5Ei"),
+        ("1000000000000000000000", "1"),
+        ("1.Ki", "1.Ki"),
+        ("3Mi", "3Mi"),
+        ("0.000000001", "1n"),
+        ("1e1000", "10e999"),
+        ("nonsense", "nonsense"),
+    ] {
+        assert_eq!(quantity(given), shown, "{given}");
+    }
+}
+
+#[test]
+fn volumes_and_claims() {
+    let pv = json!({"metadata": {"name": "pv1", "creationTimestamp": HOUR_AGO},
+        "spec": {"capacity": {"storage": "1.5Gi"}, "persistentVolumeReclaimPolicy": "Retain",
+            "accessModes": ["ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany", "ReadWriteOnce"],
+            "claimRef": {"namespace": "default", "name": "c1"}, "storageClassName": "fast"},
+        "status": {"phase": "Bound"}});
+    assert_eq!(
+        cells("PersistentVolume", &pv, NOW),
+        vec![
+            json!("pv1"),
+            json!("1536Mi"),
+            json!("RWO,ROX,RWX"),
+            json!("Retain"),
+            json!("Bound"),
+            json!("default/c1"),
+            json!("fast"),
+            json!("<unset>"),
+            json!(""),
+            json!("60m"),
+            json!("<unset>"),
+        ]
+    );
+    let mut old = json!({"metadata": {"name": "pv2", "deletionTimestamp": HOUR_AGO,
+            "annotations": {"volume.beta.kubernetes.io/storage-class": "old"}},
+        "spec": {"accessModes": ["ReadWriteOncePod"], "storageClassName": "new",
+            "volumeMode": "Block", "volumeAttributesClassName": "gold"},
+        "status": {"phase": "Released", "reason": "Why"}});
+    let row = cells("PersistentVolume", &old, NOW);
+    assert_eq!(
+        row[1..9],
+        [
+            json!("0"),
+            json!("RWOP"),
+            json!(""),
+            json!("Terminating"),
+            json!(""),
+            json!("old"),
+            json!("gold"),
+            json!("Why")
+        ]
+    );
+    assert_eq!(row[10], "Block");
+    old["metadata"]["annotations"] = json!({"volume.beta.kubernetes.io/storage-class": ""});
+    assert_eq!(cells("PersistentVolume", &old, NOW)[6], "");
+
+    let pending = json!({"metadata": {"name": "c2"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Pending"}});
+    assert_eq!(
+        cells("PersistentVolumeClaim", &pending, NOW),
+        vec![
+            json!("c2"),
+            json!("Pending"),
+            json!(""),
+            json!(""),
+            json!(""),
+            json!(""),
+            json!("<unset>"),
+            json!("<unknown>"),
+            json!("<unset>"),
+        ]
+    );
+    let bound = json!({"metadata": {"name": "c1"},
+        "spec": {"volumeName": "pv1", "storageClassName": "fast", "volumeMode": "Filesystem"},
+        "status": {"phase": "Bound", "capacity": {"storage": "2048Mi"},
+            "accessModes": ["ReadWriteOnce"]}});
+    assert_eq!(
+        cells("PersistentVolumeClaim", &bound, NOW)[1..7],
+        [
+            json!("Bound"),
+            json!("pv1"),
+            json!("2Gi"),
+            json!("RWO"),
+            json!("fast"),
+            json!("<unset>")
+        ]
+    );
+    let unfilled = json!({"metadata": {"name": "c3"}, "spec": {"volumeName": "pv1"}});
+    assert_eq!(
+        cells("PersistentVolumeClaim", &unfilled, NOW)[3],
+        json!("0")
+    );
+}
+
+#[test]
+fn storage_classes_and_csi() {
+    let sc = json!({"metadata": {"name": "fast",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "csi.example.com", "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": true});
+    assert_eq!(
+        cells("StorageClass", &sc, NOW)[..5],
+        [
+            json!("fast (default)"),
+            json!("csi.example.com"),
+            json!("Delete"),
+            json!("WaitForFirstConsumer"),
+            json!(true)
+        ]
+    );
+    for (key, value, shown) in [
+        (
+            "storageclass.beta.kubernetes.io/is-default-class",
+            "true",
+            "s (default)",
+        ),
+        ("storageclass.kubernetes.io/is-default-class", "True", "s"),
+        ("storageclass.kubernetes.io/is-default-class", "false", "s"),
+    ] {
+        let sc = json!({"metadata": {"name": "s", "annotations": {key: value}},
+            "provisioner": "p", "reclaimPolicy": "Retain"});
+        let row = cells("StorageClass", &sc, NOW);
+        assert_eq!(
+            row[..5],
+            [
+                json!(shown),
+                json!("p"),
+                json!("Retain"),
+                json!("Immediate"),
+                json!(false)
+            ]
+        );
+    }
+    let driver = json!({"metadata": {"name": "csi.example.com"}, "spec": {
+        "attachRequired": false, "podInfoOnMount": true,
+        "tokenRequests": [{"audience": "a1"}, {"audience": "a2"}],
+        "volumeLifecycleModes": ["Persistent", "Ephemeral"]}});
+    assert_eq!(
+        cells("CSIDriver", &driver, NOW)[..7],
+        [
+            json!("csi.example.com"),
+            json!(false),
+            json!(true),
+            json!(false),
+            json!("a1,a2"),
+            json!(false),
+            json!("Persistent,Ephemeral")
+        ]
+    );
+    let bare = json!({"metadata": {"name": "d"}, "spec": {"tokenRequests": []}});
+    assert_eq!(
+        cells("CSIDriver", &bare, NOW)[1..7],
+        [
+            json!(true),
+            json!(false),
+            json!(false),
+            json!("<unset>"),
+            json!(false),
+            json!("<none>")
+        ]
+    );
+    let node =
+        json!({"metadata": {"name": "n1"}, "spec": {"drivers": [{"name": "a"}, {"name": "b"}]}});
+    assert_eq!(cells("CSINode", &node, NOW)[1], 2);
+    let va = json!({"metadata": {"name": "va"}, "spec": {"attacher": "csi.example.com",
+        "nodeName": "n1", "source": {"persistentVolumeName": "pv1"}}, "status": {"attached": true}});
+    assert_eq!(
+        cells("VolumeAttachment", &va, NOW)[..5],
+        [
+            json!("va"),
+            json!("csi.example.com"),
+            json!("pv1"),
+            json!("n1"),
+            json!(true)
+        ]
+    );
+    let inline = json!({"metadata": {"name": "va2"}, "spec": {"attacher": "a", "nodeName": "n",
+        "source": {"inlineVolumeSpec": {}}}});
+    assert_eq!(
+        cells("VolumeAttachment", &inline, NOW)[2..5],
+        [json!(""), json!("n"), json!(false)]
+    );
+    assert_eq!(columns("VolumeAttachment")[1].format, "name");
+    let vac = json!({"metadata": {"name": "gold"}, "driverName": "csi.example.com"});
+    assert_eq!(
+        cells("VolumeAttributesClass", &vac, NOW)[1],
+        "csi.example.com"
+    );
+    // kube's CSIStorageCapacity storage has no printer: the default Name and Created At.
+    let cap = json!({"metadata": {"name": "cap", "creationTimestamp": HOUR_AGO},
+        "storageClassName": "fast", "capacity": "10Gi"});
+    assert_eq!(
+        cells("CSIStorageCapacity", &cap, NOW),
+        vec![json!("cap"), json!(HOUR_AGO)]
+    );
+    assert_eq!(columns("CSIStorageCapacity")[1].ty, "date");
+}
+
+#[test]
+fn replication_stateful_sets_and_budgets() {
+    let rc = json!({"metadata": {"name": "rc", "creationTimestamp": HOUR_AGO},
+        "spec": {"replicas": 2, "selector": {"b": "x", "app": "rc"}, "template": {"spec": {
+            "containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "busybox"}]}}},
+        "status": {"replicas": 1, "readyReplicas": 1}});
+    assert_eq!(
+        cells("ReplicationController", &rc, NOW),
+        vec![
+            json!("rc"),
+            json!(2),
+            json!(1),
+            json!(1),
+            json!("60m"),
+            json!("a,b"),
+            json!("nginx,busybox"),
+            json!("app=rc,b=x")
+        ]
+    );
+    let bare = json!({"metadata": {"name": "rc"}});
+    assert_eq!(
+        cells("ReplicationController", &bare, NOW)[5..],
+        [json!(""), json!(""), json!("<none>")]
+    );
+    let sts = json!({"metadata": {"name": "db"}, "spec": {"replicas": 3,
+        "template": {"spec": {"containers": [{"name": "a", "image": "postgres"}]}}},
+        "status": {"readyReplicas": 2}});
+    assert_eq!(
+        cells("StatefulSet", &sts, NOW),
+        vec![
+            json!("db"),
+            json!("2/3"),
+            json!("<unknown>"),
+            json!("a"),
+            json!("postgres")
+        ]
+    );
+    let pdb = json!({"metadata": {"name": "b"}, "spec": {"minAvailable": "50%"},
+        "status": {"disruptionsAllowed": 1}});
+    assert_eq!(
+        cells("PodDisruptionBudget", &pdb, NOW)[1..4],
+        [json!("50%"), json!("N/A"), json!(1)]
+    );
+    let pdb = json!({"metadata": {"name": "b"}, "spec": {"maxUnavailable": 1}});
+    assert_eq!(
+        cells("PodDisruptionBudget", &pdb, NOW)[1..4],
+        [json!("N/A"), json!("1"), json!(0)]
+    );
+}
+
+#[test]
+fn dynamic_resource_allocation() {
+    let mut claim = json!({"metadata": {"name": "c"}});
+    assert_eq!(cells("ResourceClaim", &claim, NOW)[1], "pending");
+    claim["status"] = json!({"allocation": {"devices": {}}});
+    assert_eq!(cells("ResourceClaim", &claim, NOW)[1], "allocated");
+    claim["status"]["reservedFor"] = json!([{"resource": "pods", "name": "p", "uid": "u"}]);
+    assert_eq!(cells("ResourceClaim", &claim, NOW)[1], "allocated,reserved");
+    claim["metadata"]["deletionTimestamp"] = json!(HOUR_AGO);
+    assert_eq!(
+        cells("ResourceClaim", &claim, NOW)[1],
+        "deleted,allocated,reserved"
+    );
+    claim["status"] = json!({});
+    assert_eq!(cells("ResourceClaim", &claim, NOW)[1], "deleted");
+    let slice = json!({"metadata": {"name": "s"}, "spec": {"driver": "dra.example.com",
+        "nodeName": "n1", "pool": {"name": "p1", "generation": 1, "resourceSliceCount": 1}}});
+    assert_eq!(
+        cells("ResourceSlice", &slice, NOW)[..4],
+        [
+            json!("s"),
+            json!("n1"),
+            json!("dra.example.com"),
+            json!("p1")
+        ]
+    );
+    let all = json!({"metadata": {"name": "s"}, "spec": {"driver": "d", "allNodes": true,
+        "pool": {"name": "p"}}});
+    assert_eq!(cells("ResourceSlice", &all, NOW)[1], "");
+    for kind in ["DeviceClass", "ResourceClaimTemplate"] {
+        let o = json!({"metadata": {"name": "x", "creationTimestamp": HOUR_AGO}});
+        assert_eq!(cells(kind, &o, NOW), vec![json!("x"), json!("60m")]);
+        assert_eq!(columns(kind)[1].name, "Age");
+    }
+}
