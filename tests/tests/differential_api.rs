@@ -82,6 +82,10 @@ impl Resource {
         let mut cases = vec![
             post(&id("create"), &self.collection(), self.named(&a)),
             post(&id("create-b"), &self.collection(), self.named(&b)),
+            // `kubectl get`: the kind's printer columns and both rows.
+            get(&id("table"), &format!("{}?{selector}", self.collection()))
+                .header(TABLE)
+                .compare(Compare::Table),
             get(&id("get"), &self.item(&a)),
             get(&id("list"), &format!("{}?{selector}", self.collection())),
             put(&id("update"), &self.item(&a), updated),
@@ -104,7 +108,7 @@ impl Resource {
         ];
         if self.namespaced {
             cases.insert(
-                4,
+                5,
                 get(
                     &id("list-all-namespaces"),
                     &format!("{}/{}?{selector}", self.prefix, self.plural),

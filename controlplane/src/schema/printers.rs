@@ -50,6 +50,7 @@ const CONFIGMAP_DATA_DOC: &str = "Data contains the configuration data. Each key
 const POD_NODE_NAME_DOC: &str = "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for scheduling by the scheduler defined in schedulerName. Once this field is set, the kubelet for this node becomes responsible for the lifecycle of this pod. This field should not be used to express a desire for the pod to be scheduled on a specific node. https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#nodename";
 const POD_NOMINATED_NODE_NAME_DOC: &str = "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods. This field does not guarantee that the pod will be scheduled on this node. Scheduler may decide to place the pod elsewhere if other nodes become available sooner. Scheduler may also decide to give the resources on this node to a higher priority pod that is created after preemption. As a result, this field may be different than PodSpec.nodeName when the pod is scheduled.";
 const POD_READINESS_GATES_DOC: &str = "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its containers are ready AND all conditions specified in the readiness gates have status equal to \"True\" More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates";
+const NODE_ADDRESSES_DOC: &str = "List of addresses reachable to the node. Queried from cloud provider, if available. More info: https://kubernetes.io/docs/reference/node/node-status/#addresses Note: This field is declared as mergeable, but the merge key is not sufficiently unique, which can cause data corruption when it is merged. Callers should instead use a full-replacement patch. See https://pr.k8s.io/79391 for an example. Consumers should assume that addresses can change during the lifetime of a Node. However, there are some exceptions where this may not be possible, such as Pods that inherit a Node's address in its own status or consumers of the downward API (status.hostIP).";
 const RC_REPLICAS_DOC: &str = "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
 const RC_STATUS_REPLICAS_DOC: &str = "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
 const RC_SELECTOR_DOC: &str = "Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
@@ -95,7 +96,6 @@ const IMAGES: Column = wide(
     "string",
     "Images referenced by each container in the template.",
 );
-const SELECTOR: Column = wide("Selector", "string", "Label selector for pods.");
 
 /// A `'static` slice of columns: `const fn` calls are not promoted to statics on their own.
 macro_rules! cols {
@@ -115,8 +115,8 @@ pub fn columns(kind: &str) -> &'static [Column] {
             col("Roles", "string", "The roles of the node"),
             AGE,
             col("Version", "string", "Kubelet Version reported by the node."),
-            wide("Internal-IP", "string", "List of internal IPs."),
-            wide("External-IP", "string", "List of external IPs."),
+            wide("Internal-IP", "string", NODE_ADDRESSES_DOC),
+            wide("External-IP", "string", NODE_ADDRESSES_DOC),
             wide("OS-Image", "string", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
             wide("Kernel-Version", "string", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
             wide("Container-Runtime", "string", "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
@@ -134,43 +134,51 @@ pub fn columns(kind: &str) -> &'static [Column] {
         ],
         "Service" => cols![
             NAME,
-            col("Type", "string", "type determines how the Service is exposed."),
-            col("Cluster-IP", "string", "clusterIP is the IP address of the service."),
-            col("External-IP", "string", "List of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-            col("Port(s)", "string", "The list of ports that are exposed by this service."),
+            col("Type", "string", "type determines how the Service is exposed. Defaults to ClusterIP. Valid options are ExternalName, ClusterIP, NodePort, and LoadBalancer. \"ClusterIP\" allocates a cluster-internal IP address for load-balancing to endpoints. Endpoints are determined by the selector or if that is not specified, by manual construction of an Endpoints object or EndpointSlice objects. If clusterIP is \"None\", no virtual IP is allocated and the endpoints are published as a set of endpoints rather than a virtual IP. \"NodePort\" builds on ClusterIP and allocates a port on every node which routes to the same endpoints as the clusterIP. \"LoadBalancer\" builds on NodePort and creates an external load-balancer (if supported in the current cloud) which routes to the same endpoints as the clusterIP. \"ExternalName\" aliases this service to the specified externalName. Several other fields do not apply to ExternalName services. More info: https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types"),
+            col("Cluster-IP", "string", "clusterIP is the IP address of the service and is usually assigned randomly. If an address is specified manually, is in-range (as per system configuration), and is not in use, it will be allocated to the service; otherwise creation of the service will fail. This field may not be changed through updates unless the type field is also being changed to ExternalName (which requires this field to be blank) or the type field is being changed from ExternalName (in which case this field may optionally be specified, as describe above).  Valid values are \"None\", empty string (\"\"), or a valid IP address. Setting this to \"None\" makes a \"headless service\" (no virtual IP), which is useful when direct endpoint connections are preferred and proxying is not required.  Only applies to types ClusterIP, NodePort, and LoadBalancer. If this field is specified when creating a Service of type ExternalName, creation will fail. This field will be wiped when updating a Service to type ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies"),
+            col("External-IP", "string", "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.  These IPs are not managed by Kubernetes.  The user is responsible for ensuring that traffic arrives at a node with this IP.  A common example is external load-balancers that are not part of the Kubernetes system."),
+            col("Port(s)", "string", "The list of ports that are exposed by this service. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies"),
             AGE,
-            wide("Selector", "string", "Route service traffic to pods with label keys and values matching this selector."),
+            wide("Selector", "string", "Route service traffic to pods with label keys and values matching this selector. If empty or not present, the service is assumed to have an external process managing its endpoints, which Kubernetes will not modify. Only applies to types ClusterIP, NodePort, and LoadBalancer. Ignored if type is ExternalName. More info: https://kubernetes.io/docs/concepts/services-networking/service/"),
         ],
-        "Endpoints" => cols![NAME, col("Endpoints", "string", "Endpoints of the service"), AGE],
+        "Endpoints" => cols![
+            NAME,
+            col("Endpoints", "string", "The set of all endpoints is the union of all subsets. Addresses are placed into subsets according to the IPs they share. A single address with multiple ports, some of which are ready and some of which are not (because they come from different containers) will result in the address being displayed in different subsets for the different ports. No address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service."),
+            AGE,
+        ],
         "ConfigMap" => cols![NAME, col("Data", "string", CONFIGMAP_DATA_DOC), AGE],
         "Secret" => cols![
             NAME,
-            col("Type", "string", "The type of the secret"),
-            col("Data", "string", "The number of entries in the secret"),
+            col("Type", "string", "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"),
+            col("Data", "string", "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4"),
             AGE,
         ],
-        "ServiceAccount" => cols![NAME, col("Secrets", "string", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), AGE],
+        "ServiceAccount" => cols![
+            NAME,
+            col("Secrets", "string", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret"),
+            AGE,
+        ],
         "Event" => cols![
-            col("Last Seen", "string", "The last time this event was seen."),
-            col("Type", "string", "Type of this event (Normal, Warning), new types could be added in the future."),
+            col("Last Seen", "string", "The time at which the most recent occurrence of this event was recorded."),
+            col("Type", "string", "Type of this event (Normal, Warning), new types could be added in the future"),
             col("Reason", "string", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
             col("Object", "string", "The object that this event is about."),
-            wide("Subobject", "string", "The subobject (field path) that this event is about."),
-            wide("Source", "string", "The component reporting this event."),
+            wide("Subobject", "string", "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object."),
+            wide("Source", "string", "The component reporting this event. Should be a short machine understandable string."),
             col("Message", "string", "A human-readable description of the status of this operation."),
-            wide("First Seen", "string", "The first time this event was seen."),
+            wide("First Seen", "string", "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"),
             wide("Count", "string", "The number of times this event has occurred."),
-            wide("Name", "string", "The name of the event."),
+            Column { priority: 1, ..NAME },
         ],
         "Deployment" => cols![
             NAME,
             col("Ready", "string", "Number of the pod with ready state"),
-            col("Up-to-date", "string", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            col("Available", "string", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            col("Up-to-date", "string", "Total number of non-terminating pods targeted by this deployment that have the desired template spec."),
+            col("Available", "string", "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment."),
             AGE,
             CONTAINERS,
             IMAGES,
-            SELECTOR,
+            wide("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
         ],
         "DaemonSet" => cols![
             NAME,
@@ -187,13 +195,13 @@ pub fn columns(kind: &str) -> &'static [Column] {
         ],
         "ReplicaSet" => cols![
             NAME,
-            col("Desired", "integer", "Replicas is the number of desired pods."),
-            col("Current", "integer", "Replicas is the most recently observed number of replicas."),
-            col("Ready", "integer", "The number of ready replicas for this replica set."),
+            col("Desired", "integer", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset"),
+            col("Current", "integer", "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset"),
+            col("Ready", "integer", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition."),
             AGE,
             CONTAINERS,
             IMAGES,
-            SELECTOR,
+            wide("Selector", "string", "Selector is a label query over pods that should match the replica count. If the selector is empty, it is defaulted to the labels present on the pod template. Label keys and values that must match in order to be controlled by this replica set. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
         ],
         "ReplicationController" => cols![
             NAME,
@@ -296,20 +304,32 @@ pub fn columns(kind: &str) -> &'static [Column] {
             AGE,
         ],
         "Role" | "ClusterRole" => cols![NAME, CREATED_AT],
-        "RoleBinding" | "ClusterRoleBinding" => cols![
+        "RoleBinding" => cols![
             NAME,
-            col("Role", "string", "Role referenced by this binding."),
+            col("Role", "string", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."),
             AGE,
-            wide("Users", "string", "Users in the binding."),
-            wide("Groups", "string", "Groups in the binding."),
-            wide("ServiceAccounts", "string", "ServiceAccounts in the binding."),
+            wide("Users", "string", "Users in the roleBinding"),
+            wide("Groups", "string", "Groups in the roleBinding"),
+            wide("ServiceAccounts", "string", "ServiceAccounts in the roleBinding"),
         ],
-        "Lease" => cols![NAME, col("Holder", "string", "The holder of the lease."), AGE],
+        "ClusterRoleBinding" => cols![
+            NAME,
+            col("Role", "string", "RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."),
+            AGE,
+            wide("Users", "string", "Users in the clusterRoleBinding"),
+            wide("Groups", "string", "Groups in the clusterRoleBinding"),
+            wide("ServiceAccounts", "string", "ServiceAccounts in the clusterRoleBinding"),
+        ],
+        "Lease" => cols![
+            NAME,
+            col("Holder", "string", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."),
+            AGE,
+        ],
         "EndpointSlice" => cols![
             NAME,
-            col("AddressType", "string", "The IP protocol family for this EndpointSlice."),
-            col("Ports", "string", "The ports of the EndpointSlice"),
-            col("Endpoints", "string", "The endpoints of the EndpointSlice"),
+            col("AddressType", "string", "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice must be the same type. This field is immutable after creation. The following address types are currently supported: * IPv4: Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: Represents a Fully Qualified Domain Name."),
+            col("Ports", "string", "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports."),
+            col("Endpoints", "string", "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints."),
             AGE,
         ],
         _ => cols![NAME, CREATED_AT],
