@@ -266,6 +266,147 @@ fn resources() -> Vec<Resource> {
                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
             merge: json!({"metadata": {"annotations": {"a": "b"}}}),
         },
+        Resource {
+            id: "pv",
+            prefix: "/api/v1",
+            plural: "persistentvolumes",
+            namespaced: false,
+            object: json!({"apiVersion": "v1", "kind": "PersistentVolume", "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": "/tmp/diff"}}}),
+            merge: json!({"spec": {"capacity": {"storage": "2Gi"}}}),
+        },
+        Resource {
+            id: "pvc",
+            prefix: "/api/v1",
+            plural: "persistentvolumeclaims",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "rc",
+            prefix: "/api/v1",
+            plural: "replicationcontrollers",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "ReplicationController", "spec": {
+                "replicas": 1, "selector": {"app": "web"}, "template": template}}),
+            merge: json!({"spec": {"replicas": 2}}),
+        },
+        Resource {
+            id: "sts",
+            prefix: "/apis/apps/v1",
+            plural: "statefulsets",
+            namespaced: true,
+            object: json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {
+                "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                "template": template}}),
+            merge: json!({"spec": {"replicas": 2}}),
+        },
+        Resource {
+            id: "pdb",
+            prefix: "/apis/policy/v1",
+            plural: "poddisruptionbudgets",
+            namespaced: true,
+            object: json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "spec": {
+                "minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+            merge: json!({"spec": {"minAvailable": 2}}),
+        },
+        Resource {
+            id: "csidriver",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csidrivers",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                "spec": {"attachRequired": false}}),
+            merge: json!({"spec": {"podInfoOnMount": true}}),
+        },
+        Resource {
+            id: "csinode",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csinodes",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "spec": {
+                "drivers": [{"name": "example.com/diff", "nodeID": "n1", "topologyKeys": ["zone"]}]}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "csisc",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csistoragecapacities",
+            namespaced: true,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity",
+                "storageClassName": "fast", "capacity": "1Gi"}),
+            merge: json!({"capacity": "2Gi"}),
+        },
+        Resource {
+            id: "sc",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "storageclasses",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "provisioner": "example.com/diff", "parameters": {"type": "fast"}}),
+            merge: json!({"allowVolumeExpansion": true}),
+        },
+        Resource {
+            id: "va",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "volumeattachments",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment", "spec": {
+                "attacher": "example.com/diff", "nodeName": "n1",
+                "source": {"persistentVolumeName": "pv-1"}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "vac",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "volumeattributesclasses",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttributesClass",
+                "driverName": "example.com/diff", "parameters": {"iops": "100"}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "deviceclass",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "deviceclasses",
+            namespaced: false,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "spec": {
+                "selectors": [{"cel": {"expression": "device.driver == \"example.com\""}}]}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "resourceclaim",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceclaims",
+            namespaced: true,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "spec": {
+                "devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "resourceclaimtemplate",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceclaimtemplates",
+            namespaced: true,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+                "spec": {"spec": {"devices": {"requests": [
+                    {"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "resourceslice",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceslices",
+            namespaced: false,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "spec": {
+                "driver": "example.com", "nodeName": "n1",
+                "pool": {"name": "n1", "generation": 1, "resourceSliceCount": 1},
+                "devices": [{"name": "gpu-0"}]}}),
+            merge: json!({"spec": {"pool": {"generation": 2}}}),
+        },
     ]
 }
 
