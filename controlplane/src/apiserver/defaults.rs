@@ -205,7 +205,194 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                 }
             }
         }
+        "PersistentVolume" if def.group.is_empty() => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_PersistentVolume.
+                default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+                default(spec, "volumeMode", json!("Filesystem"));
+                // SetDefaults_HostPathVolumeSource.
+                if let Some(host_path) = spec.get_mut("hostPath").and_then(Value::as_object_mut) {
+                    default(host_path, "type", json!(""));
+                }
+            }
+            // The strategy's PrepareForCreate starts a new volume Pending, stamped now; an
+            // update keeps the stored status, which has its phase.
+            if let Some(status) = child(map, "status") {
+                if !status.contains_key("phase") {
+                    status.insert("phase".into(), json!("Pending"));
+                    status.insert(
+                        "lastPhaseTransitionTime".into(),
+                        json!(super::meta::now_timestamp()),
+                    );
+                }
+            }
+        }
+        "PersistentVolumeClaim" if def.group.is_empty() => {
+            if let Some(spec) = child(map, "spec") {
+                default(spec, "volumeMode", json!("Filesystem"));
+            }
+            if let Some(status) = child(map, "status") {
+                default(status, "phase", json!("Pending"));
+            }
+        }
+        "ReplicationController" if def.group.is_empty() => {
+            // SetDefaults_ReplicationController: the template's labels are the selector and
+            // the labels when those are empty.
+            let labels = map
+                .get("spec")
+                .and_then(|s| s.pointer("/template/metadata/labels"))
+                .filter(|l| l.is_object())
+                .cloned();
+            if let Some(spec) = child(map, "spec") {
+                if let Some(labels) = &labels {
+                    if spec
+                        .get("selector")
+                        .and_then(Value::as_object)
+                        .is_none_or(Map::is_empty)
+                    {
+                        spec.insert("selector".into(), labels.clone());
+                    }
+                }
+                default(spec, "replicas", json!(1));
+                pod_template(spec);
+            }
+            if let Some(labels) = labels {
+                let meta = meta_mut(obj);
+                if meta
+                    .get("labels")
+                    .and_then(Value::as_object)
+                    .is_none_or(Map::is_empty)
+                {
+                    meta.insert("labels".into(), labels);
+                }
+            }
+            if let Some(status) = obj.as_object_mut().and_then(|m| child(m, "status")) {
+                default(status, "replicas", json!(0));
+            }
+        }
+        "StatefulSet" => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_StatefulSet (MaxUnavailableStatefulSet is off in 1.34).
+                default(spec, "podManagementPolicy", json!("OrderedReady"));
+                if let Some(strategy) = child(spec, "updateStrategy") {
+                    if !strategy.contains_key("type") {
+                        strategy.insert("type".into(), json!("RollingUpdate"));
+                        default(strategy, "rollingUpdate", json!({}));
+                    }
+                    if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                        if let Some(rolling) =
+                            strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut)
+                        {
+                            default(rolling, "partition", json!(0));
+                        }
+                    }
+                }
+                if let Some(policy) = child(spec, "persistentVolumeClaimRetentionPolicy") {
+                    default(policy, "whenDeleted", json!("Retain"));
+                    default(policy, "whenScaled", json!("Retain"));
+                }
+                default(spec, "replicas", json!(1));
+                default(spec, "revisionHistoryLimit", json!(10));
+                pod_template(spec);
+            }
+            // StatefulSetStatus.replicas and availableReplicas are written even when 0.
+            if let Some(status) = child(map, "status") {
+                default(status, "replicas", json!(0));
+                default(status, "availableReplicas", json!(0));
+            }
+        }
+        "PodDisruptionBudget" => {
+            // PodDisruptionBudgetStatus's counts are written even when 0.
+            if let Some(status) = child(map, "status") {
+                for field in [
+                    "disruptionsAllowed",
+                    "currentHealthy",
+                    "desiredHealthy",
+                    "expectedPods",
+                ] {
+                    default(status, field, json!(0));
+                }
+            }
+        }
+        "StorageClass" => {
+            default(map, "reclaimPolicy", json!("Delete"));
+            default(map, "volumeBindingMode", json!("Immediate"));
+        }
+        "CSIDriver" => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_CSIDriver (SELinuxMountReadWriteOncePod is on in 1.34).
+                default(spec, "attachRequired", json!(true));
+                default(spec, "podInfoOnMount", json!(false));
+                default(spec, "storageCapacity", json!(false));
+                default(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+                if spec
+                    .get("volumeLifecycleModes")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty)
+                {
+                    spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+                }
+                default(spec, "requiresRepublish", json!(false));
+                default(spec, "seLinuxMount", json!(false));
+            }
+        }
+        "VolumeAttachment" => {
+            // VolumeAttachmentStatus.attached is written even when false.
+            if let Some(status) = child(map, "status") {
+                default(status, "attached", json!(false));
+            }
+        }
+        "ResourceClaim" if def.group == "resource.k8s.io" => {
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                claim_spec(spec);
+            }
+            // ResourceClaimStatus is a struct kube always writes.
+            default(map, "status", json!({}));
+        }
+        "ResourceClaimTemplate" if def.group == "resource.k8s.io" => {
+            if let Some(template) = child(map, "spec") {
+                // The template's ObjectMeta is a struct kube always writes.
+                default(template, "metadata", json!({}));
+                if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
+                    claim_spec(spec);
+                }
+            }
+        }
         _ => {}
+    }
+}
+
+/// The defaults of a `resource.k8s.io/v1` ResourceClaimSpec (SetObjectDefaults_ResourceClaim):
+/// a request or subrequest asks for exactly one device unless told otherwise, and a toleration's
+/// operator is `Equal`.
+fn claim_spec(spec: &mut Map<String, Value>) {
+    let requests = spec
+        .get_mut("devices")
+        .and_then(|d| d.get_mut("requests"))
+        .and_then(Value::as_array_mut);
+    for request in requests.into_iter().flatten().filter_map(Value::as_object_mut) {
+        if let Some(exactly) = request.get_mut("exactly").and_then(Value::as_object_mut) {
+            device_request(exactly);
+        }
+        let subrequests = request
+            .get_mut("firstAvailable")
+            .and_then(Value::as_array_mut);
+        for sub in subrequests.into_iter().flatten().filter_map(Value::as_object_mut) {
+            device_request(sub);
+        }
+    }
+}
+
+/// SetDefaults_ExactDeviceRequest and SetDefaults_DeviceSubRequest, with their tolerations.
+fn device_request(request: &mut Map<String, Value>) {
+    default(request, "allocationMode", json!("ExactCount"));
+    let count = request.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if request.get("allocationMode") == Some(&json!("ExactCount")) && count == 0 {
+        request.insert("count".into(), json!(1));
+    }
+    let tolerations = request.get_mut("tolerations").and_then(Value::as_array_mut);
+    for t in tolerations.into_iter().flatten().filter_map(Value::as_object_mut) {
+        default(t, "operator", json!("Equal"));
     }
 }
 

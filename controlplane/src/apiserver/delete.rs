@@ -145,6 +145,18 @@ pub(crate) fn gc_finalizers(obj: &Value, policy: Option<Propagation>) -> Option<
     (!same).then_some(next)
 }
 
+/// The policy of a delete that names none, when the resource's strategy has its own default
+/// (kube's `shouldOrphanDependents`): a `v1` ReplicationController orphans its pods, for
+/// compatibility (`rcStrategy.DefaultGarbageCollectionPolicy`), unless a garbage collection
+/// finalizer already on it says otherwise.
+fn default_propagation(def: &ResourceDef, obj: &Value) -> Option<Propagation> {
+    let orphans_by_default = def.group.is_empty() && def.kind == "ReplicationController";
+    let decided = finalizers(obj)
+        .iter()
+        .any(|f| *f == ORPHAN_FINALIZER || *f == FOREGROUND_FINALIZER);
+    (orphans_by_default && !decided).then_some(Propagation::Orphan)
+}
+
 /// `obj` with `metadata.finalizers` set to `list` (removed when empty).
 fn with_finalizers(mut obj: Value, list: Vec<String>) -> Value {
     let meta = meta_mut(&mut obj);
@@ -210,7 +222,10 @@ pub(crate) async fn delete_object(
         // The policy may change the finalizers, even of an object already being deleted (a
         // second delete with another policy), and may leave none (Background on an orphaning
         // object): then it is removed at once.
-        let (obj, changed) = match gc_finalizers(&obj, opts.propagation) {
+        let policy = opts
+            .propagation
+            .or_else(|| default_propagation(target.def, &obj));
+        let (obj, changed) = match gc_finalizers(&obj, policy) {
             Some(list) => (with_finalizers(obj, list), true),
             None => (obj, false),
         };
@@ -277,10 +292,23 @@ pub(crate) async fn delete(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
 }
 
 /// Whether kube's storage of `def` answers a removal with the object (`ReturnDeletedObject`)
-/// rather than a `Status` of `Success`: pods, services, service accounts and namespaces of the
-/// resources served here.
+/// rather than a `Status` of `Success`: of the resources served here, the core kinds below and
+/// every storage.k8s.io and resource.k8s.io kind but CSIStorageCapacity.
 fn returns_deleted_object(def: &ResourceDef) -> bool {
-    def.group.is_empty() && matches!(def.kind, "Pod" | "Service" | "ServiceAccount" | "Namespace")
+    match def.group {
+        "" => matches!(
+            def.kind,
+            "Pod"
+                | "Service"
+                | "ServiceAccount"
+                | "Namespace"
+                | "PersistentVolume"
+                | "PersistentVolumeClaim"
+        ),
+        "storage.k8s.io" => def.kind != "CSIStorageCapacity",
+        "resource.k8s.io" => true,
+        _ => false,
+    }
 }
 
 /// kube's answer to the removal of `obj`: `Success`, with the details naming it (`kind` is the

@@ -1,5 +1,6 @@
-//! The subresources: `status` (GET/PUT/PATCH touching only `.status`), `scale` of Deployments and
-//! ReplicaSets (an `autoscaling/v1` Scale whose writes set the parent's `spec.replicas`),
+//! The subresources: `status` (GET/PUT/PATCH touching only `.status`), `scale` of Deployments,
+//! ReplicaSets, StatefulSets and ReplicationControllers (an `autoscaling/v1` Scale whose writes
+//! set the parent's `spec.replicas`),
 //! `pods/binding` (POST a Binding: sets `spec.nodeName` once) and `namespaces/finalize` (PUT:
 //! sets `spec.finalizers`), and `serviceaccounts/token` (POST a TokenRequest: see
 //! [`super::token_request`]).
@@ -37,7 +38,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Resul
         ("status", "patch") => status_patch(shared, req).await,
         ("scale", "get") => {
             let (_, o) = get_current(shared.store.as_ref(), &req.target()).await?;
-            Ok(Reply::ok(scale_of(&o)))
+            Ok(Reply::ok(scale_of(req.def, &o)))
         }
         ("scale", "update" | "patch") => scale_write(shared, req, verb == "patch").await,
         ("binding", "create") if req.def.kind == "Pod" => bind(shared, req).await,
@@ -180,11 +181,34 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
     Ok(Reply::ok(stored))
 }
 
-/// The `autoscaling/v1` Scale of a Deployment or ReplicaSet.
-pub(crate) fn scale_of(obj: &Value) -> Value {
+/// The selector of a scalable object as its Scale's `status.selector` says it: a
+/// ReplicationController's plain map as `labels.SelectorFromSet` prints it (sorted `k=v`), the
+/// others' `metav1.LabelSelector` as `LabelSelectorAsSelector` does.
+fn scale_selector(def: &ResourceDef, obj: &Value) -> String {
+    let selector = obj.pointer("/spec/selector");
+    if def.group.is_empty() && def.kind == "ReplicationController" {
+        let mut pairs: Vec<String> = selector
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        pairs.sort();
+        return pairs.join(",");
+    }
+    let text = label_selector(selector);
+    if text == "<none>" {
+        String::new()
+    } else {
+        text
+    }
+}
+
+/// The `autoscaling/v1` Scale of a scalable object.
+pub(crate) fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
-    let selector = label_selector(obj.pointer("/spec/selector"));
+    let selector = scale_selector(def, obj);
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -198,7 +222,7 @@ pub(crate) fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": if selector == "<none>" { String::new() } else { selector },
+            "selector": selector,
         },
     })
 }
@@ -259,7 +283,7 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
             let current = &*current;
             let scale = match kind {
                 Some(k) => {
-                    let patched = apply_patch(req.def, k, &scale_of(current), body)?;
+                    let patched = apply_patch(req.def, k, &scale_of(req.def, current), body)?;
                     check_patched_version(&target, current, &patched)?;
                     patched
                 }
@@ -274,7 +298,7 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
         },
     )
     .await?;
-    Ok(Reply::ok(scale_of(&stored)))
+    Ok(Reply::ok(scale_of(req.def, &stored)))
 }
 
 /// POST pods/{name}/binding: assigns the pod to a node, once.

@@ -115,9 +115,18 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
 }
 
 /// Whether a PUT without a resourceVersion is allowed (kube's `AllowUnconditionalUpdate`):
-/// for every resource served here but Leases, whose holders must not overwrite each other.
+/// for every resource served here but those whose strategies say false: Leases, whose holders
+/// must not overwrite each other, PodDisruptionBudgets, and the CSI objects of storage.k8s.io.
 fn allows_unconditional_update(def: &ResourceDef) -> bool {
-    def.kind != "Lease"
+    !matches!(
+        (def.group, def.kind),
+        ("coordination.k8s.io", "Lease")
+            | ("policy", "PodDisruptionBudget")
+            | (
+                "storage.k8s.io",
+                "CSIDriver" | "CSINode" | "CSIStorageCapacity" | "VolumeAttachment"
+            )
+    )
 }
 
 /// PUT: replaces an object. A resourceVersion in the body must be the current one (409
