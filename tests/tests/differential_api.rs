@@ -803,6 +803,10 @@ fn request_features_and_error_paths(d: &mut Differential<'_>) {
             d["status"] = json!({"replicas": 1, "observedGeneration": 1});
             d
         }),
+        // `kubectl get --subresource=scale|status`: kube's Scale printer, the resource's own.
+        get("table-sub-scale", &format!("{deploys}/web/scale")).header(TABLE).compare(Compare::Table),
+        get("table-sub-status", &format!("{deploys}/web/status")).header(TABLE).compare(Compare::Table),
+        get("table-sub-pod-status", &format!("{pods}/sub/status")).header(TABLE).compare(Compare::Table),
         get("sub-unknown", &format!("{cms}/sel-1/nope")),
         Case::new("sub-token", "POST", &format!("/api/v1/namespaces/{NS}/serviceaccounts/default/token"))
             .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",

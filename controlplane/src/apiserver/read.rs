@@ -29,11 +29,17 @@ const TOKEN_VERSION: &str = "meta.k8s.io/v1";
 pub(crate) async fn get(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
     let negotiated = negotiate(req.accept(), &req.query)?;
     let (_, obj) = get_current(shared.store.as_ref(), &req.target()).await?;
-    Ok(Reply::ok(match negotiated {
+    Ok(Reply::ok(one_object(req.def.kind, obj, negotiated)))
+}
+
+/// One object of kind `kind` (a resource's, or a subresource's such as `Scale`) in the
+/// negotiated form: as it is, a one-row Table, or its metadata.
+pub(crate) fn one_object(kind: &str, obj: Value, negotiated: Negotiated) -> Value {
+    match negotiated {
         Negotiated::Json => obj,
         Negotiated::Table(include) => {
             let mut table = schema::table(
-                req.def,
+                kind,
                 std::slice::from_ref(&obj),
                 include,
                 OffsetDateTime::now_utc(),
@@ -43,7 +49,7 @@ pub(crate) async fn get(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status
             table
         }
         Negotiated::Metadata => schema::partial_object_metadata(&obj),
-    }))
+    }
 }
 
 /// One page of a list: decoded objects, or (for the JSON list) the stored values themselves.
@@ -321,7 +327,12 @@ pub(crate) async fn list(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Statu
         }
         Negotiated::Table(include) => {
             let page = list_page(store, req.def, namespace, &opts).await?;
-            let mut table = schema::table(req.def, &page.items, include, OffsetDateTime::now_utc());
+            let mut table = schema::table(
+                req.def.kind,
+                &page.items,
+                include,
+                OffsetDateTime::now_utc(),
+            );
             table["metadata"] = list_meta(page.revision, page.continue_token);
             Ok(Reply::ok(table))
         }

@@ -15,10 +15,12 @@ use serde_json::{json, Value};
 use kgate_core::UserInfo;
 
 use super::admission::{Attributes, Operation};
+use super::codec::negotiate;
 use super::decode::{check_name, check_type};
 use super::escalation::front_proxy_user;
 use super::keys::precondition_of;
 use super::meta::meta_str;
+use super::read::one_object;
 use super::request::{Reply, Req};
 use super::state::Shared;
 use super::storage::{get_current, guaranteed_update};
@@ -31,14 +33,23 @@ use crate::schema::printers::label_selector;
 pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Result<Reply, Status> {
     let method_not_allowed = Status::no_route_for_method;
     match (req.subresource.as_str(), verb) {
-        ("status", "get") => get_current(shared.store.as_ref(), &req.target())
-            .await
-            .map(|(_, o)| Reply::ok(o)),
+        // `kubectl get --subresource=status|scale` asks for a Table: the resource's printer
+        // for its status, kube's Scale printer for a Scale.
+        ("status", "get") => {
+            let negotiated = negotiate(req.accept(), &req.query)?;
+            let (_, o) = get_current(shared.store.as_ref(), &req.target()).await?;
+            Ok(Reply::ok(one_object(req.def.kind, o, negotiated)))
+        }
         ("status", "update") => status_update(shared, req).await,
         ("status", "patch") => status_patch(shared, req).await,
         ("scale", "get") => {
+            let negotiated = negotiate(req.accept(), &req.query)?;
             let (_, o) = get_current(shared.store.as_ref(), &req.target()).await?;
-            Ok(Reply::ok(scale_of(req.def, &o)))
+            Ok(Reply::ok(one_object(
+                "Scale",
+                scale_of(req.def, &o),
+                negotiated,
+            )))
         }
         ("scale", "update" | "patch") => scale_write(shared, req, verb == "patch").await,
         ("binding", "create") if req.def.kind == "Pod" => bind(shared, req).await,

@@ -492,13 +492,13 @@ impl Watcher {
         let columns = if std::mem::replace(&mut self.columns_sent, true) {
             Value::Null
         } else {
-            schema::table::column_definitions(self.def)
+            schema::table::column_definitions(self.def.kind)
         };
         let rv = obj
             .pointer("/metadata/resourceVersion")
             .cloned()
             .unwrap_or(Value::Null);
-        let row = schema::table_row(self.def, obj, include, time::OffsetDateTime::now_utc());
+        let row = schema::table_row(self.def.kind, obj, include, time::OffsetDateTime::now_utc());
         json!({
             "kind": "Table",
             "apiVersion": "meta.k8s.io/v1",

@@ -303,6 +303,14 @@ pub fn columns(kind: &str) -> &'static [Column] {
             col("Pool", "string", SLICE_POOL_DOC),
             AGE,
         ],
+        // The autoscaling/v1 Scale of a scale subresource.
+        "Scale" => cols![
+            // kube's Scale printer does not mark its Name column `name`.
+            Column { format: "", ..NAME },
+            col("Desired", "integer", "replicas is the desired number of instances for the scaled object."),
+            col("Available", "integer", "replicas is the actual number of observed instances of the scaled object."),
+            AGE,
+        ],
         "Role" | "ClusterRole" => cols![NAME, CREATED_AT],
         "RoleBinding" => cols![
             NAME,
@@ -500,6 +508,12 @@ pub fn cells(kind: &str, o: &Value, now: OffsetDateTime) -> Vec<Value> {
             json!(s(o, "/spec/nodeName").unwrap_or("")),
             json!(s(o, "/spec/driver").unwrap_or("")),
             json!(s(o, "/spec/pool/name").unwrap_or("")),
+            json!(age),
+        ],
+        "Scale" => vec![
+            json!(name),
+            json!(i(o, "/spec/replicas")),
+            json!(i(o, "/status/replicas")),
             json!(age),
         ],
         "Role" | "ClusterRole" => vec![json!(name), json!(created.unwrap_or(""))],

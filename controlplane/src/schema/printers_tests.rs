@@ -507,3 +507,14 @@ fn dynamic_resource_allocation() {
         assert_eq!(columns(kind)[1].name, "Age");
     }
 }
+
+#[test]
+fn scales() {
+    let scale = json!({"kind": "Scale", "metadata": {"name": "web", "creationTimestamp": HOUR_AGO},
+        "spec": {"replicas": 3}, "status": {"replicas": 2, "selector": "app=web"}});
+    assert_eq!(
+        cells("Scale", &scale, NOW),
+        vec![json!("web"), json!(3), json!(2), json!("60m")]
+    );
+    assert_eq!(columns("Scale").len(), 4);
+}

@@ -10,7 +10,6 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::printers::{cells, columns};
-use crate::resources::ResourceDef;
 
 /// What each row carries in `object`, from the `includeObject` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,29 +36,29 @@ impl IncludeObject {
     }
 }
 
-/// A Table of `objects` (all of the kind of `def`), with column definitions and one row each.
+/// A Table of `objects` (all of kind `kind`), with column definitions and one row each.
 pub fn table(
-    def: &ResourceDef,
+    kind: &str,
     objects: &[Value],
     include_object: IncludeObject,
     now: OffsetDateTime,
 ) -> Value {
     let rows: Vec<Value> = objects
         .iter()
-        .map(|o| table_row(def, o, include_object, now))
+        .map(|o| table_row(kind, o, include_object, now))
         .collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {},
-        "columnDefinitions": column_definitions(def),
+        "columnDefinitions": column_definitions(kind),
         "rows": rows,
     })
 }
 
 /// The column definitions of a kind's Table: wide-only columns have priority 1.
-pub fn column_definitions(def: &ResourceDef) -> Value {
-    columns(def.kind)
+pub fn column_definitions(kind: &str) -> Value {
+    columns(kind)
         .iter()
         .map(|c| {
             json!({
@@ -75,14 +74,9 @@ pub fn column_definitions(def: &ResourceDef) -> Value {
 
 /// One row: the cells, then the object as `include` asks. A watch event in Table form carries
 /// a Table whose `rows` holds this single row.
-pub fn table_row(
-    def: &ResourceDef,
-    object: &Value,
-    include: IncludeObject,
-    now: OffsetDateTime,
-) -> Value {
+pub fn table_row(kind: &str, object: &Value, include: IncludeObject, now: OffsetDateTime) -> Value {
     let mut row = Map::new();
-    row.insert("cells".into(), Value::Array(cells(def.kind, object, now)));
+    row.insert("cells".into(), Value::Array(cells(kind, object, now)));
     match include {
         // kube's TableRow.object is a RawExtension it always writes: null when left out.
         IncludeObject::None => {
@@ -211,7 +205,7 @@ mod tests {
 
     #[test]
     fn pending_pod_table_has_kubes_columns() {
-        let pods = lookup("", "v1", "pods").unwrap();
+        let pods = lookup("", "v1", "pods").unwrap().kind;
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web-1", "namespace": "default",
