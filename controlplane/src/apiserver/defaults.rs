@@ -254,7 +254,10 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                     }
                 }
                 default(spec, "replicas", json!(1));
-                pod_template(spec);
+                // The template is a pointer in kube's RC: an absent one stays absent.
+                if spec.contains_key("template") {
+                    pod_template(spec);
+                }
             }
             if let Some(labels) = labels {
                 let meta = meta_mut(obj);
@@ -280,8 +283,9 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                         default(strategy, "rollingUpdate", json!({}));
                     }
                     if strategy.get("type") == Some(&json!("RollingUpdate")) {
-                        if let Some(rolling) =
-                            strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut)
+                        if let Some(rolling) = strategy
+                            .get_mut("rollingUpdate")
+                            .and_then(Value::as_object_mut)
                         {
                             default(rolling, "partition", json!(0));
                         }
@@ -370,14 +374,22 @@ fn claim_spec(spec: &mut Map<String, Value>) {
         .get_mut("devices")
         .and_then(|d| d.get_mut("requests"))
         .and_then(Value::as_array_mut);
-    for request in requests.into_iter().flatten().filter_map(Value::as_object_mut) {
+    for request in requests
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
         if let Some(exactly) = request.get_mut("exactly").and_then(Value::as_object_mut) {
             device_request(exactly);
         }
         let subrequests = request
             .get_mut("firstAvailable")
             .and_then(Value::as_array_mut);
-        for sub in subrequests.into_iter().flatten().filter_map(Value::as_object_mut) {
+        for sub in subrequests
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
             device_request(sub);
         }
     }
@@ -391,7 +403,11 @@ fn device_request(request: &mut Map<String, Value>) {
         request.insert("count".into(), json!(1));
     }
     let tolerations = request.get_mut("tolerations").and_then(Value::as_array_mut);
-    for t in tolerations.into_iter().flatten().filter_map(Value::as_object_mut) {
+    for t in tolerations
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
         default(t, "operator", json!("Equal"));
     }
 }

@@ -422,7 +422,6 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
         &list_opts,
     )
     .await?;
-    let mut deleted = Vec::with_capacity(page.items.len());
     let mut revision: Revision = page.revision;
     for obj in &page.items {
         let name = meta_str(obj, "name").unwrap_or("").to_owned();
@@ -432,8 +431,8 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
             name: &name,
         };
         match delete_object(shared, &target, &opts, user.as_ref()).await {
-            Ok(o) => deleted.push(o),
             // Gone meanwhile: someone else deleted it, which is what was asked.
+            Ok(_) => {}
             Err(s) if s.code == 404 => {}
             Err(s) => return Err(s),
         }
@@ -441,7 +440,9 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
     if let Ok(rev) = shared.store.current_revision().await {
         revision = rev;
     }
-    Ok(Reply::ok(list_object(req.def, deleted, revision, None)))
+    // kube's `Store.DeleteCollection` answers the list it deleted from, as listed: an object a
+    // finalizer now holds is shown as it was before this delete marked it.
+    Ok(Reply::ok(list_object(req.def, page.items, revision, None)))
 }
 
 #[cfg(test)]
