@@ -540,6 +540,25 @@ mod tests {
         assert_eq!(gc_finalizers(&obj(json!(["orphan"])), None), None);
     }
 
+    /// A v1 ReplicationController deleted without a policy orphans its pods (kube's
+    /// `rcStrategy.DefaultGarbageCollectionPolicy`); a garbage collection finalizer already on
+    /// it decides instead, and other kinds have no default.
+    #[test]
+    fn replication_controllers_orphan_by_default() {
+        let rcs = crate::resources::lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let rss = crate::resources::lookup("apps", "v1", "replicasets").expect("rss");
+        let obj = |f: Value| json!({"metadata": {"name": "a", "finalizers": f}});
+        assert_eq!(
+            default_propagation(rcs, &obj(json!(["x/y"]))),
+            Some(Propagation::Orphan)
+        );
+        assert_eq!(
+            default_propagation(rcs, &obj(json!(["foregroundDeletion"]))),
+            None
+        );
+        assert_eq!(default_propagation(rss, &obj(json!([]))), None);
+    }
+
     /// A server over a fresh store, its router, and the directory to keep alive.
     async fn server() -> (axum::Router, tempfile::TempDir) {
         let tmp = tempfile::tempdir().unwrap();

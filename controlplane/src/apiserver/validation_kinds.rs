@@ -221,22 +221,20 @@ pub(super) fn update_causes(
                 out.push(immutable("volumeBindingMode", new.get("volumeBindingMode")));
             }
         }
-        ("storage.k8s.io", "VolumeAttachment") => {
-            if old.get("spec") != new.get("spec") {
-                // The internal VolumeAttachmentSpec as Go's encoding/json prints it.
-                let spec = format!(
-                    "{{\"Attacher\":{},\"Source\":{{\"PersistentVolumeName\":{},\"InlineVolumeSpec\":{}}},\"NodeName\":{}}}",
-                    go_value(new.pointer("/spec/attacher").or(Some(&Value::String(String::new())))),
-                    go_value(new.pointer("/spec/source/persistentVolumeName")),
-                    go_value(new.pointer("/spec/source/inlineVolumeSpec")),
-                    go_value(new.pointer("/spec/nodeName").or(Some(&Value::String(String::new())))),
-                );
-                out.push(cause(
-                    "FieldValueInvalid",
-                    "spec",
-                    format!("Invalid value: {spec}: field is immutable"),
-                ));
-            }
+        ("storage.k8s.io", "VolumeAttachment") if old.get("spec") != new.get("spec") => {
+            // The internal VolumeAttachmentSpec as Go's encoding/json prints it.
+            let spec = format!(
+                "{{\"Attacher\":{},\"Source\":{{\"PersistentVolumeName\":{},\"InlineVolumeSpec\":{}}},\"NodeName\":{}}}",
+                go_value(new.pointer("/spec/attacher").or(Some(&Value::String(String::new())))),
+                go_value(new.pointer("/spec/source/persistentVolumeName")),
+                go_value(new.pointer("/spec/source/inlineVolumeSpec")),
+                go_value(new.pointer("/spec/nodeName").or(Some(&Value::String(String::new())))),
+            );
+            out.push(cause(
+                "FieldValueInvalid",
+                "spec",
+                format!("Invalid value: {spec}: field is immutable"),
+            ));
         }
         ("storage.k8s.io", "CSIDriver") => {
             // kube's path has the typo `attachedRequired`.
@@ -250,11 +248,9 @@ pub(super) fn update_causes(
                 }
             }
         }
-        ("resource.k8s.io", "ResourceClaim") => {
-            if old.get("spec") != new.get("spec") {
-                // kube prints the internal ResourceClaimSpec (Go field names); kgate the object's.
-                out.push(immutable("spec", new.get("spec")));
-            }
+        ("resource.k8s.io", "ResourceClaim") if old.get("spec") != new.get("spec") => {
+            // kube prints the internal ResourceClaimSpec (Go field names); kgate the object's.
+            out.push(immutable("spec", new.get("spec")));
         }
         _ => {}
     }
