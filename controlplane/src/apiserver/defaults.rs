@@ -254,7 +254,10 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                     }
                 }
                 default(spec, "replicas", json!(1));
-                pod_template(spec);
+                // The template is a pointer in kube's RC: an absent one stays absent.
+                if spec.contains_key("template") {
+                    pod_template(spec);
+                }
             }
             if let Some(labels) = labels {
                 let meta = meta_mut(obj);
@@ -642,6 +645,116 @@ mod tests {
         assert_eq!(
             n["metadata"]["labels"]["kubernetes.io/metadata.name"],
             "team"
+        );
+    }
+
+    #[test]
+    fn volumes_and_claims_get_kubes_defaults() {
+        let pvs = lookup("", "v1", "persistentvolumes").expect("pvs");
+        let mut v = json!({"metadata": {"name": "v"}, "spec": {"hostPath": {"path": "/x"}}});
+        apply(pvs, &mut v);
+        assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        assert_eq!(v["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(v["spec"]["hostPath"]["type"], "");
+        assert_eq!(v["status"]["phase"], "Pending");
+        assert!(v["status"]["lastPhaseTransitionTime"].is_string(), "{v}");
+        // A stored status (an update) keeps its phase and time.
+        let mut bound = json!({"spec": {}, "status": {"phase": "Bound"}});
+        apply(pvs, &mut bound);
+        assert_eq!(bound["status"], json!({"phase": "Bound"}));
+        let pvcs = lookup("", "v1", "persistentvolumeclaims").expect("pvcs");
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
+        apply(pvcs, &mut c);
+        assert_eq!(c["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(c["status"]["phase"], "Pending");
+    }
+
+    /// An RC takes its selector and labels from its template when it has none, and an absent
+    /// template stays absent (a pointer in kube).
+    #[test]
+    fn replication_controllers_take_the_templates_labels() {
+        let rcs = lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let mut r = json!({"metadata": {"name": "r"}, "spec": {"template": {
+            "metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        apply(rcs, &mut r);
+        assert_eq!(r["spec"]["selector"], json!({"app": "a"}));
+        assert_eq!(r["metadata"]["labels"], json!({"app": "a"}));
+        assert_eq!(r["spec"]["replicas"], 1);
+        assert_eq!(r["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(r["status"], json!({"replicas": 0}));
+        let mut own = json!({"metadata": {"name": "r", "labels": {"x": "y"}},
+            "spec": {"selector": {"app": "a", "tier": "t"}}});
+        apply(rcs, &mut own);
+        assert_eq!(own["metadata"]["labels"], json!({"x": "y"}));
+        assert!(own["spec"].get("template").is_none(), "{own}");
+    }
+
+    #[test]
+    fn statefulsets_and_storage_kinds_get_kubes_defaults() {
+        let sts = lookup("apps", "v1", "statefulsets").expect("sts");
+        let mut s = json!({"metadata": {"name": "s"}, "spec": {"template": {"spec": {}}}});
+        apply(sts, &mut s);
+        assert_eq!(s["spec"]["podManagementPolicy"], "OrderedReady");
+        assert_eq!(
+            s["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(
+            s["spec"]["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
+        assert_eq!(s["spec"]["replicas"], 1);
+        assert_eq!(s["spec"]["revisionHistoryLimit"], 10);
+        let mut ondelete = json!({"spec": {"updateStrategy": {"type": "OnDelete"}}});
+        apply(sts, &mut ondelete);
+        assert_eq!(
+            ondelete["spec"]["updateStrategy"],
+            json!({"type": "OnDelete"})
+        );
+
+        let scs = lookup("storage.k8s.io", "v1", "storageclasses").expect("scs");
+        let mut c = json!({"provisioner": "a.io/b", "reclaimPolicy": "Retain"});
+        apply(scs, &mut c);
+        assert_eq!(c["reclaimPolicy"], "Retain");
+        assert_eq!(c["volumeBindingMode"], "Immediate");
+
+        let drivers = lookup("storage.k8s.io", "v1", "csidrivers").expect("drivers");
+        let mut d = json!({"spec": {"volumeLifecycleModes": []}});
+        apply(drivers, &mut d);
+        assert_eq!(
+            d["spec"],
+            json!({"attachRequired": true, "podInfoOnMount": false, "storageCapacity": false,
+                "fsGroupPolicy": "ReadWriteOnceWithFSType", "volumeLifecycleModes": ["Persistent"],
+                "requiresRepublish": false, "seLinuxMount": false})
+        );
+    }
+
+    #[test]
+    fn device_requests_ask_for_exactly_one_device() {
+        let claims = lookup("resource.k8s.io", "v1", "resourceclaims").expect("claims");
+        let mut c = json!({"spec": {"devices": {"requests": [
+            {"name": "a", "exactly": {"deviceClassName": "g", "tolerations": [{"key": "k"}]}},
+            {"name": "b", "exactly": {"deviceClassName": "g", "allocationMode": "All"}},
+            {"name": "c", "firstAvailable": [{"name": "x", "deviceClassName": "g"}]}]}}});
+        apply(claims, &mut c);
+        let requests = &c["spec"]["devices"]["requests"];
+        assert_eq!(requests[0]["exactly"]["allocationMode"], "ExactCount");
+        assert_eq!(requests[0]["exactly"]["count"], 1);
+        assert_eq!(
+            requests[0]["exactly"]["tolerations"][0]["operator"],
+            "Equal"
+        );
+        assert!(requests[1]["exactly"].get("count").is_none(), "{c}");
+        assert_eq!(requests[2]["firstAvailable"][0]["count"], 1);
+        assert_eq!(c["status"], json!({}));
+        let templates = lookup("resource.k8s.io", "v1", "resourceclaimtemplates").expect("t");
+        let mut t = json!({"spec": {"spec": {"devices": {"requests": [
+            {"name": "a", "exactly": {"deviceClassName": "g"}}]}}}});
+        apply(templates, &mut t);
+        assert_eq!(t["spec"]["metadata"], json!({}));
+        assert_eq!(
+            t["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"],
+            1
         );
     }
 

@@ -422,7 +422,6 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
         &list_opts,
     )
     .await?;
-    let mut deleted = Vec::with_capacity(page.items.len());
     let mut revision: Revision = page.revision;
     for obj in &page.items {
         let name = meta_str(obj, "name").unwrap_or("").to_owned();
@@ -432,8 +431,8 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
             name: &name,
         };
         match delete_object(shared, &target, &opts, user.as_ref()).await {
-            Ok(o) => deleted.push(o),
             // Gone meanwhile: someone else deleted it, which is what was asked.
+            Ok(_) => {}
             Err(s) if s.code == 404 => {}
             Err(s) => return Err(s),
         }
@@ -441,7 +440,9 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
     if let Ok(rev) = shared.store.current_revision().await {
         revision = rev;
     }
-    Ok(Reply::ok(list_object(req.def, deleted, revision, None)))
+    // kube's `Store.DeleteCollection` answers the list it deleted from, as listed: an object a
+    // finalizer now holds is shown as it was before this delete marked it.
+    Ok(Reply::ok(list_object(req.def, page.items, revision, None)))
 }
 
 #[cfg(test)]
@@ -537,6 +538,25 @@ mod tests {
             None
         );
         assert_eq!(gc_finalizers(&obj(json!(["orphan"])), None), None);
+    }
+
+    /// A v1 ReplicationController deleted without a policy orphans its pods (kube's
+    /// `rcStrategy.DefaultGarbageCollectionPolicy`); a garbage collection finalizer already on
+    /// it decides instead, and other kinds have no default.
+    #[test]
+    fn replication_controllers_orphan_by_default() {
+        let rcs = crate::resources::lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let rss = crate::resources::lookup("apps", "v1", "replicasets").expect("rss");
+        let obj = |f: Value| json!({"metadata": {"name": "a", "finalizers": f}});
+        assert_eq!(
+            default_propagation(rcs, &obj(json!(["x/y"]))),
+            Some(Propagation::Orphan)
+        );
+        assert_eq!(
+            default_propagation(rcs, &obj(json!(["foregroundDeletion"]))),
+            None
+        );
+        assert_eq!(default_propagation(rss, &obj(json!([]))), None);
     }
 
     /// A server over a fresh store, its router, and the directory to keep alive.

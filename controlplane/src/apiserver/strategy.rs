@@ -158,6 +158,12 @@ impl Strategy {
         validation::validate_create(self.def, obj)
     }
 
+    /// The warnings kube's strategy gives about an object it writes (`WarningsOnCreate`,
+    /// `WarningsOnUpdate`): deprecated fields and values.
+    pub fn warnings(&self, obj: &Value) -> Vec<String> {
+        validation::warnings(self.def, obj)
+    }
+
     /// The validation of an update.
     pub fn validate_update(&self, old: &Value, new: &Value) -> Result<(), Status> {
         validation::validate_update(self.def, old, new)

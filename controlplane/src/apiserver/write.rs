@@ -93,7 +93,8 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             {
                 return Err(Status::already_exists(target.gr(), &name));
             }
-            return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
+            return Ok(Reply::new(StatusCode::CREATED, candidate.clone())
+                .with_warnings(with_strategy_warnings(req.def, &warnings, &candidate)));
         }
         match shared
             .store
@@ -103,7 +104,8 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             Ok(kv) => {
                 // What was stored, without parsing it back.
                 set_resource_version(&mut candidate, kv.mod_revision);
-                return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
+                return Ok(Reply::new(StatusCode::CREATED, candidate.clone())
+                    .with_warnings(with_strategy_warnings(req.def, &warnings, &candidate)));
             }
             Err(StoreError::AlreadyExists) if generated => {
                 last = Some(Status::already_exists(target.gr(), &name));
@@ -112,6 +114,18 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         }
     }
     Err(last.unwrap_or_else(|| Status::internal("could not generate a unique name")))
+}
+
+/// The warnings of a write: the decoder's (unknown fields), then the strategy's on the object
+/// written (kube's `WarningsOnCreate` / `WarningsOnUpdate`).
+fn with_strategy_warnings(
+    def: &'static ResourceDef,
+    decoded: &[String],
+    obj: &Value,
+) -> Vec<String> {
+    let mut all = decoded.to_vec();
+    all.extend(strategy::for_resource(def).warnings(obj));
+    all
 }
 
 /// Whether a PUT without a resourceVersion is allowed (kube's `AllowUnconditionalUpdate`):
@@ -170,6 +184,7 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         |current: Arc<Value>| async move { write.steps(&current, obj.clone()).await },
     )
     .await?;
+    let warnings = with_strategy_warnings(req.def, &warnings, &stored);
     Ok(Reply::ok(stored).with_warnings(warnings))
 }
 
@@ -420,6 +435,7 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
     )
     .await?;
     let warnings = warnings.into_inner().unwrap_or_default();
+    let warnings = with_strategy_warnings(req.def, &warnings, &stored);
     Ok(Reply::ok(stored).with_warnings(warnings))
 }
 
