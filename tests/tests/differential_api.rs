@@ -896,4 +896,167 @@ fn request_features_and_error_paths(d: &mut Differential<'_>) {
         get("err-watch-bad-rv", &format!("{cms}?watch=1&resourceVersion=abc")),
     ];
     d.run(&cases);
+    printed_rows(d);
+}
+
+/// `kubectl get` of objects whose cells the every-verb table leaves empty: status fields,
+/// the defaults a printer shows for unset fields, quantities in their canonical form, the
+/// default StorageClass. The PersistentVolume and the claim are created with the protection
+/// finalizer kube's StorageObjectInUseProtection admission would add, so both servers store
+/// the same object; it is taken off before the delete.
+fn printed_rows(d: &mut Differential<'_>) {
+    let pvs = "/api/v1/persistentvolumes";
+    let pvcs = format!("/api/v1/namespaces/{NS}/persistentvolumeclaims");
+    let scs = "/apis/storage.k8s.io/v1/storageclasses";
+    let vas = "/apis/storage.k8s.io/v1/volumeattachments";
+    let drivers = "/apis/storage.k8s.io/v1/csidrivers";
+    let claims = format!("/apis/resource.k8s.io/v1/namespaces/{NS}/resourceclaims");
+    let rcs = format!("/api/v1/namespaces/{NS}/replicationcontrollers");
+    let one_row = |id: &str, path: &str| {
+        get(id, &format!("{path}?includeObject=None"))
+            .header(TABLE)
+            .compare(Compare::Table)
+    };
+    let unprotect = json!({"metadata": {"finalizers": null}});
+    let cases = vec![
+        post(
+            "print-sc-setup",
+            scs,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "print-default",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "example.com/print", "reclaimPolicy": "Retain",
+            "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": true}),
+        ),
+        post(
+            "print-sc-beta-setup",
+            scs,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "print-beta",
+                "annotations": {"storageclass.beta.kubernetes.io/is-default-class": "True"}},
+            "provisioner": "example.com/print"}),
+        ),
+        get("print-sc", &format!("{scs}?labelSelector=!diff"))
+            .header(TABLE)
+            .compare(Compare::Table),
+        delete("print-sc-delete", &format!("{scs}/print-default")),
+        delete("print-sc-beta-delete", &format!("{scs}/print-beta")),
+        post(
+            "print-pv-setup",
+            pvs,
+            json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "print-pv", "finalizers": ["kubernetes.io/pv-protection"]},
+            "spec": {"capacity": {"storage": "1.5Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+                "claimRef": {"namespace": NS, "name": "print-claim"}, "storageClassName": "print",
+                "volumeMode": "Block", "hostPath": {"path": "/tmp/print"}}}),
+        ),
+        patch(
+            "print-pv-status",
+            &format!("{pvs}/print-pv/status"),
+            MERGE,
+            json!({"status": {"phase": "Released", "reason": "Recycled"}}),
+        ),
+        one_row("print-pv", &format!("{pvs}/print-pv")),
+        post(
+            "print-pvc-setup",
+            &pvcs,
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "print-claim", "finalizers": ["kubernetes.io/pvc-protection"]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                "volumeName": "print-pv", "storageClassName": "print"}}),
+        ),
+        patch(
+            "print-pvc-status",
+            &format!("{pvcs}/print-claim/status"),
+            MERGE,
+            json!({"status": {"phase": "Bound", "capacity": {"storage": "2048Mi"},
+                "accessModes": ["ReadOnlyMany", "ReadWriteOnce"]}}),
+        ),
+        one_row("print-pvc", &format!("{pvcs}/print-claim")),
+        patch(
+            "print-pvc-unprotect",
+            &format!("{pvcs}/print-claim"),
+            MERGE,
+            unprotect.clone(),
+        ),
+        delete("print-pvc-delete", &format!("{pvcs}/print-claim")),
+        patch(
+            "print-pv-unprotect",
+            &format!("{pvs}/print-pv"),
+            MERGE,
+            unprotect,
+        ),
+        delete("print-pv-delete", &format!("{pvs}/print-pv")),
+        post(
+            "print-va-setup",
+            vas,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+            "metadata": {"name": "print-va"},
+            "spec": {"attacher": "example.com/print", "nodeName": "n1",
+                "source": {"persistentVolumeName": "print-pv"}}}),
+        ),
+        patch(
+            "print-va-status",
+            &format!("{vas}/print-va/status"),
+            MERGE,
+            json!({"status": {"attached": true}}),
+        ),
+        one_row("print-va", &format!("{vas}/print-va")),
+        delete("print-va-delete", &format!("{vas}/print-va")),
+        post(
+            "print-driver-setup",
+            drivers,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+            "metadata": {"name": "print.example.com"},
+            "spec": {"attachRequired": false, "podInfoOnMount": true, "requiresRepublish": true,
+                "tokenRequests": [{"audience": "a1"}, {"audience": "a2"}],
+                "volumeLifecycleModes": ["Persistent", "Ephemeral"]}}),
+        ),
+        one_row("print-driver", &format!("{drivers}/print.example.com")),
+        delete(
+            "print-driver-delete",
+            &format!("{drivers}/print.example.com"),
+        ),
+        post(
+            "print-claim-setup",
+            &claims,
+            json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "print-claim"},
+            "spec": {"devices": {"requests": [{"name": "r", "exactly": {"deviceClassName": "c"}}]}}}),
+        ),
+        one_row("print-claim-pending", &format!("{claims}/print-claim")),
+        patch(
+            "print-claim-status",
+            &format!("{claims}/print-claim/status"),
+            MERGE,
+            json!({"status": {"allocation": {"devices": {"results": [{"request": "r",
+                "driver": "dra.example.com", "pool": "p", "device": "d"}]}},
+                "reservedFor": [{"resource": "pods", "name": "p",
+                    "uid": "6b1f3c1e-2a4d-4c8e-9f00-000000000001"}]}}),
+        ),
+        one_row("print-claim-reserved", &format!("{claims}/print-claim")),
+        delete("print-claim-delete", &format!("{claims}/print-claim")),
+        post(
+            "print-rc-setup",
+            &rcs,
+            json!({"apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "print-rc"},
+            "spec": {"replicas": 2, "selector": {"b": "2", "a": "1"}, "template": {
+                "metadata": {"labels": {"a": "1", "b": "2"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}, {"name": "s", "image": "nginx"}]}}}}),
+        ),
+        patch(
+            "print-rc-status",
+            &format!("{rcs}/print-rc/status"),
+            MERGE,
+            json!({"status": {"replicas": 2, "readyReplicas": 1}}),
+        ),
+        one_row("print-rc", &format!("{rcs}/print-rc")),
+        one_row("print-rc-scale", &format!("{rcs}/print-rc/scale")),
+        delete(
+            "print-rc-delete",
+            &format!("{rcs}/print-rc?propagationPolicy=Background"),
+        ),
+    ];
+    d.run(&cases);
 }

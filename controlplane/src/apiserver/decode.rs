@@ -90,7 +90,8 @@ pub(crate) fn check_name(url_name: &str, obj: &mut Value) -> Result<(), Status> 
     }
 }
 
-/// Applies `fieldValidation` to a decoded body: Strict refuses unknown fields (400, kube's
+/// Applies `fieldValidation` to a decoded body (and puts its quantities in canonical form):
+/// Strict refuses unknown fields (400, kube's
 /// `strict decoding error`); Warn and Ignore drop them, Warn returning one warning each, as the
 /// Go decoder drops what its structs lack. Fields of the wrong JSON type are always 400.
 /// `handled_as` prefixes errors as create and update do (`Pod in version "v1" cannot be handled
@@ -114,6 +115,8 @@ pub(crate) fn check_fields(
     if let Some(first) = type_errors.first() {
         return Err(Status::bad_request(format!("{prefix}{first}")));
     }
+    // kube's decoder parses quantities: the object is stored and served with their canonical text.
+    schema::quantity::canonicalize_quantities(def.group, def.version, def.kind, obj);
     let unknown = schema::unknown_fields(def.group, def.version, def.kind, obj);
     if unknown.is_empty() {
         return Ok(Vec::new());

@@ -149,6 +149,7 @@ async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status>
     let mut body = req.body_value()?;
     check_type(req.def, &mut body)?;
     check_name(&req.name, &mut body)?;
+    canonicalize_quantities(req.def, &mut body);
     let precondition = precondition_of(&body)?;
     let body = &body;
     let stored = guaranteed_update(
@@ -181,8 +182,9 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
         req.dry_run()?,
         |current: Arc<Value>| async move {
             let current = &*current;
-            let patched = apply_patch(req.def, kind, current, patch)?;
+            let mut patched = apply_patch(req.def, kind, current, patch)?;
             check_patched_version(&target, current, &patched)?;
+            canonicalize_quantities(req.def, &mut patched);
             steps
                 .run(current, status_write(req.def, current, &patched))
                 .await
@@ -190,6 +192,11 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
     )
     .await?;
     Ok(Reply::ok(stored))
+}
+
+/// The quantities of a status write in canonical form, as kube's decoder leaves them.
+fn canonicalize_quantities(def: &ResourceDef, obj: &mut Value) {
+    crate::schema::quantity::canonicalize_quantities(def.group, def.version, def.kind, obj);
 }
 
 /// The selector of a scalable object as its Scale's `status.selector` says it: a

@@ -8,6 +8,7 @@
 //! Everything here is a pure function over `serde_json::Value`; no I/O:
 //! - [`openapi`]: the `/openapi/v3` index and one document per group version;
 //! - [`validate`]: unknown fields for `fieldValidation=Strict|Warn`;
+//! - [`quantity`]: the canonical form of `resource.Quantity` fields;
 //! - [`smp`]: strategic merge patch, driven by `x-kubernetes-patch-strategy` / `-merge-key`;
 //! - [`table`] (with [`printers`]): server-side `meta.k8s.io/v1` Table responses.
 
@@ -15,6 +16,7 @@ pub mod openapi;
 pub mod printers;
 mod printers_pod;
 mod printers_storage;
+pub mod quantity;
 pub mod smp;
 pub mod table;
 pub mod validate;
