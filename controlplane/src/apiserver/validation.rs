@@ -244,6 +244,11 @@ pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Stat
     }
     causes.extend(label_causes(obj));
     causes.extend(kind_causes(def, obj));
+    if (def.group, def.kind) == ("apps", "StatefulSet") {
+        // New StatefulSets only: serviceName is immutable, and kube tolerates an old invalid
+        // one on update (AllowInvalidServiceName).
+        causes.extend(kinds::service_name(obj));
+    }
     finish(def, name, causes)
 }
 
