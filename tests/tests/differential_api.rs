@@ -470,6 +470,8 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
                 "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/kinds"}}})),
         patch("kinds-pv-source-immutable", &format!("{pvs}/kinds-pv"), MERGE,
             json!({"spec": {"hostPath": {"path": "/tmp/other"}}})),
+        patch("kinds-pv-status-phase", &format!("{pvs}/kinds-pv/status"), MERGE, json!({"status": {"phase": "Available"}})),
+        patch("kinds-pv-status-message", &format!("{pvs}/kinds-pv/status"), MERGE, json!({"status": {"message": "m"}})),
         patch("kinds-pv-capacity-mutable", &format!("{pvs}/kinds-pv"), MERGE,
             json!({"spec": {"capacity": {"storage": "5Gi"}, "persistentVolumeReclaimPolicy": "Recycle"}})),
         post("kinds-sc-setup", scs, json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
