@@ -130,6 +130,9 @@ fn status_write(def: &ResourceDef, current: &Value, from: &Value) -> Value {
         ("", "Pod") => &["ownerReferences"],
         _ => &[],
     };
+    if (def.group, def.kind) == ("", "PersistentVolume") {
+        phase_transition_time(current, &mut next);
+    }
     if !keep.is_empty() {
         let old_meta = current.get("metadata");
         let meta = super::meta::meta_mut(&mut next);
@@ -141,6 +144,33 @@ fn status_write(def: &ResourceDef, current: &Value, from: &Value) -> Value {
         }
     }
     next
+}
+
+/// A PersistentVolume's `status.lastPhaseTransitionTime`, as kube's status strategy keeps it:
+/// the stored one while the phase stays, now when the phase moves and the client did not set
+/// a new time itself.
+fn phase_transition_time(current: &Value, next: &mut Value) {
+    let old_phase = current.pointer("/status/phase");
+    let old_time = current.pointer("/status/lastPhaseTransitionTime").cloned();
+    let Some(status) = next.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let time = status
+        .get("lastPhaseTransitionTime")
+        .filter(|t| !t.is_null())
+        .cloned();
+    if status.get("phase") == old_phase {
+        if time.is_none() {
+            if let Some(t) = old_time {
+                status.insert("lastPhaseTransitionTime".into(), t);
+            }
+        }
+    } else if time.is_none() || time == old_time {
+        status.insert(
+            "lastPhaseTransitionTime".into(),
+            json!(super::meta::now_timestamp()),
+        );
+    }
 }
 
 async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
@@ -417,4 +447,66 @@ async fn finalize(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
     )
     .await?;
     Ok(Reply::ok(stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::lookup;
+
+    /// The Scale's selector: an RC's map sorted as `labels.SelectorFromSet` prints it, a
+    /// StatefulSet's LabelSelector as `LabelSelectorAsSelector` does.
+    #[test]
+    fn scales_print_each_kinds_selector() {
+        let rcs = lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 2, "selector": {"b": "2", "a": "1"}},
+            "status": {"replicas": 1}});
+        let scale = scale_of(rcs, &rc);
+        assert_eq!(
+            scale["status"],
+            json!({"replicas": 1, "selector": "a=1,b=2"})
+        );
+        assert_eq!(scale["spec"], json!({"replicas": 2}));
+        let stss = lookup("apps", "v1", "statefulsets").expect("stss");
+        let sts = json!({"metadata": {"name": "s"}, "spec": {"selector": {"matchLabels": {"app": "db"}}}});
+        assert_eq!(scale_of(stss, &sts)["status"]["selector"], "app=db");
+    }
+
+    /// A volume's phase time stays while its phase does, and moves with it.
+    #[test]
+    fn a_volumes_phase_time_moves_with_its_phase() {
+        let pvs = lookup("", "v1", "persistentvolumes").expect("pvs");
+        let current = json!({"spec": {"a": 1}, "status": {"phase": "Pending",
+            "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}});
+        let same = status_write(
+            pvs,
+            &current,
+            &json!({"spec": {"a": 2}, "status": {"phase": "Pending"}}),
+        );
+        assert_eq!(
+            same["status"]["lastPhaseTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_eq!(same["spec"], json!({"a": 1}));
+        let bound = status_write(
+            pvs,
+            &current,
+            &json!({"status": {"phase": "Bound",
+            "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}}),
+        );
+        assert_ne!(
+            bound["status"]["lastPhaseTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        let told = status_write(
+            pvs,
+            &current,
+            &json!({"status": {"phase": "Bound",
+            "lastPhaseTransitionTime": "2021-01-01T00:00:00Z"}}),
+        );
+        assert_eq!(
+            told["status"]["lastPhaseTransitionTime"],
+            "2021-01-01T00:00:00Z"
+        );
+    }
 }

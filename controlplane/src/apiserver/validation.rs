@@ -1,7 +1,8 @@
 //! The validation kube-apiserver runs before storing an object, as far as this server goes:
 //! object names (DNS-1123 subdomain, DNS-1123 label, DNS-1035 label or path segment, by kind)
 //! and a few per-kind rules that keep the stored objects usable (a Pod has containers with
-//! names and images; a Deployment's selector selects its template). Failures are 422 Invalid
+//! names and images; a Deployment's selector selects its template), and, in [`kinds`], those of
+//! the storage, DRA and older workload kinds served for kube-scheduler. Failures are 422 Invalid
 //! with kube's field paths and wording (`k8s.io/apimachinery/pkg/util/validation`).
 
 use kgate_core::status::StatusCause;
@@ -244,6 +245,11 @@ pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Stat
     }
     causes.extend(label_causes(obj));
     causes.extend(kind_causes(def, obj));
+    if (def.group, def.kind) == ("apps", "StatefulSet") {
+        // New StatefulSets only: serviceName is immutable, and kube tolerates an old invalid
+        // one on update (AllowInvalidServiceName).
+        causes.extend(kinds::service_name(obj));
+    }
     finish(def, name, causes)
 }
 

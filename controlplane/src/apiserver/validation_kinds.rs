@@ -10,7 +10,10 @@
 use kgate_core::status::StatusCause;
 use serde_json::{Map, Value};
 
-use super::{cause, is_dns1123_subdomain, qualified_name_errors, required, DNS1123_SUBDOMAIN_MSG};
+use super::{
+    cause, is_dns1123_subdomain, qualified_name_errors, required, DNS1123_LABEL_MSG,
+    DNS1123_SUBDOMAIN_MSG,
+};
 use crate::resources::ResourceDef;
 
 const ACCESS_MODES: &[&str] = &[
@@ -139,6 +142,7 @@ pub(super) fn kind_causes(def: &ResourceDef, obj: &Value, out: &mut Vec<StatusCa
         ("resource.k8s.io", "ResourceClaim") => {
             device_claim(obj.pointer("/spec/devices"), "spec.devices", out)
         }
+        ("resource.k8s.io", "ResourceSlice") => resource_slice(obj, out),
         ("resource.k8s.io", "ResourceClaimTemplate") => {
             device_claim(obj.pointer("/spec/spec/devices"), "spec.spec.devices", out);
         }
@@ -245,6 +249,17 @@ pub(super) fn update_causes(
                 let pointer = format!("/spec/{field}");
                 if old.pointer(&pointer) != new.pointer(&pointer) {
                     out.push(immutable(path, new.pointer(&pointer)));
+                }
+            }
+        }
+        ("resource.k8s.io", "ResourceSlice") => {
+            for (pointer, field) in [
+                ("/spec/pool/name", "spec.pool.name"),
+                ("/spec/driver", "spec.driver"),
+                ("/spec/nodeName", "spec.nodeName"),
+            ] {
+                if old.pointer(pointer) != new.pointer(pointer) {
+                    out.push(immutable(field, new.pointer(pointer)));
                 }
             }
         }
@@ -393,6 +408,33 @@ fn volume_mode_immutable(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
     if before != after {
         out.push(immutable("volumeMode", after));
     }
+}
+
+/// A new StatefulSet's serviceName, when set, is a DNS-1123 label.
+pub(super) fn service_name(obj: &Value) -> Vec<StatusCause> {
+    let name = text(obj, "/spec/serviceName");
+    let mut out = Vec::new();
+    if name.is_empty() {
+        return out;
+    }
+    if name.len() > 63 {
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.serviceName",
+            format!("Invalid value: {name:?}: must be no more than 63 characters"),
+        ));
+    }
+    if super::name_errors("Namespace", name)
+        .iter()
+        .any(|e| e == DNS1123_LABEL_MSG)
+    {
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.serviceName",
+            format!("Invalid value: {name:?}: {DNS1123_LABEL_MSG}"),
+        ));
+    }
+    out
 }
 
 /// ReplicationControllerSpec: a selector, replicas, a template its selector matches.
@@ -566,6 +608,99 @@ fn volume_attachment(obj: &Value, out: &mut Vec<StatusCause>) {
                 format!("Invalid value: {name:?}: {e}"),
             ));
         }
+    }
+}
+
+/// validateResourceSliceSpec, its first rules: a driver (a CSI driver name), a pool, and
+/// exactly one way of saying which nodes have the devices.
+fn resource_slice(obj: &Value, out: &mut Vec<StatusCause>) {
+    csi_driver_name(text(obj, "/spec/driver"), "spec.driver", out);
+    let pool = text(obj, "/spec/pool/name");
+    if pool.is_empty() {
+        out.push(required("spec.pool.name"));
+    } else {
+        if pool.len() > 253 {
+            out.push(cause(
+                "FieldValueTooLong",
+                "spec.pool.name",
+                "Too long: may not be more than 253 bytes".to_owned(),
+            ));
+        }
+        for part in pool.split('/') {
+            if !is_dns1123_subdomain(part) {
+                out.push(cause(
+                    "FieldValueInvalid",
+                    "spec.pool.name",
+                    format!("Invalid value: {part:?}: {DNS1123_SUBDOMAIN_MSG}"),
+                ));
+            }
+        }
+    }
+    let count = obj
+        .pointer("/spec/pool/resourceSliceCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if count <= 0 {
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.pool.resourceSliceCount",
+            format!("Invalid value: {count}: must be greater than zero"),
+        ));
+    }
+    let mut set = Vec::new();
+    match obj.pointer("/spec/nodeName").filter(|v| !v.is_null()) {
+        Some(Value::String(node)) if !node.is_empty() => {
+            set.push("`nodeName`");
+            for e in super::name_errors("Node", node) {
+                out.push(cause(
+                    "FieldValueInvalid",
+                    "spec.nodeName",
+                    format!("Invalid value: {node:?}: {e}"),
+                ));
+            }
+        }
+        Some(other) => out.push(cause(
+            "FieldValueInvalid",
+            "spec.nodeName",
+            format!("Invalid value: {other}: must be either unset or set to a non-empty string"),
+        )),
+        None => {}
+    }
+    if obj
+        .pointer("/spec/nodeSelector")
+        .is_some_and(|v| !v.is_null())
+    {
+        set.push("`nodeSelector`");
+    }
+    for (field, name) in [
+        ("allNodes", "`allNodes`"),
+        ("perDeviceNodeSelection", "`perDeviceNodeSelection`"),
+    ] {
+        match obj
+            .pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_bool)
+        {
+            Some(true) => set.push(name),
+            Some(false) => out.push(cause(
+                "FieldValueInvalid",
+                &format!("spec.{field}"),
+                "Invalid value: false: must be either unset or set to true".to_owned(),
+            )),
+            None => {}
+        }
+    }
+    let one_of = "exactly one of `nodeName`, `nodeSelector`, `allNodes`, `perDeviceNodeSelection` is required";
+    match set.len() {
+        0 => out.push(required_because("spec", one_of)),
+        1 => {}
+        _ => out.push(cause(
+            "FieldValueInvalid",
+            "spec",
+            format!(
+                "Invalid value: \"{{{}}}\": {one_of}, but multiple fields are set",
+                set.join(", ")
+            ),
+        )),
     }
 }
 
