@@ -971,6 +971,31 @@ fn printed_rows(d: &mut Differential<'_>) {
             json!({"status": {"phase": "Released", "reason": "Recycled"}}),
         ),
         one_row("print-pv", &format!("{pvs}/print-pv")),
+        // Text that is not a quantity: kube's decoder refuses it (400), naming its grammar or
+        // its suffixes.
+        post(
+            "print-pv-bad-quantity",
+            pvs,
+            json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "print-bad"}, "spec": {"capacity": {"storage": "lots"},
+                "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/print"}}}),
+        ),
+        put(
+            "print-pv-bad-suffix",
+            &format!("{pvs}/print-pv"),
+            json!({"apiVersion": "v1",
+            "kind": "PersistentVolume", "metadata": {"name": "print-pv"},
+            "spec": {"capacity": {"storage": "1Ki5"}, "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": "/tmp/print"}}}),
+        ),
+        put(
+            "print-pv-status-bad-quantity",
+            &format!("{pvs}/print-pv/status"),
+            json!({"apiVersion": "v1",
+            "kind": "PersistentVolume", "metadata": {"name": "print-pv"},
+            "spec": {"capacity": {"storage": "1.2.3"}, "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": "/tmp/print"}}}),
+        ),
         post(
             "print-pvc-setup",
             &pvcs,

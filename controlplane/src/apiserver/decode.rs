@@ -90,8 +90,8 @@ pub(crate) fn check_name(url_name: &str, obj: &mut Value) -> Result<(), Status> 
     }
 }
 
-/// Applies `fieldValidation` to a decoded body (and puts its quantities in canonical form):
-/// Strict refuses unknown fields (400, kube's
+/// Applies `fieldValidation` to a decoded body (and puts its quantities in canonical form, 400
+/// for one that is not a quantity): Strict refuses unknown fields (400, kube's
 /// `strict decoding error`); Warn and Ignore drop them, Warn returning one warning each, as the
 /// Go decoder drops what its structs lack. Fields of the wrong JSON type are always 400.
 /// `handled_as` prefixes errors as create and update do (`Pod in version "v1" cannot be handled
@@ -115,8 +115,11 @@ pub(crate) fn check_fields(
     if let Some(first) = type_errors.first() {
         return Err(Status::bad_request(format!("{prefix}{first}")));
     }
-    // kube's decoder parses quantities: the object is stored and served with their canonical text.
-    schema::quantity::canonicalize_quantities(def.group, def.version, def.kind, obj);
+    // kube's decoder parses quantities: text that is not one is refused, the object is stored
+    // and served with their canonical text.
+    if let Some(e) = schema::quantity::quantity_error(def.group, def.version, def.kind, obj) {
+        return Err(Status::bad_request(format!("{prefix}{e}")));
+    }
     let unknown = schema::unknown_fields(def.group, def.version, def.kind, obj);
     if unknown.is_empty() {
         return Ok(Vec::new());
@@ -226,6 +229,30 @@ mod tests {
             ),
             "{}",
             s.message
+        );
+    }
+
+    #[test]
+    fn quantities_are_canonical_or_refused() {
+        let pod = |memory: Value| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": "i",
+                    "resources": {"requests": {"memory": memory}}}]}})
+        };
+        let mut o = pod(json!("1.5Gi"));
+        check_fields(pods(), &mut o, FieldValidation::Strict, true).expect("a quantity");
+        assert_eq!(
+            o["spec"]["containers"][0]["resources"]["requests"]["memory"],
+            "1536Mi"
+        );
+        let mut o = pod(json!("1Ki5"));
+        let s = check_fields(pods(), &mut o, FieldValidation::Strict, true).expect_err("suffix");
+        assert_eq!(
+            (s.code, s.message.as_str()),
+            (
+                400,
+                "Pod in version \"v1\" cannot be handled as a Pod: unable to parse quantity's suffix"
+            )
         );
     }
 

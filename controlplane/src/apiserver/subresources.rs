@@ -179,7 +179,18 @@ async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status>
     let mut body = req.body_value()?;
     check_type(req.def, &mut body)?;
     check_name(&req.name, &mut body)?;
-    canonicalize_quantities(req.def, &mut body);
+    if let Some(e) = crate::schema::quantity::quantity_error(
+        req.def.group,
+        req.def.version,
+        req.def.kind,
+        &mut body,
+    ) {
+        return Err(Status::bad_request(format!(
+            "{kind} in version {v:?} cannot be handled as a {kind}: {e}",
+            kind = req.def.kind,
+            v = req.def.version
+        )));
+    }
     let precondition = precondition_of(&body)?;
     let body = &body;
     let stored = guaranteed_update(

@@ -12,6 +12,64 @@ pub fn printed(text: &str) -> String {
     canonical(text).unwrap_or_else(|| text.to_owned())
 }
 
+/// kube's words for text that is not a quantity (`resource.ErrFormatWrong`).
+pub const FORMAT_WRONG: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+/// kube's words for a quantity with a suffix it does not know (`resource.ErrSuffix`).
+pub const SUFFIX_WRONG: &str = "unable to parse quantity's suffix";
+
+/// Why `resource.ParseQuantity` refuses `text` (already trimmed, as its JSON decoder trims),
+/// if it does: its grammar (`parseQuantityString`), then its suffixes.
+pub fn parse_error(text: &str) -> Option<&'static str> {
+    let b = text.as_bytes();
+    if b.is_empty() {
+        return Some(FORMAT_WRONG);
+    }
+    let digits_from = |mut pos: usize| {
+        while pos < b.len() && b[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        pos
+    };
+    let mut pos = usize::from(matches!(b[0], b'-' | b'+'));
+    pos = digits_from(pos);
+    if pos < b.len() && b[pos] == b'.' {
+        pos = digits_from(pos + 1);
+    }
+    let suffix_start = pos;
+    while pos < b.len() && b"eEinumkKMGTP".contains(&b[pos]) {
+        pos += 1;
+    }
+    if pos < b.len() && matches!(b[pos], b'-' | b'+') {
+        pos += 1;
+    }
+    if digits_from(pos) < b.len() {
+        return Some(FORMAT_WRONG);
+    }
+    let suffix = &text[suffix_start..];
+    let known = matches!(
+        suffix,
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+    ) || (suffix.len() > 1
+        && suffix.starts_with(['e', 'E'])
+        && suffix[1..].parse::<i64>().is_ok());
+    (!known).then_some(SUFFIX_WRONG)
+}
+
 /// The text kube-apiserver serves a quantity as once decoded (`resource.ParseQuantity`, then
 /// `Quantity.String`): `1536Mi` for `1.5Gi`, `2k` for `2000`, `500m` for `0.5`, `2e3` for
 /// `2000e0`; `None` for text that is not a quantity.
@@ -24,11 +82,26 @@ pub fn canonical(text: &str) -> Option<String> {
 /// is not a quantity is left for validation.
 pub fn canonicalize_quantities(group: &str, version: &str, kind: &str, object: &mut Value) {
     if let Some(schema) = schema_for_kind(group, version, kind) {
-        walk(schema, object);
+        walk(schema, object, &mut None);
     }
 }
 
-fn walk(schema: &Value, value: &mut Value) {
+/// The first Quantity field of an object of `kind` that kube's decoder refuses, as its error
+/// ([`FORMAT_WRONG`] or [`SUFFIX_WRONG`]); the others are put in canonical form meanwhile.
+pub fn quantity_error(
+    group: &str,
+    version: &str,
+    kind: &str,
+    object: &mut Value,
+) -> Option<&'static str> {
+    let mut error = None;
+    if let Some(schema) = schema_for_kind(group, version, kind) {
+        walk(schema, object, &mut error);
+    }
+    error
+}
+
+fn walk(schema: &Value, value: &mut Value, error: &mut Option<&'static str>) {
     let is_quantity = schema
         .get("$ref")
         .and_then(Value::as_str)
@@ -39,8 +112,15 @@ fn walk(schema: &Value, value: &mut Value) {
             Value::Number(n) => n.to_string(),
             _ => return,
         };
-        if let Some(c) = canonical(&text) {
-            *value = Value::String(c);
+        match parse_error(text.trim()) {
+            Some(e) => {
+                error.get_or_insert(e);
+            }
+            None => {
+                if let Some(c) = canonical(&text) {
+                    *value = Value::String(c);
+                }
+            }
         }
         return;
     }
@@ -54,14 +134,14 @@ fn walk(schema: &Value, value: &mut Value) {
             let ap = s.get("additionalProperties").filter(|a| a.is_object());
             for (k, v) in fields.iter_mut() {
                 if let Some(p) = props.and_then(|p| p.get(k)).or(ap) {
-                    walk(p, v);
+                    walk(p, v, error);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(item) = s.get("items") {
                 for v in items.iter_mut() {
-                    walk(item, v);
+                    walk(item, v, error);
                 }
             }
         }
@@ -120,9 +200,6 @@ fn canonical_quantity(s: &str) -> Option<String> {
         Some(r) => r.split_at(r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len())),
         None => ("", rest),
     };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
     let (mut format, base2, suffix_exp) = match suffix {
         "" => (Format::DecimalSi, false, 0),
         "n" => (Format::DecimalSi, false, -9),
@@ -174,8 +251,11 @@ fn canonical_quantity(s: &str) -> Option<String> {
     // Non-zero values round up (away from zero) to the nano scale.
     if exponent < -9 {
         let shift = u32::try_from(-9 - exponent).ok()?;
-        let divisor = 10i128.checked_pow(shift)?;
-        mantissa = mantissa / divisor + i128::from(mantissa % divisor != 0);
+        mantissa = match 10i128.checked_pow(shift) {
+            Some(divisor) => mantissa / divisor + i128::from(mantissa % divisor != 0),
+            // Smaller than any i128 can divide: a non-zero value rounds up to one.
+            None => 1,
+        };
         exponent = -9;
     }
     if format == Format::BinarySi {
@@ -293,9 +373,53 @@ mod tests {
             ("3Mi", "3Mi"),
             ("0.000000001", "1n"),
             ("1e1000", "10e999"),
+            ("1e-1000", "1e-9"),
+            ("-1e-12", "-1e-9"),
+            ("0.0000000001Ki", "103n"),
+            ("1.5e3", "1500"),
+            (".", "0"),
+            ("+", "0"),
+            ("Ki", "0"),
+            ("-.", "0"),
+            ("e3", "0"),
+            ("1e+3", "1e+3"),
+            ("1e-3", "1e-3"),
             ("nonsense", "nonsense"),
         ] {
             assert_eq!(printed(given), shown, "{given}");
+        }
+    }
+
+    #[test]
+    fn text_kube_does_not_parse_is_refused_with_its_words() {
+        // What resource.ParseQuantity(text) answers in apimachinery v0.34.2.
+        for (text, error) in [
+            ("", Some(FORMAT_WRONG)),
+            ("lots", Some(FORMAT_WRONG)),
+            ("1.2.3", Some(FORMAT_WRONG)),
+            ("1Ki5", Some(SUFFIX_WRONG)),
+            ("5Z", Some(FORMAT_WRONG)),
+            ("1e", Some(SUFFIX_WRONG)),
+            ("1E", None),
+            (".", None),
+            ("+", None),
+            ("Ki", None),
+            ("-.", None),
+            ("1e3Ki", Some(FORMAT_WRONG)),
+            ("1 Gi", Some(FORMAT_WRONG)),
+            ("e3", None),
+            ("1e+3", None),
+            ("1e-3", None),
+            ("1ee3", Some(SUFFIX_WRONG)),
+            ("1mi", Some(SUFFIX_WRONG)),
+            ("1k3", Some(SUFFIX_WRONG)),
+            ("--1", Some(SUFFIX_WRONG)),
+            ("1.5.", Some(FORMAT_WRONG)),
+            ("0x10", Some(FORMAT_WRONG)),
+            ("1_000", Some(FORMAT_WRONG)),
+            ("1.5Gi", None),
+        ] {
+            assert_eq!(parse_error(text), error, "{text:?}");
         }
     }
 
@@ -320,8 +444,12 @@ mod tests {
         // Only Quantity fields: strings elsewhere keep their text.
         assert_eq!(pv["spec"]["storageClassName"], "2000");
         assert_eq!(pv["status"]["phase"], "1.50");
-        let mut bad = json!({"spec": {"capacity": {"storage": "lots"}}});
-        canonicalize_quantities("", "v1", "PersistentVolume", &mut bad);
+        let mut bad = json!({"spec": {"capacity": {"storage": "lots", "x": "1.5Gi"}}});
+        assert_eq!(
+            quantity_error("", "v1", "PersistentVolume", &mut bad),
+            Some(FORMAT_WRONG)
+        );
         assert_eq!(bad["spec"]["capacity"]["storage"], "lots");
+        assert_eq!(bad["spec"]["capacity"]["x"], "1536Mi");
     }
 }
