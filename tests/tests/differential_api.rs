@@ -483,6 +483,18 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
         patch("kinds-sc-parameters-immutable", &format!("{scs}/kinds-sc"), MERGE, json!({"parameters": {"a": "c"}})),
         patch("kinds-sc-provisioner-immutable", &format!("{scs}/kinds-sc"), MERGE, json!({"provisioner": "example.com/other"})),
         patch("kinds-sc-binding-immutable", &format!("{scs}/kinds-sc"), MERGE, json!({"volumeBindingMode": "WaitForFirstConsumer"})),
+        post("kinds-vac-setup", "/apis/storage.k8s.io/v1/volumeattributesclasses", json!({"apiVersion": "storage.k8s.io/v1",
+            "kind": "VolumeAttributesClass", "metadata": {"name": "kinds-vac"}, "driverName": "diff.example.com",
+            "parameters": {"iops": "100"}})),
+        patch("kinds-vac-parameters-immutable", "/apis/storage.k8s.io/v1/volumeattributesclasses/kinds-vac", MERGE,
+            json!({"parameters": {"iops": "200"}, "driverName": "other.example.com"})),
+        post("kinds-csisc-setup", &format!("/apis/storage.k8s.io/v1/namespaces/{NS}/csistoragecapacities"),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity", "metadata": {"name": "kinds-csisc"},
+                "storageClassName": "fast", "nodeTopology": {"matchLabels": {"zone": "a"}}})),
+        patch("kinds-csisc-immutable", &format!("/apis/storage.k8s.io/v1/namespaces/{NS}/csistoragecapacities/kinds-csisc"),
+            MERGE, json!({"storageClassName": "slow", "nodeTopology": {"matchLabels": {"zone": "b"}}})),
+        post("kinds-csisc-no-class", &format!("/apis/storage.k8s.io/v1/namespaces/{NS}/csistoragecapacities"),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity", "metadata": {"name": "bad"}})),
         post("kinds-va-setup", vas, json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
             "metadata": {"name": "kinds-va"}, "spec": {"attacher": "diff.example.com", "nodeName": "n1",
                 "source": {"persistentVolumeName": "kinds-pv"}}})),
@@ -497,6 +509,11 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
         post("kinds-claim-setup", &claims, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
             "metadata": {"name": "kinds-claim"}, "spec": {"devices": {"requests": [
                 {"name": "gpu", "exactly": {"deviceClassName": "gpus", "allocationMode": "All"}}]}}})),
+        // What kube-scheduler writes: an allocation and a reservation.
+        patch("kinds-claim-status", &format!("{claims}/kinds-claim/status"), MERGE, json!({"status": {
+            "allocation": {"devices": {"results": [
+                {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
+            "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
         patch("kinds-claim-spec-immutable", &format!("{claims}/kinds-claim"), MERGE,
             json!({"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "other"}}]}}})),
         // Required fields.
@@ -523,6 +540,13 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
         // ResourceSlice field selectors (what the scheduler and kubelet watch by).
         post("kinds-slice-setup-1", slices, slice("kinds-slice-1", "n1", "a.example.com")),
         post("kinds-slice-setup-2", slices, slice("kinds-slice-2", "n2", "b.example.com")),
+        post("kinds-pdb-setup", &format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets"),
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "kinds-pdb"},
+                "spec": {"maxUnavailable": "50%", "selector": {"matchLabels": {"app": "db"}}}})),
+        patch("kinds-pdb-status", &format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/kinds-pdb/status"), MERGE,
+            json!({"status": {"currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1, "expectedPods": 2}})),
+        patch("kinds-sts-status", &format!("{stss}/kinds-sts/status"), MERGE,
+            json!({"status": {"replicas": 2, "readyReplicas": 1, "currentRevision": "r1"}})),
         get("kinds-slice-field-node", &format!("{slices}?fieldSelector=spec.nodeName%3Dn2")),
         get("kinds-slice-field-driver", &format!("{slices}?fieldSelector=spec.driver%3Da.example.com")),
         get("kinds-slice-field-namespace", &format!("{slices}?fieldSelector=metadata.namespace%3Dx")),
@@ -539,7 +563,37 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
                 "pool": {"name": "p", "generation": 1, "resourceSliceCount": 1}}})),
         delete("kinds-slice-cleanup", &format!("{slices}?fieldSelector=spec.driver%21%3Dnone")),
     ];
-    d.run(&cases);
+    for case in &cases {
+        let (_, reference) = d.run_one(case);
+        // Each case tests what its name says on the reference: a write kube takes, or a
+        // refusal (422), so that agreeing means agreeing on that.
+        let refused = [
+            "-immutable",
+            "-no-",
+            "-mismatch",
+            "-both",
+            "-bad-",
+            "-two-",
+            "-negative",
+        ]
+        .iter()
+        .any(|m| case.id.contains(m));
+        let taken = [
+            "-setup",
+            "-status",
+            "-mutable",
+            "-scale-patch",
+            "-scale-update",
+            "-generation",
+        ]
+        .iter()
+        .any(|m| case.id.contains(m));
+        if refused {
+            assert_eq!(reference.status, 422, "{}: {reference}", case.id);
+        } else if taken {
+            assert!(reference.status < 300, "{}: {reference}", case.id);
+        }
+    }
 }
 
 fn cm(name: &str) -> Value {

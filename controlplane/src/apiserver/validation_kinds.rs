@@ -132,6 +132,19 @@ pub(super) fn kind_causes(def: &ResourceDef, obj: &Value, out: &mut Vec<StatusCa
         ("", "PersistentVolumeClaim") => claim_spec(obj.get("spec"), "spec", out),
         ("policy", "PodDisruptionBudget") => disruption_budget(obj, out),
         ("storage.k8s.io", "StorageClass") => storage_class(obj, out),
+        ("storage.k8s.io", "VolumeAttributesClass") => {
+            provisioner(text(obj, "/driverName"), "driverName", out);
+        }
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            let class = text(obj, "/storageClassName");
+            for e in super::name_errors("StorageClass", class) {
+                out.push(cause(
+                    "FieldValueInvalid",
+                    "storageClassName",
+                    format!("Invalid value: {class:?}: {e}"),
+                ));
+            }
+        }
         ("storage.k8s.io", "VolumeAttachment") => volume_attachment(obj, out),
         ("storage.k8s.io", "CSINode") => {
             let drivers = obj.pointer("/spec/drivers").and_then(Value::as_array);
@@ -223,6 +236,37 @@ pub(super) fn update_causes(
             }
             if old.get("volumeBindingMode") != new.get("volumeBindingMode") {
                 out.push(immutable("volumeBindingMode", new.get("volumeBindingMode")));
+            }
+        }
+        ("storage.k8s.io", "VolumeAttributesClass") => {
+            if text(old, "/driverName") != text(new, "/driverName") {
+                out.push(forbidden(
+                    "driverName",
+                    "updates to driverName are forbidden.",
+                ));
+            }
+            if !(empty_map(old.get("parameters")) && empty_map(new.get("parameters")))
+                && old.get("parameters") != new.get("parameters")
+            {
+                out.push(forbidden(
+                    "parameters",
+                    "updates to parameters are forbidden.",
+                ));
+            }
+        }
+        ("storage.k8s.io", "CSIStorageCapacity") => {
+            if old.get("nodeTopology") != new.get("nodeTopology") {
+                out.push(cause(
+                    "FieldValueInvalid",
+                    "nodeTopology",
+                    format!(
+                        "Invalid value: {}: field is immutable",
+                        super::go_selector(new.get("nodeTopology"))
+                    ),
+                ));
+            }
+            if text(old, "/storageClassName") != text(new, "/storageClassName") {
+                out.push(immutable("storageClassName", new.get("storageClassName")));
             }
         }
         ("storage.k8s.io", "VolumeAttachment") if old.get("spec") != new.get("spec") => {
@@ -509,18 +553,7 @@ fn disruption_budget(obj: &Value, out: &mut Vec<StatusCause>) {
 /// ValidateStorageClass: a provisioner (a qualified name), and the reclaim policy and binding
 /// mode kube knows.
 fn storage_class(obj: &Value, out: &mut Vec<StatusCause>) {
-    let provisioner = text(obj, "/provisioner");
-    if provisioner.is_empty() {
-        out.push(required("provisioner"));
-    } else {
-        for e in qualified_name_errors(&provisioner.to_lowercase()) {
-            out.push(cause(
-                "FieldValueInvalid",
-                "provisioner",
-                format!("Invalid value: {provisioner:?}: {e}"),
-            ));
-        }
-    }
+    provisioner(text(obj, "/provisioner"), "provisioner", out);
     let policy = text(obj, "/reclaimPolicy");
     if !["Delete", "Retain"].contains(&policy) {
         out.push(not_supported(
@@ -535,6 +568,22 @@ fn storage_class(obj: &Value, out: &mut Vec<StatusCause>) {
             "volumeBindingMode",
             &format!("{mode:?}"),
             &["Immediate", "WaitForFirstConsumer"],
+        ));
+    }
+}
+
+/// validateProvisioner (a StorageClass's provisioner, a VolumeAttributesClass's driverName):
+/// required, a qualified name once lowercased.
+fn provisioner(name: &str, field: &str, out: &mut Vec<StatusCause>) {
+    if name.is_empty() {
+        out.push(required(field));
+        return;
+    }
+    for e in qualified_name_errors(&name.to_lowercase()) {
+        out.push(cause(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {name:?}: {e}"),
         ));
     }
 }
