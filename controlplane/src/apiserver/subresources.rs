@@ -225,7 +225,15 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
             let current = &*current;
             let mut patched = apply_patch(req.def, kind, current, patch)?;
             check_patched_version(&target, current, &patched)?;
-            canonicalize_quantities(req.def, &mut patched);
+            // As a main resource's patch: a quantity that does not parse is refused.
+            if let Some(e) = crate::schema::quantity::quantity_error(
+                req.def.group,
+                req.def.version,
+                req.def.kind,
+                &mut patched,
+            ) {
+                return Err(Status::bad_request(e));
+            }
             steps
                 .run(current, status_write(req.def, current, &patched))
                 .await
@@ -233,11 +241,6 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
     )
     .await?;
     Ok(Reply::ok(stored))
-}
-
-/// The quantities of a status write in canonical form, as kube's decoder leaves them.
-fn canonicalize_quantities(def: &ResourceDef, obj: &mut Value) {
-    crate::schema::quantity::canonicalize_quantities(def.group, def.version, def.kind, obj);
 }
 
 /// The selector of a scalable object as its Scale's `status.selector` says it: a
