@@ -935,6 +935,53 @@ mod tests {
         );
     }
 
+    /// A ResourceSlice says which nodes have its devices exactly one way, and keeps its pool,
+    /// driver and node.
+    #[test]
+    fn resource_slices_name_one_node_selection() {
+        let slices = lookup("resource.k8s.io", "v1", "resourceslices").expect("slices");
+        let slice = json!({"metadata": {"name": "s"}, "spec": {"driver": "d.example.com",
+            "nodeName": "n1", "pool": {"name": "n1", "generation": 1, "resourceSliceCount": 1}}});
+        assert!(validate_create(slices, &slice).is_ok());
+        let mut both = slice.clone();
+        both["spec"]["allNodes"] = json!(true);
+        let s = validate_create(slices, &both).expect_err("two selections");
+        assert_eq!(
+            s.message,
+            "ResourceSlice.resource.k8s.io \"s\" is invalid: spec: Invalid value: \"{`nodeName`, `allNodes`}\": exactly one of `nodeName`, `nodeSelector`, `allNodes`, `perDeviceNodeSelection` is required, but multiple fields are set"
+        );
+        let mut moved = slice.clone();
+        moved["spec"]["nodeName"] = json!("n2");
+        let s = validate_update(slices, &slice, &moved).expect_err("a new node");
+        assert_eq!(
+            s.message,
+            "ResourceSlice.resource.k8s.io \"s\" is invalid: spec.nodeName: Invalid value: \"n2\": field is immutable"
+        );
+    }
+
+    #[test]
+    fn classes_and_capacities_keep_what_drivers_read() {
+        let vacs = lookup("storage.k8s.io", "v1", "volumeattributesclasses").expect("vacs");
+        let old = json!({"metadata": {"name": "v"}, "driverName": "d.example.com",
+            "parameters": {"iops": "1"}});
+        let mut new = old.clone();
+        new["parameters"]["iops"] = json!("2");
+        let s = validate_update(vacs, &old, &new).expect_err("new parameters");
+        assert_eq!(
+            s.message,
+            "VolumeAttributesClass.storage.k8s.io \"v\" is invalid: parameters: Forbidden: updates to parameters are forbidden."
+        );
+        let capacities = lookup("storage.k8s.io", "v1", "csistoragecapacities").expect("c");
+        let s =
+            validate_create(capacities, &json!({"metadata": {"name": "c"}})).expect_err("no class");
+        assert!(
+            s.message
+                .starts_with("CSIStorageCapacity.storage.k8s.io \"c\" is invalid: storageClassName: Invalid value: \"\": a lowercase RFC 1123 subdomain"),
+            "{}",
+            s.message
+        );
+    }
+
     #[test]
     fn replication_controllers_need_a_template() {
         let rcs = lookup("", "v1", "replicationcontrollers").expect("rcs");
