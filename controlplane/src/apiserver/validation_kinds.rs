@@ -307,11 +307,39 @@ pub(super) fn update_causes(
                 }
             }
         }
-        ("resource.k8s.io", "ResourceClaim") if old.get("spec") != new.get("spec") => {
-            // kube prints the internal ResourceClaimSpec (Go field names); kgate the object's.
-            out.push(immutable("spec", new.get("spec")));
+        ("resource.k8s.io", "ResourceClaim") => {
+            if old.get("spec") != new.get("spec") {
+                // kube prints the internal ResourceClaimSpec (Go field names); kgate the
+                // object's.
+                out.push(immutable("spec", new.get("spec")));
+            }
+            claim_status_update(old, new, out);
         }
         _ => {}
+    }
+}
+
+/// validateResourceClaimStatusUpdate, its invariants: a claim is reserved only once allocated,
+/// and an allocation, once made, does not change (it may be removed).
+fn claim_status_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
+    fn allocation(obj: &Value) -> Option<&Value> {
+        obj.pointer("/status/allocation").filter(|a| !a.is_null())
+    }
+    let reserved = new
+        .pointer("/status/reservedFor")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    if reserved && allocation(new).is_none() {
+        out.push(forbidden(
+            "status.reservedFor",
+            "may not be specified when `allocated` is not set",
+        ));
+    }
+    if let (Some(before), Some(after)) = (allocation(old), allocation(new)) {
+        if before != after {
+            // kube prints the internal AllocationResult (Go field names); kgate the object's.
+            out.push(immutable("status.allocation", Some(after)));
+        }
     }
 }
 
@@ -977,6 +1005,36 @@ mod tests {
         assert!(
             s.message
                 .starts_with("CSIStorageCapacity.storage.k8s.io \"c\" is invalid: storageClassName: Invalid value: \"\": a lowercase RFC 1123 subdomain"),
+            "{}",
+            s.message
+        );
+    }
+
+    /// A claim is reserved only once allocated, and keeps its allocation.
+    #[test]
+    fn claim_status_keeps_its_invariants() {
+        let claims = lookup("resource.k8s.io", "v1", "resourceclaims").expect("claims");
+        let old = json!({"metadata": {"name": "c"}, "spec": {"devices": {"requests": [
+            {"name": "r", "exactly": {"deviceClassName": "g"}}]}}, "status": {}});
+        let mut reserved = old.clone();
+        reserved["status"]["reservedFor"] = json!([{"resource": "pods", "name": "p", "uid": "u"}]);
+        let s = validate_update(claims, &old, &reserved).expect_err("not allocated");
+        assert_eq!(
+            s.message,
+            "ResourceClaim.resource.k8s.io \"c\" is invalid: status.reservedFor: Forbidden: may not be specified when `allocated` is not set"
+        );
+        let result = |device: &str| {
+            json!({"devices": {"results": [
+            {"request": "r", "driver": "d", "pool": "p", "device": device}]}})
+        };
+        let mut allocated = reserved.clone();
+        allocated["status"]["allocation"] = result("a");
+        assert!(validate_update(claims, &old, &allocated).is_ok());
+        let mut moved = allocated.clone();
+        moved["status"]["allocation"] = result("b");
+        let s = validate_update(claims, &allocated, &moved).expect_err("a new allocation");
+        assert!(
+            s.message.contains("status.allocation: Invalid value: "),
             "{}",
             s.message
         );
