@@ -510,6 +510,11 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
             "allocation": {"devices": {"results": [
                 {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
             "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        // kube-scheduler's unreserve: a strategic merge patch deleting one reservation by uid.
+        patch("kinds-claim-status-unreserve", &format!("{claims}/kinds-claim/status"), SMP,
+            json!({"status": {"reservedFor": [{"$patch": "delete", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        patch("kinds-claim-finalizer-setup", &format!("{claims}/kinds-claim"), MERGE,
+            json!({"metadata": {"finalizers": ["resource.kubernetes.io/delete-protection"]}})),
         patch("kinds-claim-status-realloc-immutable", &format!("{claims}/kinds-claim/status"), MERGE, json!({"status": {
             "allocation": {"devices": {"results": [
                 {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d1"}]}}}})),
