@@ -523,6 +523,13 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
                 {"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}})),
         patch("kinds-claim-2-reserved-no-allocation", &format!("{claims}/kinds-claim-2/status"), MERGE, json!({"status": {
             "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        // kube-scheduler's UpdateStatus: the whole claim, its allocation and reservation set.
+        put("kinds-claim-2-status-update", &format!("{claims}/kinds-claim-2/status"), json!({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": "kinds-claim-2"},
+            "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}},
+            "status": {"allocation": {"devices": {"results": [
+                    {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
+                "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
         patch("kinds-claim-spec-immutable", &format!("{claims}/kinds-claim"), MERGE,
             json!({"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "other"}}]}}})),
         // Required fields.
