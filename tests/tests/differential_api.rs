@@ -514,6 +514,26 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
             "allocation": {"devices": {"results": [
                 {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
             "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        // kube-scheduler's unreserve: a strategic merge patch deleting one reservation by uid.
+        patch("kinds-claim-status-unreserve", &format!("{claims}/kinds-claim/status"), SMP,
+            json!({"status": {"reservedFor": [{"$patch": "delete", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        patch("kinds-claim-finalizer-setup", &format!("{claims}/kinds-claim"), MERGE,
+            json!({"metadata": {"finalizers": ["resource.kubernetes.io/delete-protection"]}})),
+        patch("kinds-claim-status-realloc-immutable", &format!("{claims}/kinds-claim/status"), MERGE, json!({"status": {
+            "allocation": {"devices": {"results": [
+                {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d1"}]}}}})),
+        post("kinds-claim-2-setup", &claims, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "kinds-claim-2"}, "spec": {"devices": {"requests": [
+                {"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}})),
+        patch("kinds-claim-2-reserved-no-allocation", &format!("{claims}/kinds-claim-2/status"), MERGE, json!({"status": {
+            "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        // kube-scheduler's UpdateStatus: the whole claim, its allocation and reservation set.
+        put("kinds-claim-2-status-update", &format!("{claims}/kinds-claim-2/status"), json!({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": "kinds-claim-2"},
+            "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}},
+            "status": {"allocation": {"devices": {"results": [
+                    {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
+                "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
         patch("kinds-claim-spec-immutable", &format!("{claims}/kinds-claim"), MERGE,
             json!({"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "other"}}]}}})),
         // Required fields.
@@ -525,6 +545,14 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
             "metadata": {"name": "bad"}})),
         post("kinds-sts-selector-mismatch", &stss, json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": "bad"}, "spec": {"selector": {"matchLabels": {"app": "other"}}, "template": template}})),
+        post("kinds-sts-claims-setup", &stss, json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "kinds-sts-claims"}, "spec": {"serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}}, "template": template,
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}]}})),
+        patch("kinds-sts-claims-immutable", &format!("{stss}/kinds-sts-claims"), MERGE,
+            json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "other"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}]}})),
         post("kinds-sts-bad-service-name", &stss, json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": "bad"}, "spec": {"serviceName": "Not_A_Label",
                 "selector": {"matchLabels": {"app": "db"}}, "template": template}})),

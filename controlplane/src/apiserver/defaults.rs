@@ -1,7 +1,8 @@
 //! Defaulting as kube-apiserver's `SetDefaults_*` functions do, so that objects read back look as
 //! they do on a real cluster (kubectl describe, get -o yaml, and `kubectl apply`'s three-way diff
 //! all see the defaulted fields). Only fields a client is likely to look at are defaulted.
-//! Every function only fills what is absent: it never overwrites a value the client sent.
+//! Every function only fills what is absent: it never overwrites a value the client sent (the
+//! one exception is the type of a StatefulSet's claim templates, which kube's conversion writes).
 
 use serde_json::{json, Map, Value};
 
@@ -227,14 +228,7 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                 }
             }
         }
-        "PersistentVolumeClaim" if def.group.is_empty() => {
-            if let Some(spec) = child(map, "spec") {
-                default(spec, "volumeMode", json!("Filesystem"));
-            }
-            if let Some(status) = child(map, "status") {
-                default(status, "phase", json!("Pending"));
-            }
-        }
+        "PersistentVolumeClaim" if def.group.is_empty() => claim_defaults(map),
         "ReplicationController" if def.group.is_empty() => {
             // SetDefaults_ReplicationController: the template's labels are the selector and
             // the labels when those are empty.
@@ -298,6 +292,21 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "revisionHistoryLimit", json!(10));
                 pod_template(spec);
+                // Each volume claim template is defaulted as a claim is, and carries the type
+                // apps/v1's conversion writes on every template, whatever the client sent
+                // (Convert_apps_StatefulSetSpec_To_v1_StatefulSetSpec).
+                let templates = spec
+                    .get_mut("volumeClaimTemplates")
+                    .and_then(Value::as_array_mut);
+                for claim in templates
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object_mut)
+                {
+                    claim.insert("apiVersion".into(), json!("v1"));
+                    claim.insert("kind".into(), json!("PersistentVolumeClaim"));
+                    claim_defaults(claim);
+                }
             }
             // StatefulSetStatus.replicas and availableReplicas are written even when 0.
             if let Some(status) = child(map, "status") {
@@ -363,6 +372,17 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// SetDefaults_PersistentVolumeClaim and SetDefaults_PersistentVolumeClaimSpec, of a claim or
+/// a StatefulSet's claim template.
+fn claim_defaults(claim: &mut Map<String, Value>) {
+    if let Some(spec) = child(claim, "spec") {
+        default(spec, "volumeMode", json!("Filesystem"));
+    }
+    if let Some(status) = child(claim, "status") {
+        default(status, "phase", json!("Pending"));
     }
 }
 
@@ -705,6 +725,21 @@ mod tests {
         );
         assert_eq!(s["spec"]["replicas"], 1);
         assert_eq!(s["spec"]["revisionHistoryLimit"], 10);
+        let mut claims = json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"]}}]}});
+        apply(sts, &mut claims);
+        assert_eq!(
+            claims["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
+        assert_eq!(
+            claims["spec"]["volumeClaimTemplates"][0]["status"],
+            json!({"phase": "Pending"})
+        );
+        assert_eq!(
+            claims["spec"]["volumeClaimTemplates"][0]["kind"],
+            "PersistentVolumeClaim"
+        );
         let mut ondelete = json!({"spec": {"updateStrategy": {"type": "OnDelete"}}});
         apply(sts, &mut ondelete);
         assert_eq!(

@@ -431,8 +431,8 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
             name: &name,
         };
         match delete_object(shared, &target, &opts, user.as_ref()).await {
-            // Gone meanwhile: someone else deleted it, which is what was asked.
             Ok(_) => {}
+            // Gone meanwhile: someone else deleted it, which is what was asked.
             Err(s) if s.code == 404 => {}
             Err(s) => return Err(s),
         }

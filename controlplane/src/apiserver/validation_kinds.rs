@@ -307,11 +307,39 @@ pub(super) fn update_causes(
                 }
             }
         }
-        ("resource.k8s.io", "ResourceClaim") if old.get("spec") != new.get("spec") => {
-            // kube prints the internal ResourceClaimSpec (Go field names); kgate the object's.
-            out.push(immutable("spec", new.get("spec")));
+        ("resource.k8s.io", "ResourceClaim") => {
+            if old.get("spec") != new.get("spec") {
+                // kube prints the internal ResourceClaimSpec (Go field names); kgate the
+                // object's.
+                out.push(immutable("spec", new.get("spec")));
+            }
+            claim_status_update(old, new, out);
         }
         _ => {}
+    }
+}
+
+/// validateResourceClaimStatusUpdate, its invariants: a claim is reserved only once allocated,
+/// and an allocation, once made, does not change (it may be removed).
+fn claim_status_update(old: &Value, new: &Value, out: &mut Vec<StatusCause>) {
+    fn allocation(obj: &Value) -> Option<&Value> {
+        obj.pointer("/status/allocation").filter(|a| !a.is_null())
+    }
+    let reserved = new
+        .pointer("/status/reservedFor")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    if reserved && allocation(new).is_none() {
+        out.push(forbidden(
+            "status.reservedFor",
+            "may not be specified when `allocated` is not set",
+        ));
+    }
+    if let (Some(before), Some(after)) = (allocation(old), allocation(new)) {
+        if before != after {
+            // kube prints the internal AllocationResult (Go field names); kgate the object's.
+            out.push(immutable("status.allocation", Some(after)));
+        }
     }
 }
 
@@ -932,6 +960,83 @@ mod tests {
         assert_eq!(
             s.message,
             "ResourceClaim.resource.k8s.io \"c\" is invalid: spec.devices.requests[0].exactly.deviceClassName: Required value"
+        );
+    }
+
+    /// A ResourceSlice says which nodes have its devices exactly one way, and keeps its pool,
+    /// driver and node.
+    #[test]
+    fn resource_slices_name_one_node_selection() {
+        let slices = lookup("resource.k8s.io", "v1", "resourceslices").expect("slices");
+        let slice = json!({"metadata": {"name": "s"}, "spec": {"driver": "d.example.com",
+            "nodeName": "n1", "pool": {"name": "n1", "generation": 1, "resourceSliceCount": 1}}});
+        assert!(validate_create(slices, &slice).is_ok());
+        let mut both = slice.clone();
+        both["spec"]["allNodes"] = json!(true);
+        let s = validate_create(slices, &both).expect_err("two selections");
+        assert_eq!(
+            s.message,
+            "ResourceSlice.resource.k8s.io \"s\" is invalid: spec: Invalid value: \"{`nodeName`, `allNodes`}\": exactly one of `nodeName`, `nodeSelector`, `allNodes`, `perDeviceNodeSelection` is required, but multiple fields are set"
+        );
+        let mut moved = slice.clone();
+        moved["spec"]["nodeName"] = json!("n2");
+        let s = validate_update(slices, &slice, &moved).expect_err("a new node");
+        assert_eq!(
+            s.message,
+            "ResourceSlice.resource.k8s.io \"s\" is invalid: spec.nodeName: Invalid value: \"n2\": field is immutable"
+        );
+    }
+
+    #[test]
+    fn classes_and_capacities_keep_what_drivers_read() {
+        let vacs = lookup("storage.k8s.io", "v1", "volumeattributesclasses").expect("vacs");
+        let old = json!({"metadata": {"name": "v"}, "driverName": "d.example.com",
+            "parameters": {"iops": "1"}});
+        let mut new = old.clone();
+        new["parameters"]["iops"] = json!("2");
+        let s = validate_update(vacs, &old, &new).expect_err("new parameters");
+        assert_eq!(
+            s.message,
+            "VolumeAttributesClass.storage.k8s.io \"v\" is invalid: parameters: Forbidden: updates to parameters are forbidden."
+        );
+        let capacities = lookup("storage.k8s.io", "v1", "csistoragecapacities").expect("c");
+        let s =
+            validate_create(capacities, &json!({"metadata": {"name": "c"}})).expect_err("no class");
+        assert!(
+            s.message
+                .starts_with("CSIStorageCapacity.storage.k8s.io \"c\" is invalid: storageClassName: Invalid value: \"\": a lowercase RFC 1123 subdomain"),
+            "{}",
+            s.message
+        );
+    }
+
+    /// A claim is reserved only once allocated, and keeps its allocation.
+    #[test]
+    fn claim_status_keeps_its_invariants() {
+        let claims = lookup("resource.k8s.io", "v1", "resourceclaims").expect("claims");
+        let old = json!({"metadata": {"name": "c"}, "spec": {"devices": {"requests": [
+            {"name": "r", "exactly": {"deviceClassName": "g"}}]}}, "status": {}});
+        let mut reserved = old.clone();
+        reserved["status"]["reservedFor"] = json!([{"resource": "pods", "name": "p", "uid": "u"}]);
+        let s = validate_update(claims, &old, &reserved).expect_err("not allocated");
+        assert_eq!(
+            s.message,
+            "ResourceClaim.resource.k8s.io \"c\" is invalid: status.reservedFor: Forbidden: may not be specified when `allocated` is not set"
+        );
+        let result = |device: &str| {
+            json!({"devices": {"results": [
+            {"request": "r", "driver": "d", "pool": "p", "device": device}]}})
+        };
+        let mut allocated = reserved.clone();
+        allocated["status"]["allocation"] = result("a");
+        assert!(validate_update(claims, &old, &allocated).is_ok());
+        let mut moved = allocated.clone();
+        moved["status"]["allocation"] = result("b");
+        let s = validate_update(claims, &allocated, &moved).expect_err("a new allocation");
+        assert!(
+            s.message.contains("status.allocation: Invalid value: "),
+            "{}",
+            s.message
         );
     }
 

@@ -93,8 +93,8 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             {
                 return Err(Status::already_exists(target.gr(), &name));
             }
-            return Ok(Reply::new(StatusCode::CREATED, candidate.clone())
-                .with_warnings(with_strategy_warnings(req.def, &warnings, &candidate)));
+            let warnings = with_strategy_warnings(req.def, &warnings, &candidate);
+            return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
         }
         match shared
             .store
@@ -104,8 +104,8 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             Ok(kv) => {
                 // What was stored, without parsing it back.
                 set_resource_version(&mut candidate, kv.mod_revision);
-                return Ok(Reply::new(StatusCode::CREATED, candidate.clone())
-                    .with_warnings(with_strategy_warnings(req.def, &warnings, &candidate)));
+                let warnings = with_strategy_warnings(req.def, &warnings, &candidate);
+                return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
             }
             Err(StoreError::AlreadyExists) if generated => {
                 last = Some(Status::already_exists(target.gr(), &name));
