@@ -365,7 +365,17 @@ pub async fn start_webhook(
             authorizer: kgate_core::authz::AuthorizerChain::new(authorizers),
             readiness: readiness.clone(),
         });
-    let tls = kgate_gateway::tls::gateway_server_config(&pki.serving)?;
+    // The address kube-apiserver calls may be another than loopback (a VM's host address): a
+    // serving certificate for those names too, made at each start.
+    let serving = if settings.tls_sans.is_empty() {
+        pki.serving.clone()
+    } else {
+        let mut hosts = kgate_gateway::pki::serving_hosts();
+        hosts.extend(settings.tls_sans.iter().cloned());
+        pki.ca
+            .issue_serving_cert(&hosts, Validity::from_now(time::Duration::days(365)))?
+    };
+    let tls = kgate_gateway::tls::gateway_server_config(&serving)?;
     let listener = bind(settings.listen).await?;
     let addr = local_addr(&listener, settings.listen)?;
     let mut background = Vec::new();

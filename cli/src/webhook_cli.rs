@@ -47,6 +47,11 @@ pub struct WebhookServeArgs {
     /// anything else has no opinion (the cluster's RBAC decides). Reloaded when it changes.
     #[arg(long)]
     pub authorization_policy_file: Option<PathBuf>,
+    /// More names (DNS names or IP addresses) for the webhook's serving certificate, besides
+    /// loopback and the host name: the address kube-apiserver calls (e.g. minikube's
+    /// host.minikube.internal, 192.168.49.1), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// The client certificate names (CN) allowed to call, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = APISERVER_CLIENT_NAME)]
     pub allowed_client_names: Vec<String>,
@@ -63,6 +68,7 @@ pub struct WebhookSettings {
     pub(crate) listen: SocketAddr,
     pub(crate) authorization_policy_file: Option<PathBuf>,
     pub(crate) allowed_client_names: Vec<String>,
+    pub(crate) tls_sans: Vec<String>,
     pub(crate) authentication: kgate_gateway::config::AuthenticationSettings,
     pub(crate) limits: kgate_gateway::config::ConnectionLimits,
 }
@@ -86,6 +92,12 @@ impl WebhookServeArgs {
             listen: self.listen,
             authorization_policy_file: self.authorization_policy_file,
             allowed_client_names,
+            tls_sans: self
+                .tls_san
+                .into_iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
             authentication: self.authentication.validate()?,
             limits: self.serving.validate()?,
         })
@@ -414,6 +426,60 @@ pub fn run_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_created_listed_and_revoked_and_the_list_never_shows_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_path_buf();
+        let run = |command: TokenCommand| {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            run_token(TokenOptions { command }, &mut out, &mut err).map(|()| {
+                (
+                    String::from_utf8(out).expect("utf-8"),
+                    String::from_utf8(err).expect("utf-8"),
+                )
+            })
+        };
+        let (token, said) = run(TokenCommand::Create(TokenCreateArgs {
+            data_dir: data_dir.clone(),
+            user: "jenkins".into(),
+            groups: vec!["ci".into()],
+            audiences: vec![],
+            duration: "1h".into(),
+        }))
+        .expect("create");
+        let token = token.trim().to_owned();
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        let id = said.split_whitespace().nth(2).expect("id").to_owned();
+        let (list, _) = run(TokenCommand::List {
+            data_dir: data_dir.clone(),
+        })
+        .expect("list");
+        assert!(
+            list.contains(&format!("{id}\tjenkins\tci\t<none>\tvalid")),
+            "{list}"
+        );
+        assert!(!list.contains(&token));
+        run(TokenCommand::Revoke {
+            data_dir: data_dir.clone(),
+            id: id.clone(),
+        })
+        .expect("revoke");
+        let (list, _) = run(TokenCommand::List {
+            data_dir: data_dir.clone(),
+        })
+        .expect("list");
+        assert!(list.contains("\trevoked"), "{list}");
+        // system: names are refused.
+        assert!(run(TokenCommand::Create(TokenCreateArgs {
+            data_dir,
+            user: "system:admin".into(),
+            groups: vec![],
+            audiences: vec![],
+            duration: "1h".into(),
+        }))
+        .is_err());
+    }
 
     #[test]
     fn go_durations_are_kubes() {

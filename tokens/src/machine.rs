@@ -7,11 +7,17 @@
 //!
 //! Names under `system:` are refused both when a token is issued and when one is verified: a
 //! machine token never speaks for the cluster's own components or for `system:masters`.
+//!
+//! Verified tokens are cached (the crate's keyed cache, see `cache`); a hit is checked again
+//! for its expiry, that its key is still a verification key, and against the deny list.
 
+use crate::cache::KeyedCache;
 use crate::claims::{Audience, ReceivedClaims};
 use crate::issuer::{IssueError, TokenIssuer};
 use crate::keys::SharedKeys;
-use crate::verify::{check_times, signed_claims, unverified_issuer, VerifyError, MAX_TOKEN_BYTES};
+use crate::verify::{
+    check_times, signed_claims, unverified_issuer, VerifyError, LEEWAY_SECONDS, MAX_TOKEN_BYTES,
+};
 use kgate_core::UserInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -250,12 +256,29 @@ struct RevokedCache {
     ids: HashSet<String>,
 }
 
-/// Verifies machine tokens: signature, times, audiences, the deny list.
+/// A verified token, as cached: what the answer is made of, and what a hit re-checks.
 #[derive(Debug)]
+struct Entry {
+    user: UserInfo,
+    id: String,
+    /// `None`: audience-agnostic.
+    audiences: Option<Vec<String>>,
+    kid: String,
+    exp: i64,
+}
+
+/// Verifies machine tokens: signature, times, audiences, the deny list.
 pub struct MachineTokenVerifier {
     keys: SharedKeys,
     revoked_path: PathBuf,
     revoked: Mutex<RevokedCache>,
+    cache: KeyedCache<Entry>,
+}
+
+impl std::fmt::Debug for MachineTokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cache.fmt_as("MachineTokenVerifier", f)
+    }
 }
 
 impl MachineTokenVerifier {
@@ -264,6 +287,7 @@ impl MachineTokenVerifier {
             keys,
             revoked_path: files.revoked(),
             revoked: Mutex::new(RevokedCache::default()),
+            cache: KeyedCache::new(crate::DEFAULT_CACHE_CAPACITY, "machine token"),
         }
     }
 
@@ -278,21 +302,39 @@ impl MachineTokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(VerifyError::TooLarge);
         }
+        let key = self.cache.key(token);
+        if let Some(hit) = self.cache.get(key) {
+            let keys = self.keys.current();
+            if now <= hit.exp.saturating_add(LEEWAY_SECONDS) && keys.by_kid(&hit.kid).is_some() {
+                return self.answer(&hit, requested).map(Some);
+            }
+            self.cache.remove(key);
+        }
+        let Some(entry) = self.verify_uncached(token, now)? else {
+            return Ok(None);
+        };
+        let answer = self.answer(&entry, requested);
+        self.cache
+            .insert(key, entry, |e| now > e.exp.saturating_add(LEEWAY_SECONDS));
+        answer.map(Some)
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<Option<Entry>, VerifyError> {
         // UNVERIFIED: the issuer only routes the token.
         if unverified_issuer(token).as_deref() != Some(MACHINE_ISSUER) {
             return Ok(None);
         }
         let keys = self.keys.current();
-        let (claims, _kid): (MachineClaims, _) = signed_claims(&keys, token)?;
+        let (claims, kid): (MachineClaims, _) = signed_claims(&keys, token)?;
         let base = &claims.base;
         if base.iss.as_deref() != Some(MACHINE_ISSUER) {
             return Err(VerifyError::MalformedClaims("the issuer is not kgate's"));
         }
-        if base.exp.is_none() {
+        let Some(exp) = base.exp else {
             return Err(VerifyError::MalformedClaims(
                 "a machine token has no expiration",
             ));
-        }
+        };
         check_times(base, now, false)?;
         let user = base.sub.as_deref().unwrap_or_default();
         let id = base.jti.as_deref().unwrap_or_default();
@@ -306,13 +348,31 @@ impl MachineTokenVerifier {
                 "a machine token cannot name system: users or groups",
             ));
         }
-        let audiences = match &base.aud {
+        Ok(Some(Entry {
+            user: UserInfo {
+                name: user.to_owned(),
+                uid: String::new(),
+                groups: claims.groups.clone(),
+                extra: BTreeMap::from([(
+                    CREDENTIAL_ID_EXTRA.to_owned(),
+                    vec![format!("JTI={id}")],
+                )]),
+            },
+            id: id.to_owned(),
+            audiences: base.aud.as_ref().map(|aud| match aud {
+                Audience::One(a) => vec![a.clone()],
+                Audience::Many(list) => list.clone(),
+            }),
+            kid: kid.to_owned(),
+            exp,
+        }))
+    }
+
+    /// The identity a verified token gives a caller accepting `requested`, if not revoked.
+    fn answer(&self, entry: &Entry, requested: &[String]) -> Result<MachineIdentity, VerifyError> {
+        let audiences = match &entry.audiences {
             None => Vec::new(),
-            Some(aud) => {
-                let theirs: Vec<String> = match aud {
-                    Audience::One(a) => vec![a.clone()],
-                    Audience::Many(list) => list.clone(),
-                };
+            Some(theirs) => {
                 let shared: Vec<String> = requested
                     .iter()
                     .filter(|a| theirs.contains(a))
@@ -324,21 +384,13 @@ impl MachineTokenVerifier {
                 shared
             }
         };
-        if self.is_revoked(id) {
+        if self.is_revoked(&entry.id) {
             return Err(VerifyError::Revoked);
         }
-        Ok(Some(MachineIdentity {
-            user: UserInfo {
-                name: user.to_owned(),
-                uid: String::new(),
-                groups: claims.groups,
-                extra: BTreeMap::from([(
-                    CREDENTIAL_ID_EXTRA.to_owned(),
-                    vec![format!("JTI={id}")],
-                )]),
-            },
+        Ok(MachineIdentity {
+            user: entry.user.clone(),
             audiences,
-        }))
+        })
     }
 
     /// Reads the deny list again when its modification time or length changed: one `stat` per

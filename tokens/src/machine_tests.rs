@@ -205,5 +205,27 @@ fn the_files_list_what_was_issued_and_revoked() {
     // The log never holds the token.
     let text = std::fs::read_to_string(m.files.issued()).unwrap();
     assert!(!text.contains(&issued.token));
-    let _ = KeySet::load(&m.fixture.key_dir()).unwrap();
+}
+
+#[test]
+fn a_cached_token_is_refused_once_its_key_is_pruned() {
+    let m = machines();
+    let token = m.issuer.issue(&spec(&[]), now()).unwrap().token;
+    // Verified, hence cached.
+    assert!(m.verifier.verify(&token, &[], NOW).unwrap().is_some());
+    let dir = m.fixture.key_dir();
+    KeySet::rotate(&dir, Algorithm::Rs256).unwrap();
+    KeySet::prune(&dir, 1).unwrap();
+    assert!(m.fixture.keys.reload_if_changed(&dir).unwrap());
+    assert_eq!(
+        m.verifier.verify(&token, &[], NOW).unwrap_err(),
+        VerifyError::UnknownKey
+    );
+    // A hit past its expiry is refused too.
+    let fresh = m.issuer.issue(&spec(&[]), now()).unwrap().token;
+    assert!(m.verifier.verify(&fresh, &[], NOW).unwrap().is_some());
+    assert_eq!(
+        m.verifier.verify(&fresh, &[], NOW + 3600 + 61).unwrap_err(),
+        VerifyError::Expired
+    );
 }
