@@ -529,6 +529,10 @@ pub struct RbacExplainArgs {
     /// ServiceAccount's groups, to the user's groups as kube-apiserver does.
     #[arg(long)]
     pub no_authenticated_group: bool,
+    /// An AuthorizationPolicy file to judge with RBAC, as the gateway and `kgate webhook` do:
+    /// a deny line refuses, an allow line allows what RBAC does not.
+    #[arg(long, value_name = "FILE")]
+    pub authorization_policy_file: Option<PathBuf>,
     #[command(flatten)]
     pub request: RbacRequestArgs,
     #[command(flatten)]

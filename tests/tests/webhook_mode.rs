@@ -5,6 +5,8 @@
 //! - alice logs in with an ID token and is `alice` with her groups; the cluster's RoleBinding
 //!   lets her list pods in one namespace and not another; kgate's deny line forbids her
 //!   `delete namespaces` although a ClusterRoleBinding makes her cluster-admin;
+//! - `kgate rbac who-can` and `explain` answer for the real cluster (its RBAC objects, and
+//!   kgate's policy file);
 //! - a machine token works, is revoked, and is refused;
 //! - with the webhook stopped, tokens are refused (401), authorization follows
 //!   `failurePolicy: Deny`, and the control plane's own identities keep working (the
@@ -274,6 +276,45 @@ fn kube_apiserver_authenticates_and_authorizes_through_kgate_webhook() {
         "{refused}"
     );
     reference.kubectl_ok(&["get", "namespace", "team-b"]);
+    // `kgate rbac` answers for the real cluster, from its RBAC objects, and with the policy file
+    // says why the webhook refuses.
+    let admin = reference.admin_kubeconfig();
+    let admin = admin.to_str().expect("utf-8");
+    let policy_path = policy.to_str().expect("utf-8");
+    let who = kgate(&[
+        "rbac",
+        "who-can",
+        "delete",
+        "namespaces",
+        "--kubeconfig",
+        admin,
+    ]);
+    assert!(who.ok().contains("alice-admin"), "{who}");
+    let explain = [
+        "rbac",
+        "explain",
+        "--as",
+        "alice",
+        "delete",
+        "namespaces",
+        "--kubeconfig",
+        admin,
+    ];
+    let rbac_alone = kgate(&explain);
+    assert!(
+        rbac_alone.ok().contains("result:   allowed"),
+        "{rbac_alone}"
+    );
+    let mut with_policy = explain.to_vec();
+    with_policy.extend(["--authorization-policy-file", policy_path]);
+    let refused = kgate(&with_policy);
+    assert_eq!(refused.status.code(), Some(1), "{refused}");
+    assert!(
+        refused
+            .stdout
+            .contains("result:   denied: policy: denied by line"),
+        "{refused}"
+    );
 
     // A machine token: works, then revoked, refused.
     let created = kgate(&[
