@@ -300,3 +300,24 @@ async fn malformed_reviews_get_a_status_and_the_webhook_keeps_serving() {
         .unwrap();
     assert_eq!(response.status(), 405);
 }
+
+#[tokio::test]
+async fn a_review_with_field_and_label_selectors_is_answered() {
+    // kube-apiserver 1.34 sends the selectors of a list or watch (AuthorizeWithSelectors); the
+    // policy layer has no selector column, so they change nothing, but they must not break it.
+    let f = fixture();
+    let body = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "bob", "groups": ["auditors"], "resourceAttributes": {
+            "verb": "get", "resource": "pods", "version": "v1", "namespace": "team",
+            "fieldSelector": {"requirements": [
+                {"key": "spec.nodeName", "operator": "In", "values": ["node-1"]}]},
+            "labelSelector": {"rawSelector": "app=web"}}}})
+    .to_string();
+    let (code, review) = f.as_apiserver("/authorize", &body).await;
+    assert_eq!(code, 200, "{review}");
+    assert_eq!(review["status"]["allowed"], true, "{review}");
+    assert_eq!(
+        review["spec"]["resourceAttributes"]["labelSelector"]["rawSelector"],
+        "app=web"
+    );
+}
