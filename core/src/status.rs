@@ -234,16 +234,19 @@ impl Status {
 
     /// 422: `Pod "x" is invalid: [field: reason, ...]`, as `apierrors.NewInvalid`.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<StatusCause>) -> Self {
-        let listed: Vec<String> = causes
-            .iter()
-            .map(|c| {
-                if c.field.is_empty() {
-                    c.message.clone()
-                } else {
-                    format!("{}: {}", c.field, c.message)
-                }
-            })
-            .collect();
+        // The message lists each distinct cause once, as kube's `ErrorList.ToAggregate` does;
+        // the details keep every cause.
+        let mut listed: Vec<String> = Vec::with_capacity(causes.len());
+        for c in &causes {
+            let line = if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            };
+            if !listed.contains(&line) {
+                listed.push(line);
+            }
+        }
         let summary = match listed.as_slice() {
             [] => String::new(),
             [one] => format!(": {one}"),

@@ -425,6 +425,7 @@ pub fn mask_volatile(value: &mut serde_json::Value) {
         "deletionTimestamp",
         "time",
         "lastTransitionTime",
+        "lastPhaseTransitionTime",
         "lastUpdateTime",
         "lastHeartbeatTime",
         "lastProbeTime",

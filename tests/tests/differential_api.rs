@@ -266,7 +266,358 @@ fn resources() -> Vec<Resource> {
                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
             merge: json!({"metadata": {"annotations": {"a": "b"}}}),
         },
+        Resource {
+            id: "pv",
+            prefix: "/api/v1",
+            plural: "persistentvolumes",
+            namespaced: false,
+            object: json!({"apiVersion": "v1", "kind": "PersistentVolume", "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "hostPath": {"path": "/tmp/diff"}}}),
+            merge: json!({"spec": {"capacity": {"storage": "2Gi"}}}),
+        },
+        Resource {
+            id: "pvc",
+            prefix: "/api/v1",
+            plural: "persistentvolumeclaims",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "rc",
+            prefix: "/api/v1",
+            plural: "replicationcontrollers",
+            namespaced: true,
+            object: json!({"apiVersion": "v1", "kind": "ReplicationController", "spec": {
+                "replicas": 1, "selector": {"app": "web"}, "template": template}}),
+            merge: json!({"spec": {"replicas": 2}}),
+        },
+        Resource {
+            id: "sts",
+            prefix: "/apis/apps/v1",
+            plural: "statefulsets",
+            namespaced: true,
+            object: json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {
+                "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                "template": template}}),
+            merge: json!({"spec": {"replicas": 2}}),
+        },
+        Resource {
+            id: "pdb",
+            prefix: "/apis/policy/v1",
+            plural: "poddisruptionbudgets",
+            namespaced: true,
+            object: json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "spec": {
+                "minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+            merge: json!({"spec": {"minAvailable": 2}}),
+        },
+        Resource {
+            id: "csidriver",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csidrivers",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                "spec": {"attachRequired": false}}),
+            merge: json!({"spec": {"podInfoOnMount": true}}),
+        },
+        Resource {
+            id: "csinode",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csinodes",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode", "spec": {
+                "drivers": [{"name": "diff.example.com", "nodeID": "n1", "topologyKeys": ["zone"]}]}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "csisc",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "csistoragecapacities",
+            namespaced: true,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity",
+                "storageClassName": "fast", "capacity": "1Gi"}),
+            merge: json!({"capacity": "2Gi"}),
+        },
+        Resource {
+            id: "sc",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "storageclasses",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "provisioner": "example.com/diff", "parameters": {"type": "fast"}}),
+            merge: json!({"allowVolumeExpansion": true}),
+        },
+        Resource {
+            id: "va",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "volumeattachments",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment", "spec": {
+                "attacher": "diff.example.com", "nodeName": "n1",
+                "source": {"persistentVolumeName": "pv-1"}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "vac",
+            prefix: "/apis/storage.k8s.io/v1",
+            plural: "volumeattributesclasses",
+            namespaced: false,
+            object: json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttributesClass",
+                "driverName": "example.com/diff", "parameters": {"iops": "100"}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "deviceclass",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "deviceclasses",
+            namespaced: false,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "spec": {
+                "selectors": [{"cel": {"expression": "device.driver == \"example.com\""}}]}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "resourceclaim",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceclaims",
+            namespaced: true,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "spec": {
+                "devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "resourceclaimtemplate",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceclaimtemplates",
+            namespaced: true,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+                "spec": {"spec": {"devices": {"requests": [
+                    {"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}}}),
+            merge: json!({"metadata": {"annotations": {"a": "b"}}}),
+        },
+        Resource {
+            id: "resourceslice",
+            prefix: "/apis/resource.k8s.io/v1",
+            plural: "resourceslices",
+            namespaced: false,
+            object: json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "spec": {
+                "driver": "example.com", "nodeName": "n1",
+                "pool": {"name": "n1", "generation": 1, "resourceSliceCount": 1},
+                "devices": [{"name": "gpu-0"}]}}),
+            merge: json!({"spec": {"pool": {"generation": 2}}}),
+        },
     ]
+}
+
+/// The kinds served for kube-scheduler beyond the verbs: their scale subresources, field
+/// selectors, and the validation a user is most likely to meet (required fields on create,
+/// immutable fields on update).
+fn scheduler_kinds(d: &mut Differential<'_>) {
+    let rcs = format!("/api/v1/namespaces/{NS}/replicationcontrollers");
+    let stss = format!("/apis/apps/v1/namespaces/{NS}/statefulsets");
+    let pvcs = format!("/api/v1/namespaces/{NS}/persistentvolumeclaims");
+    let pvs = "/api/v1/persistentvolumes";
+    let scs = "/apis/storage.k8s.io/v1/storageclasses";
+    let vas = "/apis/storage.k8s.io/v1/volumeattachments";
+    let drivers = "/apis/storage.k8s.io/v1/csidrivers";
+    let claims = format!("/apis/resource.k8s.io/v1/namespaces/{NS}/resourceclaims");
+    let slices = "/apis/resource.k8s.io/v1/resourceslices";
+    let template = json!({"metadata": {"labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let rc = json!({"apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "kinds-rc"}, "spec": {"template": template}});
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "kinds-sts"},
+        "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}}, "template": template}});
+    let slice = |name: &str, node: &str, driver: &str| {
+        json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "metadata": {"name": name},
+            "spec": {"driver": driver, "nodeName": node,
+                "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                "devices": [{"name": "d0"}]}})
+    };
+    #[rustfmt::skip]
+    let cases = vec![
+        // Scale.
+        post("kinds-rc-setup", &rcs, rc.clone()),
+        get("kinds-rc-scale", &format!("{rcs}/kinds-rc/scale")),
+        patch("kinds-rc-scale-patch", &format!("{rcs}/kinds-rc/scale"), MERGE, json!({"spec": {"replicas": 3}})),
+        put("kinds-rc-scale-update", &format!("{rcs}/kinds-rc/scale"), json!({"apiVersion": "autoscaling/v1",
+            "kind": "Scale", "metadata": {"name": "kinds-rc", "namespace": NS}, "spec": {"replicas": 4}})),
+        get("kinds-rc-scaled", &format!("{rcs}/kinds-rc")),
+        get("kinds-rc-field-replicas", &format!("{rcs}?fieldSelector=status.replicas%3D0")),
+        get("kinds-rc-field-unsupported", &format!("{rcs}?fieldSelector=spec.replicas%3D4")),
+        patch("kinds-rc-status", &format!("{rcs}/kinds-rc/status"), MERGE, json!({"status": {"replicas": 2}})),
+        delete("kinds-rc-delete-orphans", &format!("{rcs}/kinds-rc")),
+        patch("kinds-rc-release", &format!("{rcs}/kinds-rc"), MERGE, json!({"metadata": {"finalizers": null}})),
+        post("kinds-sts-setup", &stss, sts.clone()),
+        get("kinds-sts-scale", &format!("{stss}/kinds-sts/scale")),
+        patch("kinds-sts-scale-patch", &format!("{stss}/kinds-sts/scale"), MERGE, json!({"spec": {"replicas": 2}})),
+        patch("kinds-sts-scale-negative", &format!("{stss}/kinds-sts/scale"), MERGE, json!({"spec": {"replicas": -1}})),
+        // Immutable fields.
+        patch("kinds-sts-selector-immutable", &format!("{stss}/kinds-sts"), MERGE,
+            json!({"spec": {"selector": {"matchLabels": {"app": "db", "x": "y"}},
+                "template": {"metadata": {"labels": {"app": "db", "x": "y"}}}}})),
+        patch("kinds-sts-service-immutable", &format!("{stss}/kinds-sts"), MERGE, json!({"spec": {"serviceName": "other"}})),
+        patch("kinds-sts-template-mutable", &format!("{stss}/kinds-sts"), MERGE,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}})),
+        post("kinds-pvc-setup", &pvcs, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "kinds-pvc"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}})),
+        patch("kinds-pvc-access-immutable", &format!("{pvcs}/kinds-pvc"), MERGE,
+            json!({"spec": {"accessModes": ["ReadWriteMany"]}})),
+        post("kinds-pv-setup", pvs, json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "kinds-pv"}, "spec": {"capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/kinds"}}})),
+        patch("kinds-pv-source-immutable", &format!("{pvs}/kinds-pv"), MERGE,
+            json!({"spec": {"hostPath": {"path": "/tmp/other"}}})),
+        patch("kinds-pv-status-phase", &format!("{pvs}/kinds-pv/status"), MERGE, json!({"status": {"phase": "Available"}})),
+        patch("kinds-pv-status-message", &format!("{pvs}/kinds-pv/status"), MERGE, json!({"status": {"message": "m"}})),
+        patch("kinds-pv-capacity-mutable", &format!("{pvs}/kinds-pv"), MERGE,
+            json!({"spec": {"capacity": {"storage": "5Gi"}, "persistentVolumeReclaimPolicy": "Recycle"}})),
+        post("kinds-sc-setup", scs, json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "kinds-sc"}, "provisioner": "example.com/diff", "parameters": {"a": "b"}})),
+        patch("kinds-sc-parameters-immutable", &format!("{scs}/kinds-sc"), MERGE, json!({"parameters": {"a": "c"}})),
+        patch("kinds-sc-provisioner-immutable", &format!("{scs}/kinds-sc"), MERGE, json!({"provisioner": "example.com/other"})),
+        patch("kinds-sc-binding-immutable", &format!("{scs}/kinds-sc"), MERGE, json!({"volumeBindingMode": "WaitForFirstConsumer"})),
+        post("kinds-vac-setup", "/apis/storage.k8s.io/v1/volumeattributesclasses", json!({"apiVersion": "storage.k8s.io/v1",
+            "kind": "VolumeAttributesClass", "metadata": {"name": "kinds-vac"}, "driverName": "diff.example.com",
+            "parameters": {"iops": "100"}})),
+        patch("kinds-vac-parameters-immutable", "/apis/storage.k8s.io/v1/volumeattributesclasses/kinds-vac", MERGE,
+            json!({"parameters": {"iops": "200"}, "driverName": "other.example.com"})),
+        post("kinds-csisc-setup", &format!("/apis/storage.k8s.io/v1/namespaces/{NS}/csistoragecapacities"),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity", "metadata": {"name": "kinds-csisc"},
+                "storageClassName": "fast", "nodeTopology": {"matchLabels": {"zone": "a"}}})),
+        patch("kinds-csisc-immutable", &format!("/apis/storage.k8s.io/v1/namespaces/{NS}/csistoragecapacities/kinds-csisc"),
+            MERGE, json!({"storageClassName": "slow", "nodeTopology": {"matchLabels": {"zone": "b"}}})),
+        post("kinds-csisc-no-class", &format!("/apis/storage.k8s.io/v1/namespaces/{NS}/csistoragecapacities"),
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIStorageCapacity", "metadata": {"name": "bad"}})),
+        post("kinds-va-setup", vas, json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+            "metadata": {"name": "kinds-va"}, "spec": {"attacher": "diff.example.com", "nodeName": "n1",
+                "source": {"persistentVolumeName": "kinds-pv"}}})),
+        patch("kinds-va-spec-immutable", &format!("{vas}/kinds-va"), MERGE, json!({"spec": {"nodeName": "n2"}})),
+        patch("kinds-va-status", &format!("{vas}/kinds-va/status"), MERGE, json!({"status": {"attached": true}})),
+        post("kinds-csidriver-setup", drivers, json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+            "metadata": {"name": "kinds.example.com"}, "spec": {}})),
+        patch("kinds-csidriver-attach-immutable", &format!("{drivers}/kinds.example.com"), MERGE,
+            json!({"spec": {"attachRequired": false}})),
+        patch("kinds-csidriver-mount-mutable", &format!("{drivers}/kinds.example.com"), MERGE,
+            json!({"spec": {"requiresRepublish": true}})),
+        post("kinds-claim-setup", &claims, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "kinds-claim"}, "spec": {"devices": {"requests": [
+                {"name": "gpu", "exactly": {"deviceClassName": "gpus", "allocationMode": "All"}}]}}})),
+        // What kube-scheduler writes: an allocation and a reservation.
+        patch("kinds-claim-status", &format!("{claims}/kinds-claim/status"), MERGE, json!({"status": {
+            "allocation": {"devices": {"results": [
+                {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
+            "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        // kube-scheduler's unreserve: a strategic merge patch deleting one reservation by uid.
+        patch("kinds-claim-status-unreserve", &format!("{claims}/kinds-claim/status"), SMP,
+            json!({"status": {"reservedFor": [{"$patch": "delete", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        patch("kinds-claim-finalizer-setup", &format!("{claims}/kinds-claim"), MERGE,
+            json!({"metadata": {"finalizers": ["resource.kubernetes.io/delete-protection"]}})),
+        patch("kinds-claim-status-realloc-immutable", &format!("{claims}/kinds-claim/status"), MERGE, json!({"status": {
+            "allocation": {"devices": {"results": [
+                {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d1"}]}}}})),
+        post("kinds-claim-2-setup", &claims, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "kinds-claim-2"}, "spec": {"devices": {"requests": [
+                {"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}}})),
+        patch("kinds-claim-2-reserved-no-allocation", &format!("{claims}/kinds-claim-2/status"), MERGE, json!({"status": {
+            "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        // kube-scheduler's UpdateStatus: the whole claim, its allocation and reservation set.
+        put("kinds-claim-2-status-update", &format!("{claims}/kinds-claim-2/status"), json!({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": "kinds-claim-2"},
+            "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpus"}}]}},
+            "status": {"allocation": {"devices": {"results": [
+                    {"request": "gpu", "driver": "a.example.com", "pool": "n1", "device": "d0"}]}},
+                "reservedFor": [{"resource": "pods", "name": "p", "uid": "11111111-2222-3333-4444-555555555555"}]}})),
+        patch("kinds-claim-spec-immutable", &format!("{claims}/kinds-claim"), MERGE,
+            json!({"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {"deviceClassName": "other"}}]}}})),
+        // Required fields.
+        post("kinds-pvc-no-access-modes", &pvcs, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "bad"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}})),
+        post("kinds-pv-no-capacity", pvs, json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "bad"}, "spec": {"accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"}}})),
+        post("kinds-sc-no-provisioner", scs, json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "bad"}})),
+        post("kinds-sts-selector-mismatch", &stss, json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "bad"}, "spec": {"selector": {"matchLabels": {"app": "other"}}, "template": template}})),
+        post("kinds-sts-claims-setup", &stss, json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "kinds-sts-claims"}, "spec": {"serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}}, "template": template,
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}]}})),
+        patch("kinds-sts-claims-immutable", &format!("{stss}/kinds-sts-claims"), MERGE,
+            json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "other"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}]}})),
+        post("kinds-sts-bad-service-name", &stss, json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "bad"}, "spec": {"serviceName": "Not_A_Label",
+                "selector": {"matchLabels": {"app": "db"}}, "template": template}})),
+        post("kinds-rc-no-template", &rcs, json!({"apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "bad"}, "spec": {"selector": {"app": "db"}}})),
+        post("kinds-va-no-attacher", vas, json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+            "metadata": {"name": "bad"}, "spec": {"nodeName": "n1", "source": {"persistentVolumeName": "p"}}})),
+        post("kinds-claim-no-class", &claims, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "bad"}, "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {}}]}}})),
+        post("kinds-pdb-both", &format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets"),
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "bad"},
+                "spec": {"minAvailable": 1, "maxUnavailable": 1}})),
+        // ResourceSlice field selectors (what the scheduler and kubelet watch by).
+        post("kinds-slice-setup-1", slices, slice("kinds-slice-1", "n1", "a.example.com")),
+        post("kinds-slice-setup-2", slices, slice("kinds-slice-2", "n2", "b.example.com")),
+        post("kinds-pdb-setup", &format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets"),
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "kinds-pdb"},
+                "spec": {"maxUnavailable": "50%", "selector": {"matchLabels": {"app": "db"}}}})),
+        patch("kinds-pdb-status", &format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/kinds-pdb/status"), MERGE,
+            json!({"status": {"currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1, "expectedPods": 2}})),
+        patch("kinds-sts-status", &format!("{stss}/kinds-sts/status"), MERGE,
+            json!({"status": {"replicas": 2, "readyReplicas": 1, "currentRevision": "r1"}})),
+        get("kinds-slice-field-node", &format!("{slices}?fieldSelector=spec.nodeName%3Dn2")),
+        get("kinds-slice-field-driver", &format!("{slices}?fieldSelector=spec.driver%3Da.example.com")),
+        get("kinds-slice-field-namespace", &format!("{slices}?fieldSelector=metadata.namespace%3Dx")),
+        get("kinds-slice-field-unsupported", &format!("{slices}?fieldSelector=spec.pool.name%3Dn1")),
+        get("kinds-pv-field-unsupported", &format!("{pvs}?fieldSelector=spec.storageClassName%3D")),
+        patch("kinds-slice-node-immutable", &format!("{slices}/kinds-slice-1"), MERGE, json!({"spec": {"nodeName": "n3"}})),
+        patch("kinds-slice-pool-generation", &format!("{slices}/kinds-slice-1"), MERGE,
+            json!({"spec": {"pool": {"generation": 2}, "devices": [{"name": "d0"}, {"name": "d1"}]}})),
+        post("kinds-slice-no-node", slices, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": "bad"}, "spec": {"driver": "a.example.com",
+                "pool": {"name": "p", "generation": 1, "resourceSliceCount": 1}}})),
+        post("kinds-slice-two-nodes", slices, json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": "bad"}, "spec": {"driver": "a.example.com", "nodeName": "n1", "allNodes": true,
+                "pool": {"name": "p", "generation": 1, "resourceSliceCount": 1}}})),
+        delete("kinds-slice-cleanup", &format!("{slices}?fieldSelector=spec.driver%21%3Dnone")),
+    ];
+    for case in &cases {
+        let (_, reference) = d.run_one(case);
+        // Each case tests what its name says on the reference: a write kube takes, or a
+        // refusal (422), so that agreeing means agreeing on that.
+        let refused = [
+            "-immutable",
+            "-no-",
+            "-mismatch",
+            "-both",
+            "-bad-",
+            "-two-",
+            "-negative",
+        ]
+        .iter()
+        .any(|m| case.id.contains(m));
+        let taken = [
+            "-setup",
+            "-status",
+            "-mutable",
+            "-scale-patch",
+            "-scale-update",
+            "-generation",
+        ]
+        .iter()
+        .any(|m| case.id.contains(m));
+        if refused {
+            assert_eq!(reference.status, 422, "{}: {reference}", case.id);
+        } else if taken {
+            assert!(reference.status < 300, "{}: {reference}", case.id);
+        }
+    }
 }
 
 fn cm(name: &str) -> Value {
@@ -295,6 +646,7 @@ fn every_verb_on_every_resource(d: &mut Differential<'_>) {
     for resource in resources() {
         d.run(&resource.verbs());
     }
+    scheduler_kinds(d);
     // The namespace itself, and what cannot be done to namespaces.
     d.run(&[
         post(

@@ -1,7 +1,8 @@
 //! Defaulting as kube-apiserver's `SetDefaults_*` functions do, so that objects read back look as
 //! they do on a real cluster (kubectl describe, get -o yaml, and `kubectl apply`'s three-way diff
 //! all see the defaulted fields). Only fields a client is likely to look at are defaulted.
-//! Every function only fills what is absent: it never overwrites a value the client sent.
+//! Every function only fills what is absent: it never overwrites a value the client sent (the
+//! one exception is the type of a StatefulSet's claim templates, which kube's conversion writes).
 
 use serde_json::{json, Map, Value};
 
@@ -205,7 +206,229 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                 }
             }
         }
+        "PersistentVolume" if def.group.is_empty() => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_PersistentVolume.
+                default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+                default(spec, "volumeMode", json!("Filesystem"));
+                // SetDefaults_HostPathVolumeSource.
+                if let Some(host_path) = spec.get_mut("hostPath").and_then(Value::as_object_mut) {
+                    default(host_path, "type", json!(""));
+                }
+            }
+            // The strategy's PrepareForCreate starts a new volume Pending, stamped now; an
+            // update keeps the stored status, which has its phase.
+            if let Some(status) = child(map, "status") {
+                if !status.contains_key("phase") {
+                    status.insert("phase".into(), json!("Pending"));
+                    status.insert(
+                        "lastPhaseTransitionTime".into(),
+                        json!(super::meta::now_timestamp()),
+                    );
+                }
+            }
+        }
+        "PersistentVolumeClaim" if def.group.is_empty() => claim_defaults(map),
+        "ReplicationController" if def.group.is_empty() => {
+            // SetDefaults_ReplicationController: the template's labels are the selector and
+            // the labels when those are empty.
+            let labels = map
+                .get("spec")
+                .and_then(|s| s.pointer("/template/metadata/labels"))
+                .filter(|l| l.is_object())
+                .cloned();
+            if let Some(spec) = child(map, "spec") {
+                if let Some(labels) = &labels {
+                    if spec
+                        .get("selector")
+                        .and_then(Value::as_object)
+                        .is_none_or(Map::is_empty)
+                    {
+                        spec.insert("selector".into(), labels.clone());
+                    }
+                }
+                default(spec, "replicas", json!(1));
+                // The template is a pointer in kube's RC: an absent one stays absent.
+                if spec.contains_key("template") {
+                    pod_template(spec);
+                }
+            }
+            if let Some(labels) = labels {
+                let meta = meta_mut(obj);
+                if meta
+                    .get("labels")
+                    .and_then(Value::as_object)
+                    .is_none_or(Map::is_empty)
+                {
+                    meta.insert("labels".into(), labels);
+                }
+            }
+            if let Some(status) = obj.as_object_mut().and_then(|m| child(m, "status")) {
+                default(status, "replicas", json!(0));
+            }
+        }
+        "StatefulSet" => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_StatefulSet (MaxUnavailableStatefulSet is off in 1.34).
+                default(spec, "podManagementPolicy", json!("OrderedReady"));
+                if let Some(strategy) = child(spec, "updateStrategy") {
+                    if !strategy.contains_key("type") {
+                        strategy.insert("type".into(), json!("RollingUpdate"));
+                        default(strategy, "rollingUpdate", json!({}));
+                    }
+                    if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                        if let Some(rolling) = strategy
+                            .get_mut("rollingUpdate")
+                            .and_then(Value::as_object_mut)
+                        {
+                            default(rolling, "partition", json!(0));
+                        }
+                    }
+                }
+                if let Some(policy) = child(spec, "persistentVolumeClaimRetentionPolicy") {
+                    default(policy, "whenDeleted", json!("Retain"));
+                    default(policy, "whenScaled", json!("Retain"));
+                }
+                default(spec, "replicas", json!(1));
+                default(spec, "revisionHistoryLimit", json!(10));
+                pod_template(spec);
+                // Each volume claim template is defaulted as a claim is, and carries the type
+                // apps/v1's conversion writes on every template, whatever the client sent
+                // (Convert_apps_StatefulSetSpec_To_v1_StatefulSetSpec).
+                let templates = spec
+                    .get_mut("volumeClaimTemplates")
+                    .and_then(Value::as_array_mut);
+                for claim in templates
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object_mut)
+                {
+                    claim.insert("apiVersion".into(), json!("v1"));
+                    claim.insert("kind".into(), json!("PersistentVolumeClaim"));
+                    claim_defaults(claim);
+                }
+            }
+            // StatefulSetStatus.replicas and availableReplicas are written even when 0.
+            if let Some(status) = child(map, "status") {
+                default(status, "replicas", json!(0));
+                default(status, "availableReplicas", json!(0));
+            }
+        }
+        "PodDisruptionBudget" => {
+            // PodDisruptionBudgetStatus's counts are written even when 0.
+            if let Some(status) = child(map, "status") {
+                for field in [
+                    "disruptionsAllowed",
+                    "currentHealthy",
+                    "desiredHealthy",
+                    "expectedPods",
+                ] {
+                    default(status, field, json!(0));
+                }
+            }
+        }
+        "StorageClass" => {
+            default(map, "reclaimPolicy", json!("Delete"));
+            default(map, "volumeBindingMode", json!("Immediate"));
+        }
+        "CSIDriver" => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_CSIDriver (SELinuxMountReadWriteOncePod is on in 1.34).
+                default(spec, "attachRequired", json!(true));
+                default(spec, "podInfoOnMount", json!(false));
+                default(spec, "storageCapacity", json!(false));
+                default(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+                if spec
+                    .get("volumeLifecycleModes")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty)
+                {
+                    spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+                }
+                default(spec, "requiresRepublish", json!(false));
+                default(spec, "seLinuxMount", json!(false));
+            }
+        }
+        "VolumeAttachment" => {
+            // VolumeAttachmentStatus.attached is written even when false.
+            if let Some(status) = child(map, "status") {
+                default(status, "attached", json!(false));
+            }
+        }
+        "ResourceClaim" if def.group == "resource.k8s.io" => {
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                claim_spec(spec);
+            }
+            // ResourceClaimStatus is a struct kube always writes.
+            default(map, "status", json!({}));
+        }
+        "ResourceClaimTemplate" if def.group == "resource.k8s.io" => {
+            if let Some(template) = child(map, "spec") {
+                // The template's ObjectMeta is a struct kube always writes.
+                default(template, "metadata", json!({}));
+                if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut) {
+                    claim_spec(spec);
+                }
+            }
+        }
         _ => {}
+    }
+}
+
+/// SetDefaults_PersistentVolumeClaim and SetDefaults_PersistentVolumeClaimSpec, of a claim or
+/// a StatefulSet's claim template.
+fn claim_defaults(claim: &mut Map<String, Value>) {
+    if let Some(spec) = child(claim, "spec") {
+        default(spec, "volumeMode", json!("Filesystem"));
+    }
+    if let Some(status) = child(claim, "status") {
+        default(status, "phase", json!("Pending"));
+    }
+}
+
+/// The defaults of a `resource.k8s.io/v1` ResourceClaimSpec (SetObjectDefaults_ResourceClaim):
+/// a request or subrequest asks for exactly one device unless told otherwise, and a toleration's
+/// operator is `Equal`.
+fn claim_spec(spec: &mut Map<String, Value>) {
+    let requests = spec
+        .get_mut("devices")
+        .and_then(|d| d.get_mut("requests"))
+        .and_then(Value::as_array_mut);
+    for request in requests
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        if let Some(exactly) = request.get_mut("exactly").and_then(Value::as_object_mut) {
+            device_request(exactly);
+        }
+        let subrequests = request
+            .get_mut("firstAvailable")
+            .and_then(Value::as_array_mut);
+        for sub in subrequests
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
+            device_request(sub);
+        }
+    }
+}
+
+/// SetDefaults_ExactDeviceRequest and SetDefaults_DeviceSubRequest, with their tolerations.
+fn device_request(request: &mut Map<String, Value>) {
+    default(request, "allocationMode", json!("ExactCount"));
+    let count = request.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if request.get("allocationMode") == Some(&json!("ExactCount")) && count == 0 {
+        request.insert("count".into(), json!(1));
+    }
+    let tolerations = request.get_mut("tolerations").and_then(Value::as_array_mut);
+    for t in tolerations
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        default(t, "operator", json!("Equal"));
     }
 }
 
@@ -442,6 +665,131 @@ mod tests {
         assert_eq!(
             n["metadata"]["labels"]["kubernetes.io/metadata.name"],
             "team"
+        );
+    }
+
+    #[test]
+    fn volumes_and_claims_get_kubes_defaults() {
+        let pvs = lookup("", "v1", "persistentvolumes").expect("pvs");
+        let mut v = json!({"metadata": {"name": "v"}, "spec": {"hostPath": {"path": "/x"}}});
+        apply(pvs, &mut v);
+        assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+        assert_eq!(v["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(v["spec"]["hostPath"]["type"], "");
+        assert_eq!(v["status"]["phase"], "Pending");
+        assert!(v["status"]["lastPhaseTransitionTime"].is_string(), "{v}");
+        // A stored status (an update) keeps its phase and time.
+        let mut bound = json!({"spec": {}, "status": {"phase": "Bound"}});
+        apply(pvs, &mut bound);
+        assert_eq!(bound["status"], json!({"phase": "Bound"}));
+        let pvcs = lookup("", "v1", "persistentvolumeclaims").expect("pvcs");
+        let mut c = json!({"metadata": {"name": "c"}, "spec": {}});
+        apply(pvcs, &mut c);
+        assert_eq!(c["spec"]["volumeMode"], "Filesystem");
+        assert_eq!(c["status"]["phase"], "Pending");
+    }
+
+    /// An RC takes its selector and labels from its template when it has none, and an absent
+    /// template stays absent (a pointer in kube).
+    #[test]
+    fn replication_controllers_take_the_templates_labels() {
+        let rcs = lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let mut r = json!({"metadata": {"name": "r"}, "spec": {"template": {
+            "metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        apply(rcs, &mut r);
+        assert_eq!(r["spec"]["selector"], json!({"app": "a"}));
+        assert_eq!(r["metadata"]["labels"], json!({"app": "a"}));
+        assert_eq!(r["spec"]["replicas"], 1);
+        assert_eq!(r["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(r["status"], json!({"replicas": 0}));
+        let mut own = json!({"metadata": {"name": "r", "labels": {"x": "y"}},
+            "spec": {"selector": {"app": "a", "tier": "t"}}});
+        apply(rcs, &mut own);
+        assert_eq!(own["metadata"]["labels"], json!({"x": "y"}));
+        assert!(own["spec"].get("template").is_none(), "{own}");
+    }
+
+    #[test]
+    fn statefulsets_and_storage_kinds_get_kubes_defaults() {
+        let sts = lookup("apps", "v1", "statefulsets").expect("sts");
+        let mut s = json!({"metadata": {"name": "s"}, "spec": {"template": {"spec": {}}}});
+        apply(sts, &mut s);
+        assert_eq!(s["spec"]["podManagementPolicy"], "OrderedReady");
+        assert_eq!(
+            s["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(
+            s["spec"]["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
+        assert_eq!(s["spec"]["replicas"], 1);
+        assert_eq!(s["spec"]["revisionHistoryLimit"], 10);
+        let mut claims = json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"]}}]}});
+        apply(sts, &mut claims);
+        assert_eq!(
+            claims["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
+        assert_eq!(
+            claims["spec"]["volumeClaimTemplates"][0]["status"],
+            json!({"phase": "Pending"})
+        );
+        assert_eq!(
+            claims["spec"]["volumeClaimTemplates"][0]["kind"],
+            "PersistentVolumeClaim"
+        );
+        let mut ondelete = json!({"spec": {"updateStrategy": {"type": "OnDelete"}}});
+        apply(sts, &mut ondelete);
+        assert_eq!(
+            ondelete["spec"]["updateStrategy"],
+            json!({"type": "OnDelete"})
+        );
+
+        let scs = lookup("storage.k8s.io", "v1", "storageclasses").expect("scs");
+        let mut c = json!({"provisioner": "a.io/b", "reclaimPolicy": "Retain"});
+        apply(scs, &mut c);
+        assert_eq!(c["reclaimPolicy"], "Retain");
+        assert_eq!(c["volumeBindingMode"], "Immediate");
+
+        let drivers = lookup("storage.k8s.io", "v1", "csidrivers").expect("drivers");
+        let mut d = json!({"spec": {"volumeLifecycleModes": []}});
+        apply(drivers, &mut d);
+        assert_eq!(
+            d["spec"],
+            json!({"attachRequired": true, "podInfoOnMount": false, "storageCapacity": false,
+                "fsGroupPolicy": "ReadWriteOnceWithFSType", "volumeLifecycleModes": ["Persistent"],
+                "requiresRepublish": false, "seLinuxMount": false})
+        );
+    }
+
+    #[test]
+    fn device_requests_ask_for_exactly_one_device() {
+        let claims = lookup("resource.k8s.io", "v1", "resourceclaims").expect("claims");
+        let mut c = json!({"spec": {"devices": {"requests": [
+            {"name": "a", "exactly": {"deviceClassName": "g", "tolerations": [{"key": "k"}]}},
+            {"name": "b", "exactly": {"deviceClassName": "g", "allocationMode": "All"}},
+            {"name": "c", "firstAvailable": [{"name": "x", "deviceClassName": "g"}]}]}}});
+        apply(claims, &mut c);
+        let requests = &c["spec"]["devices"]["requests"];
+        assert_eq!(requests[0]["exactly"]["allocationMode"], "ExactCount");
+        assert_eq!(requests[0]["exactly"]["count"], 1);
+        assert_eq!(
+            requests[0]["exactly"]["tolerations"][0]["operator"],
+            "Equal"
+        );
+        assert!(requests[1]["exactly"].get("count").is_none(), "{c}");
+        assert_eq!(requests[2]["firstAvailable"][0]["count"], 1);
+        assert_eq!(c["status"], json!({}));
+        let templates = lookup("resource.k8s.io", "v1", "resourceclaimtemplates").expect("t");
+        let mut t = json!({"spec": {"spec": {"devices": {"requests": [
+            {"name": "a", "exactly": {"deviceClassName": "g"}}]}}}});
+        apply(templates, &mut t);
+        assert_eq!(t["spec"]["metadata"], json!({}));
+        assert_eq!(
+            t["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"],
+            1
         );
     }
 

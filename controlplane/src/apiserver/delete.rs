@@ -145,6 +145,18 @@ pub(crate) fn gc_finalizers(obj: &Value, policy: Option<Propagation>) -> Option<
     (!same).then_some(next)
 }
 
+/// The policy of a delete that names none, when the resource's strategy has its own default
+/// (kube's `shouldOrphanDependents`): a `v1` ReplicationController orphans its pods, for
+/// compatibility (`rcStrategy.DefaultGarbageCollectionPolicy`), unless a garbage collection
+/// finalizer already on it says otherwise.
+fn default_propagation(def: &ResourceDef, obj: &Value) -> Option<Propagation> {
+    let orphans_by_default = def.group.is_empty() && def.kind == "ReplicationController";
+    let decided = finalizers(obj)
+        .iter()
+        .any(|f| *f == ORPHAN_FINALIZER || *f == FOREGROUND_FINALIZER);
+    (orphans_by_default && !decided).then_some(Propagation::Orphan)
+}
+
 /// `obj` with `metadata.finalizers` set to `list` (removed when empty).
 fn with_finalizers(mut obj: Value, list: Vec<String>) -> Value {
     let meta = meta_mut(&mut obj);
@@ -210,7 +222,10 @@ pub(crate) async fn delete_object(
         // The policy may change the finalizers, even of an object already being deleted (a
         // second delete with another policy), and may leave none (Background on an orphaning
         // object): then it is removed at once.
-        let (obj, changed) = match gc_finalizers(&obj, opts.propagation) {
+        let policy = opts
+            .propagation
+            .or_else(|| default_propagation(target.def, &obj));
+        let (obj, changed) = match gc_finalizers(&obj, policy) {
             Some(list) => (with_finalizers(obj, list), true),
             None => (obj, false),
         };
@@ -277,10 +292,23 @@ pub(crate) async fn delete(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
 }
 
 /// Whether kube's storage of `def` answers a removal with the object (`ReturnDeletedObject`)
-/// rather than a `Status` of `Success`: pods, services, service accounts and namespaces of the
-/// resources served here.
+/// rather than a `Status` of `Success`: of the resources served here, the core kinds below and
+/// every storage.k8s.io and resource.k8s.io kind but CSIStorageCapacity.
 fn returns_deleted_object(def: &ResourceDef) -> bool {
-    def.group.is_empty() && matches!(def.kind, "Pod" | "Service" | "ServiceAccount" | "Namespace")
+    match def.group {
+        "" => matches!(
+            def.kind,
+            "Pod"
+                | "Service"
+                | "ServiceAccount"
+                | "Namespace"
+                | "PersistentVolume"
+                | "PersistentVolumeClaim"
+        ),
+        "storage.k8s.io" => def.kind != "CSIStorageCapacity",
+        "resource.k8s.io" => true,
+        _ => false,
+    }
 }
 
 /// kube's answer to the removal of `obj`: `Success`, with the details naming it (`kind` is the
@@ -394,7 +422,6 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
         &list_opts,
     )
     .await?;
-    let mut deleted = Vec::with_capacity(page.items.len());
     let mut revision: Revision = page.revision;
     for obj in &page.items {
         let name = meta_str(obj, "name").unwrap_or("").to_owned();
@@ -404,7 +431,7 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
             name: &name,
         };
         match delete_object(shared, &target, &opts, user.as_ref()).await {
-            Ok(o) => deleted.push(o),
+            Ok(_) => {}
             // Gone meanwhile: someone else deleted it, which is what was asked.
             Err(s) if s.code == 404 => {}
             Err(s) => return Err(s),
@@ -413,7 +440,9 @@ pub(crate) async fn delete_collection(shared: &Arc<Shared>, req: &Req) -> Result
     if let Ok(rev) = shared.store.current_revision().await {
         revision = rev;
     }
-    Ok(Reply::ok(list_object(req.def, deleted, revision, None)))
+    // kube's `Store.DeleteCollection` answers the list it deleted from, as listed: an object a
+    // finalizer now holds is shown as it was before this delete marked it.
+    Ok(Reply::ok(list_object(req.def, page.items, revision, None)))
 }
 
 #[cfg(test)]
@@ -509,6 +538,25 @@ mod tests {
             None
         );
         assert_eq!(gc_finalizers(&obj(json!(["orphan"])), None), None);
+    }
+
+    /// A v1 ReplicationController deleted without a policy orphans its pods (kube's
+    /// `rcStrategy.DefaultGarbageCollectionPolicy`); a garbage collection finalizer already on
+    /// it decides instead, and other kinds have no default.
+    #[test]
+    fn replication_controllers_orphan_by_default() {
+        let rcs = crate::resources::lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let rss = crate::resources::lookup("apps", "v1", "replicasets").expect("rss");
+        let obj = |f: Value| json!({"metadata": {"name": "a", "finalizers": f}});
+        assert_eq!(
+            default_propagation(rcs, &obj(json!(["x/y"]))),
+            Some(Propagation::Orphan)
+        );
+        assert_eq!(
+            default_propagation(rcs, &obj(json!(["foregroundDeletion"]))),
+            None
+        );
+        assert_eq!(default_propagation(rss, &obj(json!([]))), None);
     }
 
     /// A server over a fresh store, its router, and the directory to keep alive.

@@ -478,6 +478,9 @@ fn kind_fields(def: &ResourceDef) -> Option<&'static [&'static str]> {
             "type",
         ],
         ("apps", "ReplicaSet") => &["status.replicas"],
+        ("", "ReplicationController") => &["status.replicas"],
+        // resource.k8s.io/v1's conversion: metadata.name and these, not metadata.namespace.
+        ("resource.k8s.io", "ResourceSlice") => &["spec.nodeName", "spec.driver"],
         _ => return None,
     })
 }
@@ -615,10 +618,16 @@ impl FieldSelector {
                 )));
             };
             let value = unescape(raw).map_err(Status::bad_request)?;
-            let common = matches!(field, "metadata.name" | "metadata.namespace");
+            let slice = (def.group, def.kind) == ("resource.k8s.io", "ResourceSlice");
+            let common = field == "metadata.name" || (field == "metadata.namespace" && !slice);
             match kind_fields(def) {
                 _ if common => {}
                 Some(fields) if fields.contains(&field) => {}
+                Some(_) if slice => {
+                    return Err(Status::bad_request(format!(
+                        "field label not supported for resource.k8s.io/v1, Kind=ResourceSlice: {field}"
+                    )))
+                }
                 Some(_) => {
                     return Err(Status::bad_request(format!(
                         "field label not supported: {field}"

@@ -139,6 +139,30 @@ fn field_selector_table() {
     );
 }
 
+/// ResourceSlices are selected by node and driver (what kubelets and the scheduler watch by),
+/// and, as in resource.k8s.io/v1's conversion, not by namespace.
+#[test]
+fn resource_slices_and_replication_controllers_have_their_field_labels() {
+    let slices = lookup("resource.k8s.io", "v1", "resourceslices").expect("slices");
+    let slice = json!({"metadata": {"name": "s"}, "spec": {"nodeName": "n1", "driver": "d.io"}});
+    let s = FieldSelector::parse(slices, "spec.nodeName=n1,spec.driver=d.io").expect("ok");
+    assert!(s.matches(&slice));
+    assert!(!FieldSelector::parse(slices, "spec.nodeName=n2")
+        .expect("ok")
+        .matches(&slice));
+    let err = FieldSelector::parse(slices, "metadata.namespace=x").expect_err("no namespace");
+    assert_eq!(
+        err.message,
+        "field label not supported for resource.k8s.io/v1, Kind=ResourceSlice: metadata.namespace"
+    );
+    let rcs = lookup("", "v1", "replicationcontrollers").expect("rcs");
+    assert!(FieldSelector::parse(rcs, "status.replicas=2")
+        .expect("ok")
+        .matches(&json!({"status": {"replicas": 2}})));
+    let err = FieldSelector::parse(rcs, "spec.replicas=1").expect_err("not a label");
+    assert_eq!(err.message, "field label not supported: spec.replicas");
+}
+
 #[test]
 fn field_selector_errors() {
     let cases: &[(&str, &str, &str)] = &[

@@ -40,14 +40,24 @@ use super::meta::{finalizers, generate_name, is_deleting, meta_mut, meta_str, no
 use super::{defaults, validation};
 use crate::resources::ResourceDef;
 
-/// Kinds whose metadata.generation tracks spec changes.
+/// Kinds whose metadata.generation starts at 1 and tracks spec changes (their strategies'
+/// `PrepareForCreate` and `PrepareForUpdate`).
 const GENERATION_KINDS: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "DaemonSet",
     "Pod",
     "EndpointSlice",
+    "ReplicationController",
+    "StatefulSet",
+    "PodDisruptionBudget",
+    "DeviceClass",
+    "ResourceSlice",
 ];
+
+/// Kinds whose generation moves with spec changes but is not set on create: kube's CSIDriver
+/// strategy bumps it in `PrepareForUpdate` only, so a driver's first spec change makes it 1.
+const GENERATION_ON_UPDATE_KINDS: &[&str] = &["CSIDriver"];
 
 /// Which status an update keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +158,12 @@ impl Strategy {
         validation::validate_create(self.def, obj)
     }
 
+    /// The warnings kube's strategy gives about an object it writes (`WarningsOnCreate`,
+    /// `WarningsOnUpdate`): deprecated fields and values.
+    pub fn warnings(&self, obj: &Value) -> Vec<String> {
+        validation::warnings(self.def, obj)
+    }
+
     /// The validation of an update.
     pub fn validate_update(&self, old: &Value, new: &Value) -> Result<(), Status> {
         validation::validate_update(self.def, old, new)
@@ -246,7 +262,9 @@ impl Strategy {
         } else {
             old.get("spec") != new.get("spec")
         };
-        if GENERATION_KINDS.contains(&self.def.kind) && changed {
+        let tracked = GENERATION_KINDS.contains(&self.def.kind)
+            || GENERATION_ON_UPDATE_KINDS.contains(&self.def.kind);
+        if tracked && changed {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

@@ -103,3 +103,47 @@ fn updates_keep_system_metadata_and_bump_generation() {
         .expect_err("uid");
     assert_eq!(s.code, 422);
 }
+
+/// Generation as each strategy keeps it: from 1 for a StatefulSet or a PodDisruptionBudget,
+/// moved by spec changes; a CSIDriver's is set by its first spec change only; a
+/// StorageClass has none.
+#[test]
+fn generation_follows_each_kinds_strategy() {
+    let sts = for_resource(lookup("apps", "v1", "statefulsets").expect("sts"));
+    let mut s = json!({"metadata": {"name": "s"}, "spec": {"serviceName": "s",
+        "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    sts.before_create(&mut s).expect("valid");
+    assert_eq!(s["metadata"]["generation"], 1);
+    let mut scaled = s.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    let scaled = sts
+        .before_update(&s, scaled, StatusFrom::Old)
+        .expect("valid");
+    assert_eq!(scaled["metadata"]["generation"], 2);
+
+    let drivers = for_resource(lookup("storage.k8s.io", "v1", "csidrivers").expect("drivers"));
+    let mut d = json!({"metadata": {"name": "d.example.com"}, "spec": {}});
+    drivers.before_create(&mut d).expect("valid");
+    assert!(d["metadata"].get("generation").is_none(), "{d}");
+    let mut labelled = d.clone();
+    labelled["metadata"]["labels"] = json!({"a": "b"});
+    let labelled = drivers
+        .before_update(&d, labelled, StatusFrom::Old)
+        .expect("valid");
+    assert!(
+        labelled["metadata"].get("generation").is_none(),
+        "{labelled}"
+    );
+    let mut republish = labelled.clone();
+    republish["spec"]["requiresRepublish"] = json!(true);
+    let republish = drivers
+        .before_update(&labelled, republish, StatusFrom::Old)
+        .expect("valid");
+    assert_eq!(republish["metadata"]["generation"], 1);
+
+    let classes = for_resource(lookup("storage.k8s.io", "v1", "storageclasses").expect("sc"));
+    let mut c = json!({"metadata": {"name": "c", "generation": 4}, "provisioner": "a.io/b"});
+    classes.before_create(&mut c).expect("valid");
+    assert!(c["metadata"].get("generation").is_none(), "{c}");
+}

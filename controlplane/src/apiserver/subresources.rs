@@ -1,5 +1,6 @@
-//! The subresources: `status` (GET/PUT/PATCH touching only `.status`), `scale` of Deployments and
-//! ReplicaSets (an `autoscaling/v1` Scale whose writes set the parent's `spec.replicas`),
+//! The subresources: `status` (GET/PUT/PATCH touching only `.status`), `scale` of Deployments,
+//! ReplicaSets, StatefulSets and ReplicationControllers (an `autoscaling/v1` Scale whose writes
+//! set the parent's `spec.replicas`),
 //! `pods/binding` (POST a Binding: sets `spec.nodeName` once) and `namespaces/finalize` (PUT:
 //! sets `spec.finalizers`), and `serviceaccounts/token` (POST a TokenRequest: see
 //! [`super::token_request`]).
@@ -37,7 +38,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, verb: &str) -> Resul
         ("status", "patch") => status_patch(shared, req).await,
         ("scale", "get") => {
             let (_, o) = get_current(shared.store.as_ref(), &req.target()).await?;
-            Ok(Reply::ok(scale_of(&o)))
+            Ok(Reply::ok(scale_of(req.def, &o)))
         }
         ("scale", "update" | "patch") => scale_write(shared, req, verb == "patch").await,
         ("binding", "create") if req.def.kind == "Pod" => bind(shared, req).await,
@@ -118,6 +119,9 @@ fn status_write(def: &ResourceDef, current: &Value, from: &Value) -> Value {
         ("", "Pod") => &["ownerReferences"],
         _ => &[],
     };
+    if (def.group, def.kind) == ("", "PersistentVolume") {
+        phase_transition_time(current, &mut next);
+    }
     if !keep.is_empty() {
         let old_meta = current.get("metadata");
         let meta = super::meta::meta_mut(&mut next);
@@ -129,6 +133,33 @@ fn status_write(def: &ResourceDef, current: &Value, from: &Value) -> Value {
         }
     }
     next
+}
+
+/// A PersistentVolume's `status.lastPhaseTransitionTime`, as kube's status strategy keeps it:
+/// the stored one while the phase stays, now when the phase moves and the client did not set
+/// a new time itself.
+fn phase_transition_time(current: &Value, next: &mut Value) {
+    let old_phase = current.pointer("/status/phase");
+    let old_time = current.pointer("/status/lastPhaseTransitionTime").cloned();
+    let Some(status) = next.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let time = status
+        .get("lastPhaseTransitionTime")
+        .filter(|t| !t.is_null())
+        .cloned();
+    if status.get("phase") == old_phase {
+        if time.is_none() {
+            if let Some(t) = old_time {
+                status.insert("lastPhaseTransitionTime".into(), t);
+            }
+        }
+    } else if time.is_none() || time == old_time {
+        status.insert(
+            "lastPhaseTransitionTime".into(),
+            json!(super::meta::now_timestamp()),
+        );
+    }
 }
 
 async fn status_update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
@@ -180,11 +211,34 @@ async fn status_patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> 
     Ok(Reply::ok(stored))
 }
 
-/// The `autoscaling/v1` Scale of a Deployment or ReplicaSet.
-pub(crate) fn scale_of(obj: &Value) -> Value {
+/// The selector of a scalable object as its Scale's `status.selector` says it: a
+/// ReplicationController's plain map as `labels.SelectorFromSet` prints it (sorted `k=v`), the
+/// others' `metav1.LabelSelector` as `LabelSelectorAsSelector` does.
+fn scale_selector(def: &ResourceDef, obj: &Value) -> String {
+    let selector = obj.pointer("/spec/selector");
+    if def.group.is_empty() && def.kind == "ReplicationController" {
+        let mut pairs: Vec<String> = selector
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        pairs.sort();
+        return pairs.join(",");
+    }
+    let text = label_selector(selector);
+    if text == "<none>" {
+        String::new()
+    } else {
+        text
+    }
+}
+
+/// The `autoscaling/v1` Scale of a scalable object.
+pub(crate) fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let pick = |f: &str| meta.get(f).cloned().unwrap_or(Value::Null);
-    let selector = label_selector(obj.pointer("/spec/selector"));
+    let selector = scale_selector(def, obj);
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -198,7 +252,7 @@ pub(crate) fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": if selector == "<none>" { String::new() } else { selector },
+            "selector": selector,
         },
     })
 }
@@ -259,7 +313,7 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
             let current = &*current;
             let scale = match kind {
                 Some(k) => {
-                    let patched = apply_patch(req.def, k, &scale_of(current), body)?;
+                    let patched = apply_patch(req.def, k, &scale_of(req.def, current), body)?;
                     check_patched_version(&target, current, &patched)?;
                     patched
                 }
@@ -274,7 +328,7 @@ async fn scale_write(shared: &Arc<Shared>, req: &Req, patch: bool) -> Result<Rep
         },
     )
     .await?;
-    Ok(Reply::ok(scale_of(&stored)))
+    Ok(Reply::ok(scale_of(req.def, &stored)))
 }
 
 /// POST pods/{name}/binding: assigns the pod to a node, once.
@@ -375,4 +429,66 @@ async fn finalize(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Status> {
     )
     .await?;
     Ok(Reply::ok(stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::lookup;
+
+    /// The Scale's selector: an RC's map sorted as `labels.SelectorFromSet` prints it, a
+    /// StatefulSet's LabelSelector as `LabelSelectorAsSelector` does.
+    #[test]
+    fn scales_print_each_kinds_selector() {
+        let rcs = lookup("", "v1", "replicationcontrollers").expect("rcs");
+        let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 2, "selector": {"b": "2", "a": "1"}},
+            "status": {"replicas": 1}});
+        let scale = scale_of(rcs, &rc);
+        assert_eq!(
+            scale["status"],
+            json!({"replicas": 1, "selector": "a=1,b=2"})
+        );
+        assert_eq!(scale["spec"], json!({"replicas": 2}));
+        let stss = lookup("apps", "v1", "statefulsets").expect("stss");
+        let sts = json!({"metadata": {"name": "s"}, "spec": {"selector": {"matchLabels": {"app": "db"}}}});
+        assert_eq!(scale_of(stss, &sts)["status"]["selector"], "app=db");
+    }
+
+    /// A volume's phase time stays while its phase does, and moves with it.
+    #[test]
+    fn a_volumes_phase_time_moves_with_its_phase() {
+        let pvs = lookup("", "v1", "persistentvolumes").expect("pvs");
+        let current = json!({"spec": {"a": 1}, "status": {"phase": "Pending",
+            "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}});
+        let same = status_write(
+            pvs,
+            &current,
+            &json!({"spec": {"a": 2}, "status": {"phase": "Pending"}}),
+        );
+        assert_eq!(
+            same["status"]["lastPhaseTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_eq!(same["spec"], json!({"a": 1}));
+        let bound = status_write(
+            pvs,
+            &current,
+            &json!({"status": {"phase": "Bound",
+            "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}}),
+        );
+        assert_ne!(
+            bound["status"]["lastPhaseTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        let told = status_write(
+            pvs,
+            &current,
+            &json!({"status": {"phase": "Bound",
+            "lastPhaseTransitionTime": "2021-01-01T00:00:00Z"}}),
+        );
+        assert_eq!(
+            told["status"]["lastPhaseTransitionTime"],
+            "2021-01-01T00:00:00Z"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The validation kube-apiserver runs before storing an object, as far as this server goes:
 //! object names (DNS-1123 subdomain, DNS-1123 label, DNS-1035 label or path segment, by kind)
 //! and a few per-kind rules that keep the stored objects usable (a Pod has containers with
-//! names and images; a Deployment's selector selects its template). Failures are 422 Invalid
+//! names and images; a Deployment's selector selects its template), and, in [`kinds`], those of
+//! the storage, DRA and older workload kinds served for kube-scheduler. Failures are 422 Invalid
 //! with kube's field paths and wording (`k8s.io/apimachinery/pkg/util/validation`).
 
 use kgate_core::status::StatusCause;
@@ -12,6 +13,10 @@ use super::meta::meta_str;
 use super::selectors::LabelSelector;
 use crate::resources::ResourceDef;
 use crate::schema::printers::label_selector;
+
+/// The rules of the kinds served for kube-scheduler (storage, DRA, RC, PDB).
+#[path = "validation_kinds.rs"]
+mod kinds;
 
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
@@ -240,7 +245,17 @@ pub(crate) fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), Stat
     }
     causes.extend(label_causes(obj));
     causes.extend(kind_causes(def, obj));
+    if (def.group, def.kind) == ("apps", "StatefulSet") {
+        // New StatefulSets only: serviceName is immutable, and kube tolerates an old invalid
+        // one on update (AllowInvalidServiceName).
+        causes.extend(kinds::service_name(obj));
+    }
     finish(def, name, causes)
+}
+
+/// The warnings of kube's strategy about `obj` (see [`kinds::warnings`]).
+pub(crate) fn warnings(def: &ResourceDef, obj: &Value) -> Vec<String> {
+    kinds::warnings(def, obj)
 }
 
 /// Validation of an update (the name cannot change, so it is not checked again).
@@ -269,6 +284,7 @@ pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Re
     if matches!(def.kind, "RoleBinding" | "ClusterRoleBinding") {
         causes.extend(role_ref_change(old, new));
     }
+    kinds::update_causes(def, old, new, &mut causes);
     finish(def, name, causes)
 }
 
@@ -489,8 +505,11 @@ fn kind_causes(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     let mut out = Vec::new();
     match def.kind {
         "Pod" => pod_spec_causes(obj.get("spec"), "spec", &mut out),
-        "Deployment" | "ReplicaSet" => workload_causes(obj, &mut out),
-        _ => {}
+        "Deployment" | "ReplicaSet" | "StatefulSet" => workload_causes(def.kind, obj, &mut out),
+        "ReplicationController" if def.group.is_empty() => {
+            kinds::replication_controller(obj, &mut out);
+        }
+        _ => kinds::kind_causes(def, obj, &mut out),
     }
     out
 }
@@ -536,7 +555,7 @@ fn go_selector(sel: Option<&Value>) -> String {
     format!("{{{}}}", parts.join(","))
 }
 
-fn workload_causes(obj: &Value, out: &mut Vec<StatusCause>) {
+fn workload_causes(kind: &str, obj: &Value, out: &mut Vec<StatusCause>) {
     let selector = obj.pointer("/spec/selector");
     let template_labels = obj.pointer("/spec/template/metadata/labels");
     let empty = selector.is_none_or(|s| {
@@ -554,8 +573,9 @@ fn workload_causes(obj: &Value, out: &mut Vec<StatusCause>) {
             "FieldValueInvalid",
             "spec.selector",
             format!(
-                "Invalid value: {}: empty selector is invalid for deployment",
-                go_selector(selector)
+                "Invalid value: {}: empty selector is invalid for {}",
+                go_selector(selector),
+                kind.to_ascii_lowercase()
             ),
         ));
     } else {

@@ -93,6 +93,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             {
                 return Err(Status::already_exists(target.gr(), &name));
             }
+            let warnings = with_strategy_warnings(req.def, &warnings, &candidate);
             return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
         }
         match shared
@@ -103,6 +104,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
             Ok(kv) => {
                 // What was stored, without parsing it back.
                 set_resource_version(&mut candidate, kv.mod_revision);
+                let warnings = with_strategy_warnings(req.def, &warnings, &candidate);
                 return Ok(Reply::new(StatusCode::CREATED, candidate).with_warnings(warnings));
             }
             Err(StoreError::AlreadyExists) if generated => {
@@ -114,10 +116,31 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
     Err(last.unwrap_or_else(|| Status::internal("could not generate a unique name")))
 }
 
+/// The warnings of a write: the decoder's (unknown fields), then the strategy's on the object
+/// written (kube's `WarningsOnCreate` / `WarningsOnUpdate`).
+fn with_strategy_warnings(
+    def: &'static ResourceDef,
+    decoded: &[String],
+    obj: &Value,
+) -> Vec<String> {
+    let mut all = decoded.to_vec();
+    all.extend(strategy::for_resource(def).warnings(obj));
+    all
+}
+
 /// Whether a PUT without a resourceVersion is allowed (kube's `AllowUnconditionalUpdate`):
-/// for every resource served here but Leases, whose holders must not overwrite each other.
+/// for every resource served here but those whose strategies say false: Leases, whose holders
+/// must not overwrite each other, PodDisruptionBudgets, and the CSI objects of storage.k8s.io.
 fn allows_unconditional_update(def: &ResourceDef) -> bool {
-    def.kind != "Lease"
+    !matches!(
+        (def.group, def.kind),
+        ("coordination.k8s.io", "Lease")
+            | ("policy", "PodDisruptionBudget")
+            | (
+                "storage.k8s.io",
+                "CSIDriver" | "CSINode" | "CSIStorageCapacity" | "VolumeAttachment"
+            )
+    )
 }
 
 /// PUT: replaces an object. A resourceVersion in the body must be the current one (409
@@ -161,6 +184,7 @@ pub(crate) async fn update(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Sta
         |current: Arc<Value>| async move { write.steps(&current, obj.clone()).await },
     )
     .await?;
+    let warnings = with_strategy_warnings(req.def, &warnings, &stored);
     Ok(Reply::ok(stored).with_warnings(warnings))
 }
 
@@ -411,6 +435,7 @@ pub(crate) async fn patch(shared: &Arc<Shared>, req: &Req) -> Result<Reply, Stat
     )
     .await?;
     let warnings = warnings.into_inner().unwrap_or_default();
+    let warnings = with_strategy_warnings(req.def, &warnings, &stored);
     Ok(Reply::ok(stored).with_warnings(warnings))
 }
 
