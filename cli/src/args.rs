@@ -47,6 +47,11 @@ pub enum Command {
     /// Run simulated nodes against any API server (a real kube-apiserver too): create N Nodes
     /// and run their agents until stopped.
     Nodes(crate::nodes_cli::NodesOptions),
+    /// Serve as the token authentication and authorization webhook of a cluster kgate does not
+    /// run (`kgate webhook config` writes what its kube-apiserver needs).
+    Webhook(crate::webhook_cli::WebhookOptions),
+    /// Machine tokens for the webhook mode: create, revoke, list.
+    Token(crate::webhook_cli::TokenOptions),
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -524,6 +529,10 @@ pub struct RbacExplainArgs {
     /// ServiceAccount's groups, to the user's groups as kube-apiserver does.
     #[arg(long)]
     pub no_authenticated_group: bool,
+    /// An AuthorizationPolicy file to judge with RBAC, as the gateway and `kgate webhook` do:
+    /// a deny line refuses, an allow line allows what RBAC does not.
+    #[arg(long, value_name = "FILE")]
+    pub authorization_policy_file: Option<PathBuf>,
     #[command(flatten)]
     pub request: RbacRequestArgs,
     #[command(flatten)]

@@ -101,6 +101,36 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Webhook(options) => match options.command {
+            Some(kgate_cli::webhook_cli::WebhookCommand::Config(args)) => {
+                let flags = kgate_cli::webhook_cli::write_config(&args)
+                    .context("cannot write the webhook configuration")?;
+                println!("wrote the webhook configuration to {}", args.out.display());
+                println!("add to kube-apiserver (and drop --authorization-mode):");
+                print!("{flags}");
+                Ok(())
+            }
+            None => {
+                let settings = options.serve.validate()?;
+                let running = up::start_webhook(settings)
+                    .await
+                    .context("kgate webhook failed to start")?;
+                println!(
+                    "kgate webhook listening on https://{}",
+                    running.local_addr()
+                );
+                run_until_signal(running).await
+            }
+        },
+        Command::Token(options) => {
+            kgate_cli::webhook_cli::run_token(
+                options,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            )
+            .context("kgate token failed")?;
+            Ok(())
+        }
         Command::Node(options) => {
             // Errors are one line for the terminal; exit 1.
             if let Err(error) = node_cli::run(options, &mut std::io::stdout()).await {

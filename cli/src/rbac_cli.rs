@@ -8,8 +8,9 @@
 //! and what is printed ([`report`]). It depends on kgate-authz for every decision and on
 //! kgate-core for the request vocabulary; the clap options are in [`crate::args`].
 //!
-//! What it does not model: authorizers other than `system:masters` and RBAC (an
-//! `--authorization-policy-file`, webhooks), and who is in a group (groups are listed as groups).
+//! What it does not model: authorizers other than `system:masters`, RBAC and (for `explain`,
+//! with `--authorization-policy-file`) kgate's policy layer; and who is in a group (groups are
+//! listed as groups).
 
 pub mod files;
 pub mod kubeconfig;
@@ -130,7 +131,14 @@ pub async fn run(
             // kube-apiserver asks the privileged-group authorizer before RBAC, as kgate does.
             let privileged = PrivilegedGroups::default().includes(&attributes.user);
             let explanation = authorizer.explain(&attributes);
-            let verdict = report::Verdict::of(&explanation, privileged);
+            let mut verdict = report::Verdict::of(&explanation, privileged);
+            if let Some(path) = &args.authorization_policy_file {
+                let policy = read_policy(path)?;
+                verdict = verdict.with_policy(
+                    &policy.deny_decision(&attributes),
+                    &policy.allow_decision(&attributes),
+                );
+            }
             write(out, &report::explain(&explanation, &verdict))?;
             Ok(if verdict.is_allowed() {
                 Outcome::Allowed
@@ -139,6 +147,19 @@ pub async fn run(
             })
         }
     }
+}
+
+fn read_policy(path: &std::path::Path) -> Result<kgate_authz::Policy, RbacCliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RbacCliError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    kgate_authz::Policy::parse(path.display().to_string(), &text).map_err(|source| {
+        RbacCliError::Parse {
+            location: path.display().to_string(),
+            source: Box::new(source),
+        }
+    })
 }
 
 fn write(out: &mut dyn Write, text: &str) -> Result<(), RbacCliError> {

@@ -66,6 +66,9 @@ pub enum RunError {
     /// The requestheader CA (`--requestheader-client-ca-file`) cannot be used.
     #[error(transparent)]
     RequestHeader(#[from] RequestHeaderError),
+    /// A part of the webhook mode could not be built (the error names it).
+    #[error("the webhook: {0}")]
+    Webhook(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A started kgate process part.
@@ -318,6 +321,86 @@ async fn start_gateway_part(
         background,
         control_plane,
         pipeline: Some(Arc::new(service)),
+    })
+}
+
+/// `kgate webhook`: TokenReview and SubjectAccessReview for a cluster kgate does not run.
+pub async fn start_webhook(
+    settings: crate::webhook_cli::WebhookSettings,
+) -> Result<Running, RunError> {
+    let readiness = Readiness::default();
+    let pki = Pki::load_or_create(&settings.data_dir)?;
+    let keys = crate::webhook_cli::load_machine_keys(&settings.data_dir)
+        .map_err(|e| RunError::Webhook(Box::new(e)))?;
+    let machine_tokens = Arc::new(kgate_tokens::machine::MachineTokenVerifier::new(
+        keys,
+        &crate::webhook_cli::machine_token_files(&settings.data_dir),
+    ));
+    // A bad OIDC configuration or policy file stops kgate here, before anything listens.
+    let oidc = kgate_gateway::authn_config::load(&settings.authentication)?;
+    let policy = match &settings.authorization_policy_file {
+        Some(path) => Some(kgate_gateway::policy_reload::load(path)?),
+        None => None,
+    };
+    // Only the policy layer: what it does not decide, the cluster's own authorizers do.
+    let mut authorizers: Vec<Arc<dyn kgate_core::authz::Authorizer>> = Vec::new();
+    if let Some(policy) = &policy {
+        authorizers.push(Arc::new(kgate_authz::PolicyAuthorizer::deny(
+            policy.handle.clone(),
+        )));
+        authorizers.push(Arc::new(kgate_authz::PolicyAuthorizer::allow(
+            policy.handle.clone(),
+        )));
+    }
+    let clients = kgate_gateway::x509::X509Authenticator::new(vec![pki.ca.cert_der().to_vec()])
+        .map_err(|e| RunError::Webhook(Box::new(e)))?;
+    let service =
+        kgate_gateway::webhook::WebhookService::new(kgate_gateway::webhook::WebhookConfig {
+            clients,
+            allowed_client_names: settings.allowed_client_names.clone(),
+            machine_tokens,
+            oidc: oidc
+                .as_ref()
+                .map(|o| o.authenticator.clone() as Arc<dyn kgate_core::authn::Authenticator>),
+            authorizer: kgate_core::authz::AuthorizerChain::new(authorizers),
+            readiness: readiness.clone(),
+        });
+    // The address kube-apiserver calls may be another than loopback (a VM's host address): a
+    // serving certificate for those names too, made at each start.
+    let serving = if settings.tls_sans.is_empty() {
+        pki.serving.clone()
+    } else {
+        let mut hosts = kgate_gateway::pki::serving_hosts();
+        hosts.extend(settings.tls_sans.iter().cloned());
+        pki.ca
+            .issue_serving_cert(&hosts, Validity::from_now(time::Duration::days(365)))?
+    };
+    let tls = kgate_gateway::tls::gateway_server_config(&serving)?;
+    let listener = bind(settings.listen).await?;
+    let addr = local_addr(&listener, settings.listen)?;
+    let mut background = Vec::new();
+    if let Some(policy) = policy {
+        background.push(kgate_gateway::policy_reload::spawn(policy));
+    }
+    if let Some(oidc) = oidc {
+        background.extend(kgate_gateway::authn_config::spawn(oidc, readiness.clone()));
+    }
+    let (shutdown, server) = spawn_server(
+        listener,
+        tls,
+        service,
+        ServeOptions::with_limits(64 * 1024, settings.limits),
+    );
+    tracing::info!(%addr, allowed = ?settings.allowed_client_names, "webhook listening");
+    Ok(Running {
+        addr,
+        kubeconfig: None,
+        readiness,
+        shutdown,
+        server,
+        background,
+        control_plane: None,
+        pipeline: None,
     })
 }
 

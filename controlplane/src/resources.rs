@@ -20,6 +20,11 @@ pub struct ResourceDef {
     /// The `Warning` kube adds to every request to this resource, if the version served is
     /// deprecated.
     pub deprecation: Option<&'static str>,
+    /// The version kube-apiserver stores this resource at, where it is not the served one: kube
+    /// 1.34 keeps storing what it made GA at the previous version, so that a downgrade can read
+    /// it. Only discovery's `storageVersionHash` (opaque to clients, compared by storage
+    /// migrators) says it; kgate stores the served version.
+    pub storage_version: Option<&'static str>,
 }
 
 impl ResourceDef {
@@ -104,6 +109,7 @@ const fn def(
         verbs,
         subresources,
         deprecation: None,
+        storage_version: None,
     }
 }
 
@@ -112,6 +118,14 @@ impl ResourceDef {
     const fn deprecated(self, warning: &'static str) -> ResourceDef {
         ResourceDef {
             deprecation: Some(warning),
+            ..self
+        }
+    }
+
+    /// This resource, stored by kube at `version`.
+    const fn stored_as(self, version: &'static str) -> ResourceDef {
+        ResourceDef {
+            storage_version: Some(version),
             ..self
         }
     }
@@ -159,11 +173,11 @@ pub static RESOURCES: &[ResourceDef] = &[
     def(STORAGE, "v1", "CSIStorageCapacity", "csistoragecapacities", "csistoragecapacity", true, &[], &[], ALL_VERBS, &[]),
     def(STORAGE, "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"], &[], ALL_VERBS, &[]),
     def(STORAGE, "v1", "VolumeAttachment", "volumeattachments", "volumeattachment", false, &[], &[], ALL_VERBS, &["status"]),
-    def(STORAGE, "v1", "VolumeAttributesClass", "volumeattributesclasses", "volumeattributesclass", false, &["vac"], &[], ALL_VERBS, &[]),
-    def(RESOURCE, "v1", "DeviceClass", "deviceclasses", "deviceclass", false, &[], &[], ALL_VERBS, &[]),
-    def(RESOURCE, "v1", "ResourceClaim", "resourceclaims", "resourceclaim", true, &[], &[], ALL_VERBS, &["status"]),
-    def(RESOURCE, "v1", "ResourceClaimTemplate", "resourceclaimtemplates", "resourceclaimtemplate", true, &[], &[], ALL_VERBS, &[]),
-    def(RESOURCE, "v1", "ResourceSlice", "resourceslices", "resourceslice", false, &[], &[], ALL_VERBS, &[]),
+    def(STORAGE, "v1", "VolumeAttributesClass", "volumeattributesclasses", "volumeattributesclass", false, &["vac"], &[], ALL_VERBS, &[]).stored_as("v1beta1"),
+    def(RESOURCE, "v1", "DeviceClass", "deviceclasses", "deviceclass", false, &[], &[], ALL_VERBS, &[]).stored_as("v1beta2"),
+    def(RESOURCE, "v1", "ResourceClaim", "resourceclaims", "resourceclaim", true, &[], &[], ALL_VERBS, &["status"]).stored_as("v1beta2"),
+    def(RESOURCE, "v1", "ResourceClaimTemplate", "resourceclaimtemplates", "resourceclaimtemplate", true, &[], &[], ALL_VERBS, &[]).stored_as("v1beta2"),
+    def(RESOURCE, "v1", "ResourceSlice", "resourceslices", "resourceslice", false, &[], &[], ALL_VERBS, &[]).stored_as("v1beta2"),
     def(AUTHENTICATION, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHENTICATION, "v1", "TokenReview", "tokenreviews", "tokenreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHORIZATION, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], &[], REVIEW_VERBS, &[]),

@@ -25,4 +25,5 @@ pub mod serve;
 pub mod tls;
 pub mod upstream;
 pub mod watched_file;
+pub mod webhook;
 pub mod x509;

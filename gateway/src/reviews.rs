@@ -206,6 +206,16 @@ async fn answer(
 /// A review kube-apiserver refuses: 422 Invalid for its validation's field errors (with the
 /// review's group and, as kube's registry leaves them, no kind and no name), 400 otherwise.
 fn review_error(error: ReviewError) -> GatewayError {
+    let status = review_status(error);
+    if status.code == 422 {
+        GatewayError::Invalid(Box::new(status))
+    } else {
+        GatewayError::BadRequest(status.message)
+    }
+}
+
+/// The Status of a refused review (see [`review_error`]); the webhook mode answers with it too.
+pub(crate) fn review_status(error: ReviewError) -> Status {
     match error {
         ReviewError::Rejected { errors, .. } => {
             let causes = errors
@@ -216,14 +226,9 @@ fn review_error(error: ReviewError) -> GatewayError {
                     field: e.field.to_owned(),
                 })
                 .collect();
-            GatewayError::Invalid(Box::new(Status::invalid(
-                "authorization.k8s.io",
-                "",
-                "",
-                causes,
-            )))
+            Status::invalid("authorization.k8s.io", "", "", causes)
         }
-        other => GatewayError::BadRequest(other.to_string()),
+        other => Status::bad_request(other.to_string()),
     }
 }
 

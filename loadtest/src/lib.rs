@@ -6,6 +6,7 @@
 //! Nothing here asserts a timing: the harnesses are commands that print figures.
 
 pub mod api;
+pub mod load;
 
 use anyhow::{bail, Context, Result};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

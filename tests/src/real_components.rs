@@ -8,10 +8,10 @@
 //! - kube-controller-manager runs only the controllers of the APIs kgate serves
 //!   ([`CONTROLLERS`]); with `--use-service-account-credentials` each works as its own
 //!   ServiceAccount in kube-system, with a token from kgate's TokenRequest.
-//! - kube-scheduler runs its default profile without the plugins whose informers need APIs kgate
-//!   does not serve ([`SCHEDULER_CONFIG`]) and with `DynamicResourceAllocation` off (it is GA
-//!   in 1.34 and would wait for resource.k8s.io informers); an informer that cannot list keeps
-//!   the scheduler from ever starting.
+//! - kube-scheduler runs its default profile, unchanged: every plugin, DynamicResourceAllocation
+//!   on (GA in 1.34). Its informers list what kgate serves for them (volumes, storage.k8s.io,
+//!   PodDisruptionBudgets, StatefulSets, ReplicationControllers, resource.k8s.io); an informer
+//!   that cannot list would keep the scheduler from ever starting.
 //! - kube-controller-manager serves its HTTPS port ([`RealComponents::kcm_url`]) with kgate as
 //!   its delegated authenticator and authorizer (client CA from the ConfigMap
 //!   `kube-system/extension-apiserver-authentication`, TokenReview, SubjectAccessReview);
@@ -35,21 +35,6 @@ pub const CONTROLLERS: &str =
     "deployment,replicaset,endpoint,endpointslice,endpointslicemirroring,garbagecollector,\
 nodelifecycle,taint-eviction-controller,podgc,ttl,serviceaccount,root-ca-cert-publisher,namespace,\
 clusterrole-aggregation";
-
-/// The plugins kube-scheduler's default profile loses here, each for the informer it needs on
-/// an API kgate does not serve: PersistentVolumes, PersistentVolumeClaims, StorageClasses,
-/// CSINodes, CSIDrivers, CSIStorageCapacities, VolumeAttachments (the four volume plugins),
-/// ReplicationControllers and StatefulSets (PodTopologySpread's default constraints),
-/// PodDisruptionBudgets (DefaultPreemption), resource.k8s.io (DynamicResources).
-pub const SCHEDULER_DISABLED_PLUGINS: &[&str] = &[
-    "VolumeBinding",
-    "VolumeRestrictions",
-    "VolumeZone",
-    "NodeVolumeLimits",
-    "PodTopologySpread",
-    "DefaultPreemption",
-    "DynamicResources",
-];
 
 /// The folder of the built binaries; builds them when absent.
 pub fn bin_dir() -> PathBuf {
@@ -87,19 +72,13 @@ impl RealComponents {
         let logs = kg.root().join("logs");
         let scheduler_kubeconfig = kg.kubeconfig_for("system:kube-scheduler", &[], "24h");
         let kcm_kubeconfig = kg.kubeconfig_for("system:kube-controller-manager", &[], "24h");
-        let disabled: String = SCHEDULER_DISABLED_PLUGINS
-            .iter()
-            .map(|p| format!("      - name: {p}\n"))
-            .collect();
         let config = kg.write_file(
             "kube-scheduler.yaml",
             &format!(
                 "apiVersion: kubescheduler.config.k8s.io/v1\n\
                  kind: KubeSchedulerConfiguration\n\
                  clientConnection:\n  kubeconfig: {}\n\
-                 leaderElection:\n  leaderElect: true\n\
-                 profiles:\n\
-                 - schedulerName: default-scheduler\n  plugins:\n    multiPoint:\n      disabled:\n{disabled}",
+                 leaderElection:\n  leaderElect: true\n",
                 scheduler_kubeconfig.display()
             ),
         );
@@ -108,7 +87,6 @@ impl RealComponents {
             &[
                 format!("--config={}", config.display()),
                 "--secure-port=0".into(),
-                "--feature-gates=DynamicResourceAllocation=false".into(),
                 "--profiling=false".into(),
                 "--v=1".into(),
             ],

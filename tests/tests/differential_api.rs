@@ -990,6 +990,25 @@ fn request_features_and_error_paths(d: &mut Differential<'_>) {
             "metadata": {"name": "frozen"}, "data": {"k": "v"}, "immutable": true})),
         patch("err-immutable-configmap", &format!("{cms}/frozen"), MERGE, json!({"data": {"k": "w"}})),
         get("err-watch-bad-rv", &format!("{cms}?watch=1&resourceVersion=abc")),
+        // A pod's tolerations only grow (an old one may change its tolerationSeconds), its
+        // scheduling gates only shrink.
+        post("pod-tolerations-setup", &pods, json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "tolerant"}, "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "schedulingGates": [{"name": "example.com/a"}, {"name": "example.com/b"}],
+                "tolerations": [{"key": "k", "operator": "Equal", "value": "v",
+                    "effect": "NoExecute", "tolerationSeconds": 30}]}})),
+        patch("pod-toleration-added", &format!("{pods}/tolerant"), JSON_PATCH, json!([
+            {"op": "add", "path": "/spec/tolerations/-", "value": {"key": "x", "operator": "Exists"}},
+            {"op": "replace", "path": "/spec/tolerations/0/tolerationSeconds", "value": 10}])),
+        patch("pod-toleration-changed", &format!("{pods}/tolerant"), JSON_PATCH, json!([
+            {"op": "replace", "path": "/spec/tolerations/0/value", "value": "w"}])),
+        patch("pod-toleration-removed", &format!("{pods}/tolerant"), MERGE,
+            json!({"spec": {"tolerations": []}})),
+        patch("pod-gate-added", &format!("{pods}/tolerant"), JSON_PATCH, json!([
+            {"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": "example.com/c"}}])),
+        patch("pod-gate-removed", &format!("{pods}/tolerant"), JSON_PATCH, json!([
+            {"op": "remove", "path": "/spec/schedulingGates/0"}])),
     ];
     d.run(&cases);
     printed_rows(d);

@@ -1,5 +1,5 @@
-//! Discovery and OpenAPI, differentially: kgate serves the 1.33 API set, the reference
-//! (kube-apiserver v1.34.2) many more groups, so what is compared is what kgate serves — for
+//! Discovery and OpenAPI, differentially: kgate serves the 1.33 API set (and resource.k8s.io/v1),
+//! the reference (kube-apiserver v1.34.2) many more groups, so what is compared is what kgate serves — for
 //! each group, version and resource kgate lists, the same entry on the reference (name,
 //! singular, kind, namespaced, verbs, short names, categories, storage version hash, and each
 //! subresource's own entry), each group's entry, the aggregated discovery documents' entries for

@@ -4,7 +4,8 @@
 //!   cluster scenario of `tests/cluster.rs`: Deployment, ReplicaSet, pods Running on kgate's
 //!   simulated nodes, healing, scaling, Service Endpoints, node failure and eviction, garbage
 //!   collection, rollout and undo, namespace deletion; scheduling by load, nodeSelector and
-//!   taints, and FailedScheduling saying why;
+//!   taints, and FailedScheduling saying why (also for a pod whose PersistentVolumeClaim is
+//!   missing or unbound: the default profile runs unchanged);
 //! - `kgate nodes` joins the real kube-apiserver (with its real scheduler and controller
 //!   manager) as simulated nodes, and a Deployment's pods run on them.
 
@@ -134,6 +135,35 @@ fn the_real_scheduler_places_pods_by_load_selectors_and_taints_and_says_why_it_c
     });
     let mut components = RealComponents::start(&kg, "20s");
     cluster_flows::scheduling_follows_load_selectors_and_taints(&kg);
+    // The default profile's volume plugins run on kgate's PersistentVolumeClaims: a pod whose
+    // claim is missing, then unbound, waits, and the scheduler says why.
+    let create = |object: &str| {
+        let mut cmd = kg.kubectl_command(&kgate_e2e::default_kubectl(), &kg.admin_kubeconfig());
+        cmd.args(["create", "-f", "-"]);
+        run_bounded(cmd, Some(object.as_bytes()), Duration::from_secs(30)).ok();
+    };
+    create(
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"needs-claim"},"spec":{
+            "containers":[{"name":"c","image":"busybox"}],
+            "volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data"}}]}}"#,
+    );
+    let says = |what: &'static str| {
+        poll(what, CONVERGE, || {
+            let text = kg.kubectl_ok(&["describe", "pod", "needs-claim"]);
+            if text.contains(what) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        })
+    };
+    says(r#"persistentvolumeclaim "data" not found"#);
+    create(
+        r#"{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"data"},"spec":{
+            "storageClassName":"","accessModes":["ReadWriteOnce"],
+            "resources":{"requests":{"storage":"1Gi"}}}}"#,
+    );
+    says("pod has unbound immediate PersistentVolumeClaims");
     components.assert_running();
 }
 

@@ -221,7 +221,7 @@ impl TokenIssuer {
         })
     }
 
-    fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, IssueError> {
+    pub(crate) fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, IssueError> {
         let keys = self.keys.guard();
         let key = keys.signing();
         // The key parsed for signing when it was loaded: a rotation swaps in a new set, whose

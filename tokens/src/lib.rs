@@ -9,6 +9,8 @@
 //! - [`verify`] and [`authenticator`]: the rules a token must pass and the
 //!   [`kgate_core::authn::Authenticator`] with its cache of verified tokens
 //!   ([`ServiceAccountAuthenticator`]).
+//! - [`machine`]: machine tokens, issued to machines for clusters kgate authenticates as a
+//!   webhook, revocable by id.
 //! - [`digest`]: keyed digests of tokens, how a legacy token's Secret is compared with it.
 //! - [`discovery`]: the `/.well-known/openid-configuration` document.
 //! - [`oidc`]: OIDC users: the `AuthenticationConfiguration` and the legacy `--oidc-*` flags,
@@ -28,6 +30,7 @@ pub mod digest;
 pub mod discovery;
 pub mod issuer;
 pub mod keys;
+pub mod machine;
 pub mod oidc;
 pub mod verify;
 

@@ -78,6 +78,9 @@ pub enum VerifyError {
     /// No audience of the token is an API audience.
     #[error("token audiences are not among the API audiences")]
     WrongAudience,
+    /// The token's id is on the deny list (machine tokens).
+    #[error("token has been revoked")]
+    Revoked,
     /// `sub` is not the user name of the ServiceAccount in the claims.
     #[error("token subject does not match its service account claims")]
     SubjectMismatch,
@@ -266,28 +269,7 @@ impl Verifier<'_> {
             return Ok(None);
         }
 
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| VerifyError::MalformedHeader)?;
-        let algorithm = match header.alg {
-            jsonwebtoken::Algorithm::RS256 => Algorithm::Rs256,
-            jsonwebtoken::Algorithm::ES256 => Algorithm::Es256,
-            other => return Err(VerifyError::UnsupportedAlgorithm(format!("{other:?}"))),
-        };
-        let candidates: Vec<&Key> = match &header.kid {
-            Some(kid) => {
-                let key = self.keys.by_kid(kid).ok_or(VerifyError::UnknownKey)?;
-                if key.algorithm != algorithm {
-                    return Err(VerifyError::AlgorithmMismatch);
-                }
-                vec![key]
-            }
-            // No kid: any key of the header's algorithm may have signed it.
-            None => self.keys.with_algorithm(algorithm).collect(),
-        };
-        if candidates.is_empty() {
-            return Err(VerifyError::UnknownKey);
-        }
-        let (claims, kid) = verify_signature(token, &candidates)?;
+        let (claims, kid): (ReceivedClaims, _) = signed_claims(self.keys, token)?;
 
         let iss = claims.iss.as_deref().unwrap_or_default();
         let legacy = iss == claims::LEGACY_ISSUER
@@ -466,7 +448,7 @@ impl Verifier<'_> {
 
 /// The issuer of something shaped like a JWT (three dot-separated parts, the middle one
 /// base64url JSON), unverified; `None` when it is not.
-fn unverified_issuer(token: &str) -> Option<String> {
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
     let mut parts = token.split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -476,11 +458,40 @@ fn unverified_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<IssuerOnly>(&payload).ok()?.iss
 }
 
+/// The claims of `token` once one of `keys` verified its signature (the key its header's kid
+/// names, of the header's algorithm; without a kid, any key of that algorithm), and that kid.
+pub(crate) fn signed_claims<'k, T: serde::de::DeserializeOwned>(
+    keys: &'k KeySet,
+    token: &str,
+) -> Result<(T, &'k str), VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::MalformedHeader)?;
+    let algorithm = match header.alg {
+        jsonwebtoken::Algorithm::RS256 => Algorithm::Rs256,
+        jsonwebtoken::Algorithm::ES256 => Algorithm::Es256,
+        other => return Err(VerifyError::UnsupportedAlgorithm(format!("{other:?}"))),
+    };
+    let candidates: Vec<&Key> = match &header.kid {
+        Some(kid) => {
+            let key = keys.by_kid(kid).ok_or(VerifyError::UnknownKey)?;
+            if key.algorithm != algorithm {
+                return Err(VerifyError::AlgorithmMismatch);
+            }
+            vec![key]
+        }
+        // No kid: any key of the header's algorithm may have signed it.
+        None => keys.with_algorithm(algorithm).collect(),
+    };
+    if candidates.is_empty() {
+        return Err(VerifyError::UnknownKey);
+    }
+    verify_signature(token, &candidates)
+}
+
 /// Checks the signature with each candidate key; returns the claims and the kid that verified.
-fn verify_signature<'k>(
+fn verify_signature<'k, T: serde::de::DeserializeOwned>(
     token: &str,
     candidates: &[&'k Key],
-) -> Result<(ReceivedClaims, &'k str), VerifyError> {
+) -> Result<(T, &'k str), VerifyError> {
     for key in candidates {
         // Only the key's algorithm; exp, nbf, aud and iss are checked by the caller with its
         // own clock and rules.
@@ -490,7 +501,7 @@ fn verify_signature<'k>(
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.leeway = 0;
-        match jsonwebtoken::decode::<ReceivedClaims>(token, &key.decoding, &validation) {
+        match jsonwebtoken::decode::<T>(token, &key.decoding, &validation) {
             Ok(data) => return Ok((data.claims, &key.kid)),
             Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
             // jsonwebtoken's own text may quote claim values: never pass it on.
@@ -499,9 +510,9 @@ fn verify_signature<'k>(
                     ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => {
                         VerifyError::AlgorithmMismatch
                     }
-                    ErrorKind::Json(_) | ErrorKind::Utf8(_) => VerifyError::MalformedClaims(
-                        "not the JSON claims of a ServiceAccount token",
-                    ),
+                    ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                        VerifyError::MalformedClaims("not the JSON claims of a kgate token")
+                    }
                     _ => VerifyError::BadSignature,
                 })
             }
@@ -510,7 +521,11 @@ fn verify_signature<'k>(
     Err(VerifyError::BadSignature)
 }
 
-fn check_times(claims: &ReceivedClaims, now: i64, legacy: bool) -> Result<(), VerifyError> {
+pub(crate) fn check_times(
+    claims: &ReceivedClaims,
+    now: i64,
+    legacy: bool,
+) -> Result<(), VerifyError> {
     match claims.exp {
         Some(exp) if now > exp.saturating_add(LEEWAY_SECONDS) => return Err(VerifyError::Expired),
         Some(_) => {}

@@ -69,6 +69,8 @@ fn write_row(out: &mut String, cells: &[String; 5], widths: &[usize; 5]) {
 /// The `explain` verdict: allowed by the privileged group, allowed by RBAC, or denied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// A deny line of the policy file refuses it, for this reason.
+    PolicyDenied { reason: String },
     /// The user is in `system:masters`: allowed before RBAC is asked.
     Privileged,
     /// RBAC allows it, for this reason.
@@ -93,8 +95,25 @@ impl Verdict {
         }
     }
 
+    /// The verdict with a policy file's two layers around it, in the gateway's order: its deny
+    /// lines first (kgate's front door lets them refuse even system:masters), its allow lines
+    /// for what nothing else allowed.
+    pub fn with_policy(self, deny: &Decision, allow: &Decision) -> Self {
+        if let Decision::Deny { reason } = deny {
+            return Self::PolicyDenied {
+                reason: reason.clone(),
+            };
+        }
+        match (self, allow) {
+            (Self::Denied { .. }, Decision::Allow { reason }) => Self::Allowed {
+                reason: reason.clone(),
+            },
+            (verdict, _) => verdict,
+        }
+    }
+
     pub fn is_allowed(&self) -> bool {
-        !matches!(self, Self::Denied { .. })
+        !matches!(self, Self::Denied { .. } | Self::PolicyDenied { .. })
     }
 }
 
@@ -114,6 +133,7 @@ pub fn explain(explanation: &Explanation, verdict: &Verdict) -> String {
         ),
         Verdict::Allowed { reason } => writeln!(out, "result:   allowed: {reason}"),
         Verdict::Denied { message } => writeln!(out, "result:   denied: {message}"),
+        Verdict::PolicyDenied { reason } => writeln!(out, "result:   denied: {reason}"),
     };
     out
 }
@@ -122,6 +142,34 @@ pub fn explain(explanation: &Explanation, verdict: &Verdict) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_deny_line_wins_and_an_allow_line_allows_what_rbac_refused() {
+        let denied = || Verdict::Denied {
+            message: "no".into(),
+        };
+        let deny = Decision::deny("policy: denied by line 4");
+        let allow = Decision::allow("policy: allowed by line 5");
+        let none = Decision::no_opinion("");
+        assert_eq!(
+            Verdict::Privileged.with_policy(&deny, &none),
+            Verdict::PolicyDenied {
+                reason: "policy: denied by line 4".into()
+            }
+        );
+        assert!(!Verdict::Privileged.with_policy(&deny, &none).is_allowed());
+        assert_eq!(
+            denied().with_policy(&none, &allow),
+            Verdict::Allowed {
+                reason: "policy: allowed by line 5".into()
+            }
+        );
+        assert_eq!(denied().with_policy(&none, &none), denied());
+        assert_eq!(
+            Verdict::Privileged.with_policy(&none, &allow),
+            Verdict::Privileged
+        );
+    }
     use kgate_authz::RbacAuthorizer;
     use kgate_core::{Attributes, UserInfo};
     use serde_json::json;

@@ -197,7 +197,11 @@ fn resource_json(def: &ResourceDef) -> Value {
         if !def.is_review() {
             map.insert(
                 "storageVersionHash".into(),
-                json!(storage_version_hash(def.group, def.version, def.kind)),
+                json!(storage_version_hash(
+                    def.group,
+                    def.storage_version.unwrap_or(def.version),
+                    def.kind
+                )),
             );
         }
     }

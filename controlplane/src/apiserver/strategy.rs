@@ -59,6 +59,40 @@ const GENERATION_KINDS: &[&str] = &[
 /// strategy bumps it in `PrepareForUpdate` only, so a driver's first spec change makes it 1.
 const GENERATION_ON_UPDATE_KINDS: &[&str] = &["CSIDriver"];
 
+/// kube's pod `PrepareForCreate` (`applySchedulingGatedCondition`): a new pod with scheduling
+/// gates says why it is not scheduled, `PodScheduled=False` with reason `SchedulingGated`.
+fn scheduling_gated_condition(pod: &mut Value) {
+    let gated = pod
+        .pointer("/spec/schedulingGates")
+        .and_then(Value::as_array)
+        .is_some_and(|gates| !gates.is_empty());
+    if !gated {
+        return;
+    }
+    let Value::Object(map) = pod else {
+        return;
+    };
+    let status = map.entry("status").or_insert_with(|| json!({}));
+    let Some(status) = status.as_object_mut() else {
+        return;
+    };
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    let Some(conditions) = conditions.as_array_mut() else {
+        return;
+    };
+    if conditions.iter().any(|c| c["type"] == "PodScheduled") {
+        return;
+    }
+    conditions.push(json!({
+        "type": "PodScheduled",
+        "status": "False",
+        "lastProbeTime": null,
+        "lastTransitionTime": now_timestamp(),
+        "reason": "SchedulingGated",
+        "message": "Scheduling is blocked due to non-empty scheduling gates",
+    }));
+}
+
 /// Which status an update keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StatusFrom {
@@ -144,6 +178,9 @@ impl Strategy {
             if let Value::Object(map) = obj {
                 map.remove("status");
             }
+        }
+        if self.def.group.is_empty() && self.def.kind == "Pod" {
+            scheduling_gated_condition(obj);
         }
         Ok(())
     }

@@ -52,6 +52,7 @@ static TOKEN_REQUEST: ResourceDef = ResourceDef {
     verbs: &["create"],
     subresources: &[],
     deprecation: None,
+    storage_version: None,
 };
 
 /// The answer while no issuer is configured: the subresource is not served, as on a

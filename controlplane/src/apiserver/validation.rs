@@ -7,7 +7,7 @@
 
 use kgate_core::status::StatusCause;
 use kgate_core::Status;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::meta::meta_str;
 use super::selectors::LabelSelector;
@@ -295,6 +295,73 @@ const UPDATABLE_POD_SPEC_FIELDS: &str = "`spec.containers[*].image`,`spec.initCo
 /// old values ("munged") must be the old spec. kube's message ends with a Go diff of the two
 /// specs, which is left out here. `nodeName` is set by the binding (kube writes it without
 /// this validation), so it is set back too.
+/// kube's `validateOnlyAddedTolerations`: every old toleration is still there, equal but for
+/// its `tolerationSeconds`.
+fn only_added_tolerations(old_spec: &Value, new_spec: &Value) -> Option<StatusCause> {
+    // Without tolerationSeconds, and with "" as absent (Go compares structs, not JSON).
+    let normal = |t: &Value| -> Map<String, Value> {
+        t.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, v)| *k != "tolerationSeconds" && v.as_str() != Some(""))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list = |spec: &Value| -> Vec<Map<String, Value>> {
+        spec.get("tolerations")
+            .and_then(Value::as_array)
+            .map(|ts| ts.iter().map(normal).collect())
+            .unwrap_or_default()
+    };
+    let new_list = list(new_spec);
+    list(old_spec)
+        .iter()
+        .any(|old| !new_list.contains(old))
+        .then(|| {
+            cause(
+                "FieldValueForbidden",
+                "spec.tolerations",
+                "Forbidden: existing toleration can not be modified except its tolerationSeconds"
+                    .to_owned(),
+            )
+        })
+}
+
+/// kube's `validateOnlyDeletedSchedulingGates`: no gate that was not there before.
+fn only_deleted_scheduling_gates(old_spec: &Value, new_spec: &Value) -> Option<StatusCause> {
+    let names = |spec: &Value| -> Vec<String> {
+        spec.get("schedulingGates")
+            .and_then(Value::as_array)
+            .map(|gs| {
+                gs.iter()
+                    .map(|g| {
+                        g.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let old = names(old_spec);
+    names(new_spec)
+        .iter()
+        .enumerate()
+        .find(|(_, gate)| !old.contains(gate))
+        .map(|(i, gate)| {
+            cause(
+                "FieldValueForbidden",
+                &format!("spec.schedulingGates[{i}].name"),
+                format!(
+                    "Forbidden: only deletion is allowed, but found new scheduling gate '{gate}'"
+                ),
+            )
+        })
+}
+
 fn pod_spec_change(old: &Value, new: &Value) -> Option<StatusCause> {
     let (Some(old_spec), Some(new_spec)) = (old.get("spec"), new.get("spec")) else {
         return None;
@@ -309,6 +376,12 @@ fn pod_spec_change(old: &Value, new: &Value) -> Option<StatusCause> {
                 "Forbidden: pod updates may not add or remove containers".to_owned(),
             ));
         }
+    }
+    if let Some(cause) = only_added_tolerations(old_spec, new_spec) {
+        return Some(cause);
+    }
+    if let Some(cause) = only_deleted_scheduling_gates(old_spec, new_spec) {
+        return Some(cause);
     }
     let mut munged = new_spec.clone();
     for list in ["containers", "initContainers"] {
@@ -651,6 +724,46 @@ mod tests {
             s.message.contains(
                 "spec.containers: Forbidden: pod updates may not add or remove containers"
             ),
+            "{}",
+            s.message
+        );
+    }
+
+    /// Tolerations may only be added (an old one may change its tolerationSeconds alone), and
+    /// scheduling gates only removed, as kube's ValidatePodUpdate says.
+    #[test]
+    fn pod_tolerations_only_grow_and_scheduling_gates_only_shrink() {
+        let pods = lookup("", "v1", "pods").expect("pods");
+        let old = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "a:1"}],
+            "tolerations": [{"key": "k", "operator": "Equal", "value": "v",
+                "effect": "NoExecute", "tolerationSeconds": 30}],
+            "schedulingGates": [{"name": "a"}, {"name": "b"}]}});
+        let mut added = old.clone();
+        added["spec"]["tolerations"] = json!([
+            {"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute",
+             "tolerationSeconds": 10},
+            {"key": "other", "operator": "Exists"}]);
+        added["spec"]["schedulingGates"] = json!([{"name": "b"}]);
+        assert!(validate_update(pods, &old, &added).is_ok());
+        for changed in [
+            json!([{"key": "k", "operator": "Equal", "value": "w", "effect": "NoExecute"}]),
+            json!([]),
+        ] {
+            let mut bad = old.clone();
+            bad["spec"]["tolerations"] = changed;
+            let s = validate_update(pods, &old, &bad).expect_err("a toleration changed");
+            assert!(
+                s.message.contains("spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"),
+                "{}",
+                s.message
+            );
+        }
+        let mut gated = old.clone();
+        gated["spec"]["schedulingGates"] = json!([{"name": "a"}, {"name": "c"}]);
+        let s = validate_update(pods, &old, &gated).expect_err("a gate added");
+        assert!(
+            s.message.contains("spec.schedulingGates[1].name: Forbidden: only deletion is allowed, but found new scheduling gate 'c'"),
             "{}",
             s.message
         );

@@ -1,7 +1,8 @@
 //! The Kubernetes schemas of the served kinds, and what the API server derives from them.
 //!
 //! The data is `schema-data/definitions.json`, made by `schema-data/gen_definitions.py` from the
-//! Kubernetes 1.33 OpenAPI definitions (only what the kinds in [`crate::resources`] reach), already
+//! Kubernetes 1.33 OpenAPI definitions, and 1.34's for the kinds 1.33 lacks at the served version
+//! (resource.k8s.io/v1, VolumeAttributesClass; only what the kinds in [`crate::resources`] reach), already
 //! in the OpenAPI v3 form kube-apiserver publishes (`$ref: "#/components/schemas/<name>"`). It is
 //! embedded in the binary and parsed once.
 //!

@@ -527,7 +527,8 @@ fn read_leaf(cert_path: &Path, key_path: &Path) -> Result<Option<IssuedCert>, Pk
 }
 
 /// localhost, the loopback addresses and this machine's host name.
-fn serving_hosts() -> Vec<String> {
+/// The names the serving certificate is issued for: loopback and this machine's host name.
+pub fn serving_hosts() -> Vec<String> {
     let mut hosts = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),

@@ -157,7 +157,7 @@ impl KeySet {
         files::create_private_dir(dir)?;
         if files::list(dir)?.is_empty() {
             create_key(dir, algorithm, 1)?;
-            tracing::info!(dir = %dir.display(), %algorithm, "created a ServiceAccount signing key");
+            tracing::info!(dir = %dir.display(), %algorithm, "created a token signing key");
         }
         Self::load(dir)
     }
