@@ -31,7 +31,7 @@ use std::time::{Duration, UNIX_EPOCH};
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let targets: [(&str, MakeSeeds); 8] = [
+    let targets: [(&str, MakeSeeds); 9] = [
         ("request_info", request_info),
         ("bearer", bearer),
         ("jwt_serviceaccount", jwt_serviceaccount),
@@ -40,12 +40,43 @@ fn main() {
         ("selectors", selectors),
         ("patch", patch),
         ("stored_object", stored_object),
+        ("quantity", quantity),
     ];
     for (name, seeds) in targets {
         if wanted.is_empty() || wanted.iter().any(|w| w == name) {
             write(&root, name, seeds());
         }
     }
+}
+
+/// Quantities kube accepts in every form (suffixes, exponents, fractions, signs, spaces) and
+/// text it refuses.
+fn quantity() -> Seeds {
+    [
+        ("binary", "1.5Gi"),
+        ("decimal", "2000"),
+        ("milli", "0.5"),
+        ("exponent", "2e3"),
+        ("big-exponent", "12E-3"),
+        ("signed", "+100m"),
+        ("negative", "-1Ki"),
+        ("spaced", " 1Gi "),
+        ("huge", "99999999999999999999999999999999999999999Ei"),
+        ("tiny", "0.000000000001"),
+        ("bad-suffix", "1Gb"),
+        ("bad-grammar", "1.2.3"),
+        ("empty", ""),
+        ("unicode", "1\u{ff11}Mi"),
+        // Found by the fuzzer: forms past 10^38 that did not read back as themselves.
+        ("beyond-i128", "9999999999999994.90Ei"),
+        (
+            "beyond-i128-exponent",
+            "61111111111111111111111111111111111100e3",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, text)| (name, text.as_bytes().to_vec()))
+    .collect()
 }
 
 /// Stored values: what encode_object writes for a few kinds, values whose strings hold braces,

@@ -11,6 +11,7 @@
 //! | `selectors` | label and field selectors | [`selectors`] |
 //! | `patch` | JSON, merge and strategic merge patches | [`patch`] |
 //! | `stored_object` | stored values to the copy that puts them into JSON lists | [`stored_object`] |
+//! | `quantity` | `resource.Quantity` text, alone and in an object's Quantity field | [`quantity`] |
 //!
 //! Each target checks properties that hold for every input, not only that nothing panics; the
 //! module docs say which. The binaries in `fuzz_targets/` wrap these functions: built by
@@ -29,6 +30,7 @@ pub mod jose;
 pub mod jwt_oidc;
 pub mod jwt_serviceaccount;
 pub mod patch;
+pub mod quantity;
 pub mod request_info;
 pub mod selectors;
 pub mod stored_object;
@@ -40,7 +42,7 @@ use std::path::Path;
 pub type Target = (&'static str, fn(&[u8]) -> bool);
 
 /// Every target.
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     ("request_info", request_info::run),
     ("bearer", bearer::run),
     ("jwt_serviceaccount", jwt_serviceaccount::run),
@@ -49,6 +51,7 @@ pub const TARGETS: [Target; 8] = [
     ("selectors", selectors::run),
     ("patch", patch::run),
     ("stored_object", stored_object::run),
+    ("quantity", quantity::run),
 ];
 
 /// The body of a PEM document, decoded.
