@@ -321,3 +321,33 @@ async fn a_review_with_field_and_label_selectors_is_answered() {
         "app=web"
     );
 }
+
+#[tokio::test]
+async fn non_resource_and_subresource_reviews_are_judged_by_the_policy() {
+    let f = fixture();
+    // No line names a path or pods/exec: no opinion, the cluster's RBAC decides.
+    for attributes in [
+        json!({"nonResourceAttributes": {"path": "/healthz", "verb": "get"}}),
+        json!({"resourceAttributes": {"verb": "create", "resource": "pods",
+            "subresource": "exec", "name": "web", "namespace": "team", "version": "v1"}}),
+    ] {
+        let mut spec = json!({"user": "alice", "groups": ["dev"]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(attributes.as_object().unwrap().clone());
+        let body = json!({"apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview", "spec": spec})
+        .to_string();
+        let (code, review) = f.as_apiserver("/authorize", &body).await;
+        assert_eq!(code, 200, "{review}");
+        assert_eq!(review["status"]["allowed"], false, "{review}");
+        assert!(review["status"].get("denied").is_none(), "{review}");
+    }
+    // Both kinds of attribute at once is kube's 422.
+    let both = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "alice",
+            "nonResourceAttributes": {"path": "/healthz", "verb": "get"},
+            "resourceAttributes": {"verb": "get", "resource": "pods"}}})
+    .to_string();
+    assert_eq!(f.as_apiserver("/authorize", &both).await.0, 422);
+}

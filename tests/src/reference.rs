@@ -395,21 +395,40 @@ pub fn known_differences(suite: &str) -> std::collections::BTreeMap<String, Stri
         .join("known-differences.md");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    // A merge left half done would otherwise list both sides' rows and pass.
+    for (n, line) in text.lines().enumerate() {
+        assert!(
+            !["<<<<<<<", "=======", ">>>>>>>"]
+                .iter()
+                .any(|marker| line.starts_with(marker)),
+            "{}:{}: a merge conflict marker",
+            path.display(),
+            n + 1
+        );
+    }
     let prefix = format!("`{suite}:");
-    text.lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
-            let id = cells.first()?.trim();
-            let case = id.strip_prefix(&prefix)?.strip_suffix('`')?;
-            let reason = cells.last().map(|c| c.trim()).unwrap_or_default();
-            assert!(
-                !reason.is_empty() && cells.len() >= 2,
-                "{}: the row of {id} gives no reason",
-                path.display()
-            );
-            Some((case.to_owned(), reason.to_owned()))
-        })
-        .collect()
+    let mut listed = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
+        let Some(id) = cells.first().map(|c| c.trim()) else {
+            continue;
+        };
+        let Some(case) = id.strip_prefix(&prefix).and_then(|c| c.strip_suffix('`')) else {
+            continue;
+        };
+        let reason = cells.last().map(|c| c.trim()).unwrap_or_default();
+        assert!(
+            !reason.is_empty() && cells.len() >= 2,
+            "{}: the row of {id} gives no reason",
+            path.display()
+        );
+        assert!(
+            listed.insert(case.to_owned(), reason.to_owned()).is_none(),
+            "{}: {id} is listed twice",
+            path.display()
+        );
+    }
+    listed
 }
 
 /// Replaces the values that differ between any two servers by nature (uids, timestamps,
