@@ -732,6 +732,11 @@ fn request_features_and_error_paths(d: &mut Differential<'_>) {
         get("sel-field-unsupported", &format!("{cms}?fieldSelector=data.k%3Dv")),
         get("sel-label-invalid", &format!("{cms}?labelSelector=tier%3D%3D%3Dx")),
         get("sel-pod-field", &format!("{pods}?fieldSelector=spec.nodeName%3D,status.phase%3DPending")),
+        post("sel-service-setup", &format!("/api/v1/namespaces/{NS}/services"), json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "sel-svc"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80}]}})),
+        get("sel-service-type", &format!("/api/v1/namespaces/{NS}/services?fieldSelector=spec.type%3DNodePort")),
+        get("sel-service-unsupported", &format!("/api/v1/namespaces/{NS}/services?fieldSelector=spec.ports%3D80")),
         // limit / continue.
         get("page-1", &format!("{cms}?labelSelector=tier&limit=2")).save("continue", "/metadata/continue"),
         get("page-2", &format!("{cms}?labelSelector=tier&limit=2&continue={{continue}}")),

@@ -533,9 +533,32 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
 fn service_spec(spec: &mut Map<String, Value>) {
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
-    let external = spec.get("type").and_then(Value::as_str) != Some("ExternalName");
-    if external {
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if kind != "ExternalName" {
         default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    // kube's service.ExternallyAccessible.
+    let external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|ips| !ips.is_empty());
+    let externally_accessible = matches!(kind.as_str(), "NodePort" | "LoadBalancer")
+        || (kind == "ClusterIP" && external_ips);
+    if externally_accessible
+        && spec
+            .get("externalTrafficPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+    {
+        spec.insert("externalTrafficPolicy".into(), json!("Cluster"));
+    }
+    if kind == "LoadBalancer" {
+        default(spec, "allocateLoadBalancerNodePorts", json!(true));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {

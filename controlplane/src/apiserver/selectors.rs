@@ -478,6 +478,7 @@ fn kind_fields(def: &ResourceDef) -> Option<&'static [&'static str]> {
             "type",
         ],
         ("apps", "ReplicaSet") => &["status.replicas"],
+        ("", "Service") => &["spec.clusterIP", "spec.type"],
         ("", "ReplicationController") => &["status.replicas"],
         // resource.k8s.io/v1's conversion: metadata.name and these, not metadata.namespace.
         ("resource.k8s.io", "ResourceSlice") => &["spec.nodeName", "spec.driver"],
