@@ -332,9 +332,10 @@ pub async fn start_webhook(
     let pki = Pki::load_or_create(&settings.data_dir)?;
     let keys = crate::webhook_cli::load_machine_keys(&settings.data_dir)
         .map_err(|e| RunError::Webhook(Box::new(e)))?;
+    let files = crate::webhook_cli::machine_token_files(&settings.data_dir);
     let machine_tokens = Arc::new(kgate_tokens::machine::MachineTokenVerifier::new(
-        keys,
-        &crate::webhook_cli::machine_token_files(&settings.data_dir),
+        keys.clone(),
+        &files,
     ));
     // A bad OIDC configuration or policy file stops kgate here, before anything listens.
     let oidc = kgate_gateway::authn_config::load(&settings.authentication)?;
@@ -378,7 +379,8 @@ pub async fn start_webhook(
     let tls = kgate_gateway::tls::gateway_server_config(&serving)?;
     let listener = bind(settings.listen).await?;
     let addr = local_addr(&listener, settings.listen)?;
-    let mut background = Vec::new();
+    // `kgate token rotate-keys` / `prune-keys` apply without a restart.
+    let mut background = vec![wiring::spawn_key_dir_reload(files.keys_dir(), keys)];
     if let Some(policy) = policy {
         background.push(kgate_gateway::policy_reload::spawn(policy));
     }

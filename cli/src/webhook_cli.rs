@@ -318,6 +318,20 @@ pub enum TokenCommand {
         #[arg(long, default_value = "./.kgate")]
         data_dir: PathBuf,
     },
+    /// Make a new machine-token signing key; tokens signed with the older keys stay valid until
+    /// those are pruned. A running `kgate webhook` follows within a second.
+    RotateKeys {
+        #[arg(long, default_value = "./.kgate")]
+        data_dir: PathBuf,
+    },
+    /// Remove all but the newest KEEP machine-token keys: every token they signed is refused
+    /// from then on.
+    PruneKeys {
+        #[arg(long, default_value = "./.kgate")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        keep: usize,
+    },
 }
 
 /// `kgate token create`.
@@ -385,6 +399,20 @@ pub fn run_token(
         TokenCommand::Revoke { data_dir, id } => {
             machine_token_files(&data_dir).revoke(&id).map_err(io)?;
             writeln!(out, "revoked {id}").map_err(io)?;
+        }
+        TokenCommand::RotateKeys { data_dir } => {
+            let kid = kgate_tokens::KeySet::rotate(
+                &machine_token_files(&data_dir).keys_dir(),
+                kgate_tokens::Algorithm::Rs256,
+            )?;
+            writeln!(out, "new machine-token signing key {kid}").map_err(io)?;
+        }
+        TokenCommand::PruneKeys { data_dir, keep } => {
+            for kid in
+                kgate_tokens::KeySet::prune(&machine_token_files(&data_dir).keys_dir(), keep)?
+            {
+                writeln!(out, "removed key {kid}").map_err(io)?;
+            }
         }
         TokenCommand::List { data_dir } => {
             let (issued, revoked) = machine_token_files(&data_dir).list().map_err(io)?;

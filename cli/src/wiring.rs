@@ -316,17 +316,25 @@ pub(crate) fn spawn_key_reload(
     data_dir: &Path,
     keys: kgate_tokens::SharedKeys,
 ) -> tokio::task::JoinHandle<()> {
-    let dir = service_account_keys_dir(data_dir);
+    spawn_key_dir_reload(service_account_keys_dir(data_dir), keys)
+}
+
+/// Follows the rotation and pruning of the key directory `dir` made while running (the
+/// ServiceAccount keys, or the webhook's machine-token keys).
+pub(crate) fn spawn_key_dir_reload(
+    dir: std::path::PathBuf,
+    keys: kgate_tokens::SharedKeys,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(KEY_RELOAD_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             match keys.reload_if_changed(&dir) {
-                Ok(true) => tracing::info!(dir = %dir.display(), "ServiceAccount keys reloaded"),
+                Ok(true) => tracing::info!(dir = %dir.display(), "signing keys reloaded"),
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(%error, "cannot reload the ServiceAccount keys; keeping the current ones")
+                    tracing::warn!(%error, dir = %dir.display(), "cannot reload the signing keys; keeping the current ones")
                 }
             }
         }

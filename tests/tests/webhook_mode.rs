@@ -7,7 +7,8 @@
 //!   `delete namespaces` although a ClusterRoleBinding makes her cluster-admin;
 //! - `kgate rbac who-can` and `explain` answer for the real cluster (its RBAC objects, and
 //!   kgate's policy file);
-//! - a machine token works, is revoked, and is refused;
+//! - a machine token works, is revoked, and is refused; a key rotation keeps tokens valid
+//!   until their key is pruned, without restarting the webhook;
 //! - with the webhook stopped, tokens are refused (401), authorization follows
 //!   `failurePolicy: Deny`, and the control plane's own identities keep working (the
 //!   matchConditions skip them); restarted, everything works again without restarting
@@ -354,6 +355,44 @@ fn kube_apiserver_authenticates_and_authorizes_through_kgate_webhook() {
         "the revoked token refused",
         unauthorized,
     );
+    // A key rotation keeps old tokens valid until their key is pruned; the running webhook
+    // follows both without a restart.
+    let data_arg = data.to_str().expect("utf-8");
+    let create = || {
+        kgate(&[
+            "token",
+            "create",
+            "--data-dir",
+            data_arg,
+            "--user",
+            "ci-bot",
+            "--duration",
+            "1h",
+        ])
+        .ok()
+        .trim()
+        .to_owned()
+    };
+    let before = create();
+    kgate(&["token", "rotate-keys", "--data-dir", data_arg]).ok();
+    let after = create();
+    eventually(
+        &reference,
+        &after,
+        &["auth", "whoami"],
+        "a token of the new key",
+        |r| r.success(),
+    );
+    assert!(kubectl_token(&reference, &before, &["auth", "whoami"]).success());
+    kgate(&["token", "prune-keys", "--data-dir", data_arg, "--keep", "1"]).ok();
+    eventually(
+        &reference,
+        &before,
+        &["auth", "whoami"],
+        "the pruned key's token refused",
+        unauthorized,
+    );
+    assert!(kubectl_token(&reference, &after, &["auth", "whoami"]).success());
 
     // Callers and bodies the webhook refuses; it keeps serving.
     let ca = write(
