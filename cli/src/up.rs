@@ -330,7 +330,7 @@ pub async fn start_webhook(
 ) -> Result<Running, RunError> {
     let readiness = Readiness::default();
     let pki = Pki::load_or_create(&settings.data_dir)?;
-    let keys = crate::webhook_cli::load_machine_keys(&settings.data_dir)
+    let keys = crate::webhook_cli::machine_keys(&settings.data_dir)
         .map_err(|e| RunError::Webhook(Box::new(e)))?;
     let files = crate::webhook_cli::machine_token_files(&settings.data_dir);
     let machine_tokens = Arc::new(kgate_tokens::machine::MachineTokenVerifier::new(

@@ -353,17 +353,13 @@ pub struct TokenCreateArgs {
     pub duration: String,
 }
 
-fn machine_keys(data_dir: &Path) -> Result<kgate_tokens::SharedKeys, WebhookCliError> {
+/// The machine-token keys of `data_dir`, created when absent.
+pub fn machine_keys(data_dir: &Path) -> Result<kgate_tokens::SharedKeys, WebhookCliError> {
     let keys = kgate_tokens::KeySet::load_or_create(
         &machine_token_files(data_dir).keys_dir(),
         kgate_tokens::Algorithm::Rs256,
     )?;
     Ok(kgate_tokens::SharedKeys::new(keys))
-}
-
-/// The machine-token keys of `data_dir`, created when absent (for `kgate webhook`).
-pub fn load_machine_keys(data_dir: &Path) -> Result<kgate_tokens::SharedKeys, WebhookCliError> {
-    machine_keys(data_dir)
 }
 
 /// Runs a `kgate token` command, writing its output to `out` (and the token id of `create` to
