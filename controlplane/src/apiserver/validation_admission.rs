@@ -1,0 +1,599 @@
+//! The validation of admissionregistration.k8s.io/v1 (webhook configurations, validating
+//! admission policies and their bindings), after kube's
+//! `pkg/apis/admissionregistration/validation`: the rules a user is most likely to meet, with
+//! kube's field paths and wording. Not here: label selector syntax, match conditions and the
+//! CEL compilation of expressions (kube compiles every expression; here an expression is only
+//! required to be non-empty).
+
+use kgate_core::status::StatusCause;
+use serde_json::Value;
+
+use super::{cause, is_dns1123_subdomain, required, DNS1123_SUBDOMAIN_MSG};
+
+const FAILURE_POLICIES: &[&str] = &["Fail", "Ignore"];
+const MATCH_POLICIES: &[&str] = &["Equivalent", "Exact"];
+/// The side effect classes a v1 webhook may declare (`noSideEffectClasses`).
+const NO_SIDE_EFFECTS: &[&str] = &["None", "NoneOnDryRun"];
+const OPERATIONS: &[&str] = &["*", "CONNECT", "CREATE", "DELETE", "UPDATE"];
+const SCOPES: &[&str] = &["*", "Cluster", "Namespaced"];
+const REINVOCATION_POLICIES: &[&str] = &["IfNeeded", "Never"];
+const VALIDATION_ACTIONS: &[&str] = &["Audit", "Deny", "Warn"];
+const POLICY_REASONS: &[&str] = &["Forbidden", "Invalid", "RequestEntityTooLarge"];
+/// `AcceptedAdmissionReviewVersions`.
+const REVIEW_VERSIONS: &[&str] = &["v1", "v1beta1"];
+const URL_FORM: &str = "; desired format: https://host[/path]";
+
+/// A value as kube's field errors print it: JSON (a string quoted).
+fn go_value(v: Option<&Value>) -> String {
+    v.map_or_else(|| "null".to_owned(), Value::to_string)
+}
+
+fn invalid(field: &str, value: Option<&Value>, detail: &str) -> StatusCause {
+    cause(
+        "FieldValueInvalid",
+        field,
+        format!("Invalid value: {}: {detail}", go_value(value)),
+    )
+}
+
+fn required_because(field: &str, detail: &str) -> StatusCause {
+    cause(
+        "FieldValueRequired",
+        field,
+        format!("Required value: {detail}"),
+    )
+}
+
+fn duplicate(field: &str, value: Option<&Value>) -> StatusCause {
+    cause(
+        "FieldValueDuplicate",
+        field,
+        format!("Duplicate value: {}", go_value(value)),
+    )
+}
+
+/// `field.NotSupported` for a value present in the object (any JSON type, printed as kube does).
+fn not_supported(field: &str, value: &Value, supported: &[&str]) -> StatusCause {
+    let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    cause(
+        "FieldValueNotSupported",
+        field,
+        format!(
+            "Unsupported value: {value}: supported values: {}",
+            supported.join(", ")
+        ),
+    )
+}
+
+/// The strings of the list at `obj[key]` (an absent list is empty).
+fn strings<'a>(obj: &'a Value, key: &str) -> Vec<&'a str> {
+    obj.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_str().unwrap_or(""))
+        .collect()
+}
+
+fn items<'a>(obj: &'a Value, key: &str) -> &'a [Value] {
+    obj.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn present<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+/// `obj[key]`, when set, is one of `allowed`.
+fn one_of(obj: &Value, key: &str, path: &str, allowed: &[&str], out: &mut Vec<StatusCause>) {
+    if let Some(v) = present(obj, key) {
+        if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
+            out.push(not_supported(&format!("{path}.{key}"), v, allowed));
+        }
+    }
+}
+
+/// The causes of a ValidatingWebhookConfiguration or MutatingWebhookConfiguration
+/// (`validateValidatingWebhookConfiguration`, `validateMutatingWebhookConfiguration`).
+pub(super) fn webhook_configuration(obj: &Value, mutating: bool, out: &mut Vec<StatusCause>) {
+    let mut names = Vec::new();
+    for (i, hook) in items(obj, "webhooks").iter().enumerate() {
+        let path = format!("webhooks[{i}]");
+        webhook(hook, mutating, &path, out);
+        review_versions(hook, &format!("{path}.admissionReviewVersions"), out);
+        let name = hook.get("name").and_then(Value::as_str).unwrap_or("");
+        if !name.is_empty() {
+            if names.contains(&name) {
+                out.push(duplicate(&format!("{path}.name"), hook.get("name")));
+            } else {
+                names.push(name);
+            }
+        }
+    }
+}
+
+/// `validateValidatingWebhook` / `validateMutatingWebhook`.
+fn webhook(hook: &Value, mutating: bool, path: &str, out: &mut Vec<StatusCause>) {
+    fully_qualified_name(hook.get("name"), &format!("{path}.name"), out);
+    for (i, rule) in items(hook, "rules").iter().enumerate() {
+        rule_with_operations(rule, &format!("{path}.rules[{i}]"), out);
+    }
+    one_of(hook, "failurePolicy", path, FAILURE_POLICIES, out);
+    one_of(hook, "matchPolicy", path, MATCH_POLICIES, out);
+    match present(hook, "sideEffects") {
+        None => out.push(required_because(
+            &format!("{path}.sideEffects"),
+            &format!("must specify one of {}", NO_SIDE_EFFECTS.join(", ")),
+        )),
+        Some(_) => one_of(hook, "sideEffects", path, NO_SIDE_EFFECTS, out),
+    }
+    if let Some(t) = present(hook, "timeoutSeconds") {
+        if !t.as_i64().is_some_and(|t| (1..=30).contains(&t)) {
+            out.push(invalid(
+                &format!("{path}.timeoutSeconds"),
+                Some(t),
+                "the timeout value must be between 1 and 30 seconds",
+            ));
+        }
+    }
+    if mutating {
+        one_of(hook, "reinvocationPolicy", path, REINVOCATION_POLICIES, out);
+    }
+    let config = hook.get("clientConfig").unwrap_or(&Value::Null);
+    let cc = format!("{path}.clientConfig");
+    match (present(config, "url"), present(config, "service")) {
+        (Some(url), None) => webhook_url(url.as_str().unwrap_or(""), &format!("{cc}.url"), out),
+        (None, Some(service)) => webhook_service(service, &format!("{cc}.service"), out),
+        _ => out.push(required_because(
+            &cc,
+            "exactly one of url or service is required",
+        )),
+    }
+}
+
+/// `utilvalidation.IsFullyQualifiedName`.
+fn fully_qualified_name(v: Option<&Value>, path: &str, out: &mut Vec<StatusCause>) {
+    let name = v.and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() {
+        out.push(required(path));
+    } else if let Some(errs) = subdomain_errors(name) {
+        out.push(invalid(path, v, &errs));
+    } else if name.split('.').count() < 3 {
+        out.push(invalid(
+            path,
+            v,
+            "should be a domain with at least three segments separated by dots",
+        ));
+    }
+}
+
+/// `IsDNS1123Subdomain`'s errors, joined with `,`, when there are any.
+fn subdomain_errors(s: &str) -> Option<String> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push("must be no more than 253 characters");
+    }
+    if !is_dns1123_subdomain(s) {
+        errs.push(DNS1123_SUBDOMAIN_MSG);
+    }
+    (!errs.is_empty()).then(|| errs.join(","))
+}
+
+/// `validateAdmissionReviewVersions` (a recognised version required, as on create).
+fn review_versions(hook: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    let versions = strings(hook, "admissionReviewVersions");
+    if versions.is_empty() {
+        out.push(required_because(
+            path,
+            &format!("must specify one of {}", REVIEW_VERSIONS.join(", ")),
+        ));
+        return;
+    }
+    let mut seen = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        let value = Value::String((*v).to_owned());
+        if seen.contains(v) {
+            out.push(invalid(&item, Some(&value), "duplicate version"));
+            continue;
+        }
+        seen.push(v);
+        if v.len() > 63 {
+            out.push(invalid(
+                &item,
+                Some(&value),
+                "must be no more than 63 characters",
+            ));
+        }
+        if !super::is_dns1035_label(v) {
+            out.push(invalid(&item, Some(&value), super::DNS1035_LABEL_MSG));
+        }
+    }
+    if !versions.iter().any(|v| REVIEW_VERSIONS.contains(v)) {
+        out.push(invalid(
+            path,
+            hook.get("admissionReviewVersions"),
+            &format!(
+                "must include at least one of {}",
+                REVIEW_VERSIONS.join(", ")
+            ),
+        ));
+    }
+}
+
+/// `validateRuleWithOperations` (subresources allowed).
+fn rule_with_operations(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    let operations = strings(rule, "operations");
+    if operations.is_empty() {
+        out.push(required(&format!("{path}.operations")));
+    }
+    if operations.len() > 1 && operations.contains(&"*") {
+        out.push(invalid(
+            &format!("{path}.operations"),
+            rule.get("operations"),
+            "if '*' is present, must not specify other operations",
+        ));
+    }
+    for (i, op) in items(rule, "operations").iter().enumerate() {
+        if !op.as_str().is_some_and(|s| OPERATIONS.contains(&s)) {
+            out.push(not_supported(
+                &format!("{path}.operations[{i}]"),
+                op,
+                OPERATIONS,
+            ));
+        }
+    }
+    // validateRule.
+    let groups = strings(rule, "apiGroups");
+    if groups.is_empty() {
+        out.push(required(&format!("{path}.apiGroups")));
+    }
+    if groups.len() > 1 && groups.contains(&"*") {
+        out.push(invalid(
+            &format!("{path}.apiGroups"),
+            rule.get("apiGroups"),
+            "if '*' is present, must not specify other API groups",
+        ));
+    }
+    let versions = strings(rule, "apiVersions");
+    if versions.is_empty() {
+        out.push(required(&format!("{path}.apiVersions")));
+    }
+    if versions.len() > 1 && versions.contains(&"*") {
+        out.push(invalid(
+            &format!("{path}.apiVersions"),
+            rule.get("apiVersions"),
+            "if '*' is present, must not specify other API versions",
+        ));
+    }
+    for (i, v) in versions.iter().enumerate() {
+        if v.is_empty() {
+            out.push(required(&format!("{path}.apiVersions[{i}]")));
+        }
+    }
+    resources(rule, &format!("{path}.resources"), out);
+    one_of(rule, "scope", path, SCOPES, out);
+}
+
+/// `validateResources`: subresources and their wildcards.
+fn resources(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    let resources = strings(rule, "resources");
+    if resources.is_empty() {
+        out.push(required(path));
+    }
+    let mut wildcard_sub: Vec<&str> = Vec::new();
+    let mut wildcard_res: Vec<&str> = Vec::new();
+    let (mut double, mut single, mut plain) = (false, false, false);
+    for (i, r) in resources.iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        if r.is_empty() {
+            out.push(required(&item));
+            continue;
+        }
+        double |= *r == "*/*";
+        single |= *r == "*";
+        let Some((res, sub)) = r.split_once('/') else {
+            plain = *r != "*";
+            continue;
+        };
+        let value = Value::String((*r).to_owned());
+        if wildcard_sub.contains(&res) {
+            out.push(invalid(
+                &item,
+                Some(&value),
+                &format!("if '{res}/*' is present, must not specify {r}"),
+            ));
+        }
+        if wildcard_res.contains(&sub) {
+            out.push(invalid(
+                &item,
+                Some(&value),
+                &format!("if '*/{sub}' is present, must not specify {r}"),
+            ));
+        }
+        if sub == "*" {
+            wildcard_sub.push(res);
+        }
+        if res == "*" {
+            wildcard_res.push(sub);
+        }
+    }
+    if resources.len() > 1 && double {
+        out.push(invalid(
+            path,
+            rule.get("resources"),
+            "if '*/*' is present, must not specify other resources",
+        ));
+    }
+    if single && plain {
+        out.push(invalid(
+            path,
+            rule.get("resources"),
+            "if '*' is present, must not specify other resources without subresources",
+        ));
+    }
+}
+
+/// `webhook.ValidateWebhookURL` with https required. Go's `url.Parse` is approximated: the
+/// scheme, the authority (user information and host) and the query and fragment are split
+/// as it splits them for the URLs a webhook is given.
+fn webhook_url(url: &str, path: &str, out: &mut Vec<StatusCause>) {
+    let (rest, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let scheme_end = rest.find(':').filter(|&i| {
+        rest[..i].starts_with(|c: char| c.is_ascii_alphabetic())
+            && rest[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let (scheme, rest) = match scheme_end {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => ("", rest),
+    };
+    let (user, host) = match rest.strip_prefix("//") {
+        Some(authority) => {
+            let authority = authority.split('/').next().unwrap_or("");
+            match authority.rsplit_once('@') {
+                Some((user, host)) => (Some(user), host),
+                None => (None, authority),
+            }
+        }
+        None => (None, ""),
+    };
+    let text = |s: &str| Value::String(s.to_owned());
+    if scheme != "https" {
+        out.push(invalid(
+            path,
+            Some(&text(&scheme.to_ascii_lowercase())),
+            &format!("'https' is the only allowed URL scheme{URL_FORM}"),
+        ));
+    }
+    if host.is_empty() {
+        out.push(invalid(
+            path,
+            Some(&text(host)),
+            &format!("host must be specified{URL_FORM}"),
+        ));
+    }
+    if let Some(user) = user {
+        out.push(invalid(
+            path,
+            Some(&text(user)),
+            "user information is not permitted in the URL",
+        ));
+    }
+    if !fragment.is_empty() {
+        out.push(invalid(
+            path,
+            Some(&text(fragment)),
+            "fragments are not permitted in the URL",
+        ));
+    }
+    if !query.is_empty() {
+        out.push(invalid(
+            path,
+            Some(&text(query)),
+            "query parameters are not permitted in the URL",
+        ));
+    }
+}
+
+/// `webhook.ValidateWebhookService`: name, namespace and port (the path's segments are not
+/// checked here).
+fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    for key in ["name", "namespace"] {
+        if service
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
+            out.push(required(&format!("{path}.{key}")));
+        }
+    }
+    if let Some(port) = present(service, "port") {
+        if !port.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
+            out.push(invalid(
+                &format!("{path}.port"),
+                Some(port),
+                "port is not valid: must be between 1 and 65535, inclusive",
+            ));
+        }
+    }
+}
+
+/// `validateValidatingAdmissionPolicySpec` (without the CEL compilation).
+pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    match present(spec, "failurePolicy") {
+        None => out.push(required("spec.failurePolicy")),
+        Some(_) => one_of(spec, "failurePolicy", "spec", FAILURE_POLICIES, out),
+    }
+    if let Some(kind) = present(spec, "paramKind") {
+        for key in ["apiVersion", "kind"] {
+            if kind
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
+                out.push(required(&format!("spec.paramKind.{key}")));
+            }
+        }
+    }
+    match present(spec, "matchConstraints") {
+        None => out.push(required("spec.matchConstraints")),
+        Some(m) => {
+            match_resources(m, "spec.matchConstraints", out);
+            if items(m, "resourceRules").is_empty() {
+                out.push(required("spec.matchConstraints.resourceRules"));
+            }
+        }
+    }
+    let validations = items(spec, "validations");
+    if validations.is_empty() && items(spec, "auditAnnotations").is_empty() {
+        let detail = "validations or auditAnnotations must contain at least one item";
+        out.push(required_because("spec.validations", detail));
+        out.push(required_because("spec.auditAnnotations", detail));
+        return;
+    }
+    for (i, v) in validations.iter().enumerate() {
+        let path = format!("spec.validations[{i}]");
+        let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or("");
+        if text("expression").trim().is_empty() {
+            out.push(required_because(
+                &format!("{path}.expression"),
+                "expression is not specified",
+            ));
+        }
+        let message_expression = text("messageExpression");
+        if !message_expression.is_empty() && message_expression.trim().is_empty() {
+            out.push(invalid(
+                &format!("{path}.messageExpression"),
+                v.get("messageExpression"),
+                "must be non-empty if specified",
+            ));
+        }
+        let message = text("message");
+        if !message.is_empty() && message.trim().is_empty() {
+            out.push(invalid(
+                &format!("{path}.message"),
+                v.get("message"),
+                "must be non-empty if specified",
+            ));
+        } else if message.trim().contains('\n') {
+            out.push(invalid(
+                &format!("{path}.message"),
+                v.get("message"),
+                "must not contain line breaks",
+            ));
+        }
+        one_of(v, "reason", &path, POLICY_REASONS, out);
+    }
+}
+
+/// `validateMatchResources` (the selectors' syntax not checked here).
+fn match_resources(m: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    match present(m, "matchPolicy") {
+        None => out.push(required(&format!("{path}.matchPolicy"))),
+        Some(_) => one_of(m, "matchPolicy", path, MATCH_POLICIES, out),
+    }
+    for key in ["namespaceSelector", "objectSelector"] {
+        if present(m, key).is_none() {
+            out.push(required(&format!("{path}.{key}")));
+        }
+    }
+    for key in ["resourceRules", "excludeResourceRules"] {
+        for (i, rule) in items(m, key).iter().enumerate() {
+            rule_with_operations(rule, &format!("{path}.{key}[{i}]"), out);
+        }
+    }
+}
+
+/// `validateValidatingAdmissionPolicyBindingSpec` (paramRef: its required fields).
+pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let name = spec.get("policyName").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() {
+        out.push(required("spec.policyName"));
+    } else {
+        if name.len() > 253 {
+            out.push(invalid(
+                "spec.policyName",
+                spec.get("policyName"),
+                "must be no more than 253 characters",
+            ));
+        }
+        if !is_dns1123_subdomain(name) {
+            out.push(invalid(
+                "spec.policyName",
+                spec.get("policyName"),
+                DNS1123_SUBDOMAIN_MSG,
+            ));
+        }
+    }
+    if let Some(param) = present(spec, "paramRef") {
+        let named = !param
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty();
+        let selected = present(param, "selector").is_some();
+        if named && selected {
+            for key in ["name", "selector"] {
+                out.push(cause(
+                    "FieldValueForbidden",
+                    &format!("spec.paramRef.{key}"),
+                    "Forbidden: name and selector are mutually exclusive".to_owned(),
+                ));
+            }
+        }
+        if !named && !selected {
+            out.push(required_because(
+                "spec.paramRef",
+                "one of name or selector must be specified",
+            ));
+        }
+        let action = param.get("parameterNotFoundAction");
+        match action.and_then(Value::as_str) {
+            None | Some("") => out.push(required("spec.paramRef.parameterNotFoundAction")),
+            Some("Deny" | "Allow") => {}
+            Some(_) => out.push(not_supported(
+                "spec.paramRef.parameterNotFoundAction",
+                action.unwrap_or(&Value::Null),
+                &["Deny", "Allow"],
+            )),
+        }
+    }
+    if let Some(m) = present(spec, "matchResources") {
+        match_resources(m, "spec.matchResources", out);
+    }
+    // validateValidationActions.
+    let path = "spec.validationActions";
+    let mut seen = Vec::new();
+    for (i, action) in items(spec, "validationActions").iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        let s = action.as_str().unwrap_or("");
+        if !VALIDATION_ACTIONS.contains(&s) {
+            out.push(not_supported(&item, action, VALIDATION_ACTIONS));
+        }
+        if seen.contains(&s) {
+            out.push(duplicate(&item, Some(action)));
+        }
+        seen.push(s);
+    }
+    if seen.contains(&"Deny") && seen.contains(&"Warn") {
+        out.push(invalid(
+            path,
+            spec.get("validationActions"),
+            "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)",
+        ));
+    }
+    if seen.is_empty() {
+        out.push(required_because(
+            path,
+            "at least one validation action is required",
+        ));
+    }
+}
