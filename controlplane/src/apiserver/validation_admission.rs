@@ -597,3 +597,127 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::validate_create;
+    use crate::resources::lookup;
+
+    const ADM: &str = "admissionregistration.k8s.io";
+
+    /// The message of the 422 a create of `obj` as `plural` gets.
+    fn refused(plural: &str, obj: serde_json::Value) -> String {
+        let def = lookup(ADM, "v1", plural).expect("served");
+        validate_create(def, &obj).expect_err("refused").message
+    }
+
+    fn hook(extra: serde_json::Value) -> serde_json::Value {
+        let mut h = json!({"name": "v.example.com", "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "clientConfig": {"url": "https://example.com/x"},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["pods"]}]});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            h[k] = v.clone();
+        }
+        h
+    }
+
+    fn config(hooks: serde_json::Value) -> serde_json::Value {
+        json!({"metadata": {"name": "c"}, "webhooks": hooks})
+    }
+
+    #[test]
+    fn a_valid_webhook_configuration_is_taken() {
+        let def = lookup(ADM, "v1", "validatingwebhookconfigurations").expect("served");
+        validate_create(def, &config(json!([hook(json!({}))]))).expect("valid");
+        let service = hook(json!({"clientConfig": {"service": {"namespace": "n", "name": "s"}}}));
+        validate_create(def, &config(json!([service]))).expect("a service reference");
+    }
+
+    #[test]
+    fn webhooks_are_refused_with_kubes_paths_and_words() {
+        let v = "validatingwebhookconfigurations";
+        assert_eq!(
+            refused(v, config(json!([hook(json!({"timeoutSeconds": 31}))]))),
+            "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"c\" is invalid: \
+             webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds"
+        );
+        let mut no_side_effects = hook(json!({}));
+        no_side_effects
+            .as_object_mut()
+            .map(|h| h.remove("sideEffects"));
+        assert!(refused(v, config(json!([no_side_effects]))).ends_with(
+            "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun"
+        ));
+        assert!(refused(v, config(json!([hook(json!({"sideEffects": "Some"}))]))).ends_with(
+            "webhooks[0].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\""
+        ));
+        assert!(refused(
+            v,
+            config(json!([hook(json!({"clientConfig": {"url": "http://h/p?q=1"}}))]))
+        )
+        .ends_with(
+            "[webhooks[0].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme; \
+             desired format: https://host[/path], webhooks[0].clientConfig.url: Invalid value: \"q=1\": \
+             query parameters are not permitted in the URL]"
+        ));
+        assert!(refused(v, config(json!([hook(json!({"clientConfig": {}}))])))
+            .ends_with("webhooks[0].clientConfig: Required value: exactly one of url or service is required"));
+        assert!(
+            refused(v, config(json!([hook(json!({})), hook(json!({}))])))
+                .ends_with("webhooks[1].name: Duplicate value: \"v.example.com\"")
+        );
+        assert!(refused(v, config(json!([hook(json!({"name": "a.b"}))]))).ends_with(
+            "webhooks[0].name: Invalid value: \"a.b\": should be a domain with at least three segments separated by dots"
+        ));
+        assert!(refused(v, config(json!([hook(json!({"admissionReviewVersions": ["v2"]}))])))
+            .ends_with("webhooks[0].admissionReviewVersions: Invalid value: [\"v2\"]: must include at least one of v1, v1beta1"));
+        let rules = json!({"rules": [{"operations": [], "apiGroups": ["*", "apps"],
+            "apiVersions": ["v1"], "resources": ["*", "pods"], "scope": "All"}]});
+        assert_eq!(
+            refused(v, config(json!([hook(rules)]))),
+            "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"c\" is invalid: [\
+             webhooks[0].rules[0].operations: Required value, \
+             webhooks[0].rules[0].apiGroups: Invalid value: [\"*\",\"apps\"]: if '*' is present, must not specify other API groups, \
+             webhooks[0].rules[0].resources: Invalid value: [\"*\",\"pods\"]: if '*' is present, must not specify other resources without subresources, \
+             webhooks[0].rules[0].scope: Unsupported value: \"All\": supported values: \"*\", \"Cluster\", \"Namespaced\"]"
+        );
+        // reinvocationPolicy is the mutating webhooks' own.
+        let m = "mutatingwebhookconfigurations";
+        assert!(refused(m, config(json!([hook(json!({"reinvocationPolicy": "Always"}))])))
+            .ends_with("webhooks[0].reinvocationPolicy: Unsupported value: \"Always\": supported values: \"IfNeeded\", \"Never\""));
+    }
+
+    #[test]
+    fn policies_and_bindings_are_refused_with_kubes_paths_and_words() {
+        let p = "validatingadmissionpolicies";
+        assert_eq!(
+            refused(p, json!({"metadata": {"name": "p"}, "spec": {"failurePolicy": "Fail"}})),
+            "ValidatingAdmissionPolicy.admissionregistration.k8s.io \"p\" is invalid: [\
+             spec.matchConstraints: Required value, \
+             spec.validations: Required value: validations or auditAnnotations must contain at least one item, \
+             spec.auditAnnotations: Required value: validations or auditAnnotations must contain at least one item]"
+        );
+        let b = "validatingadmissionpolicybindings";
+        assert_eq!(
+            refused(b, json!({"metadata": {"name": "b"}, "spec": {}})),
+            "ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io \"b\" is invalid: [\
+             spec.policyName: Required value, \
+             spec.validationActions: Required value: at least one validation action is required]"
+        );
+        assert!(refused(
+            b,
+            json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny", "Warn"]}})
+        )
+        .ends_with("must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)"));
+        let def = lookup(ADM, "v1", b).expect("served");
+        validate_create(
+            def,
+            &json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny"],
+                "paramRef": {"name": "x", "parameterNotFoundAction": "Allow"}}}),
+        )
+        .expect("valid");
+    }
+}
