@@ -739,6 +739,9 @@ fn admission_kinds(d: &mut Differential<'_>) {
         post("adm-vwc-rules-bad", &vwcs, vwc("bad", json!([hook(json!({"rules": [
             {"operations": ["CREATE", "*"], "apiGroups": [], "apiVersions": ["v1"], "resources": ["*", "pods"], "scope": "Everywhere"},
             {"operations": ["PATCH"], "apiGroups": ["*"], "apiVersions": ["v1"], "resources": ["pods/*", "pods/status"]}]}))]))),
+        post("adm-vwc-match-conditions-bad", &vwcs, vwc("bad", json!([hook(json!({"matchConditions": [
+            {"name": "a", "expression": "true"}, {"name": "a", "expression": " "},
+            {"name": "-x", "expression": "true"}]}))]))),
         post("adm-mwc-reinvocation-bad", &mwcs, json!({"apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration", "metadata": {"name": "bad"},
             "webhooks": [hook(json!({"reinvocationPolicy": "Always", "failurePolicy": "Sometimes"}))]})),

@@ -1,14 +1,14 @@
 //! The validation of admissionregistration.k8s.io/v1 (webhook configurations, validating
 //! admission policies and their bindings), after kube's
 //! `pkg/apis/admissionregistration/validation`: the rules a user is most likely to meet, with
-//! kube's field paths and wording. Not here: label selector syntax, match conditions and the
-//! CEL compilation of expressions (kube compiles every expression; here an expression is only
-//! required to be non-empty).
+//! kube's field paths and wording. Not here: label selector syntax, variables, audit
+//! annotations, and the CEL compilation of expressions (kube compiles every expression; here an
+//! expression is only required to be non-empty).
 
 use kgate_core::status::StatusCause;
 use serde_json::Value;
 
-use super::{cause, is_dns1123_subdomain, required, DNS1123_SUBDOMAIN_MSG};
+use super::{cause, is_dns1123_subdomain, qualified_name_errors, required, DNS1123_SUBDOMAIN_MSG};
 
 const FAILURE_POLICIES: &[&str] = &["Fail", "Ignore"];
 const MATCH_POLICIES: &[&str] = &["Equivalent", "Exact"];
@@ -149,6 +149,40 @@ fn webhook(hook: &Value, mutating: bool, path: &str, out: &mut Vec<StatusCause>)
             &cc,
             "exactly one of url or service is required",
         )),
+    }
+    match_conditions(hook, &format!("{path}.matchConditions"), out);
+}
+
+/// `validateMatchConditions`, without compiling the expressions.
+fn match_conditions(obj: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    let conditions = items(obj, "matchConditions");
+    if conditions.len() > 64 {
+        out.push(cause(
+            "FieldValueTooMany",
+            path,
+            format!("Too many: {}: must have at most 64 items", conditions.len()),
+        ));
+    }
+    let mut names = Vec::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        let text = |key: &str| c.get(key).and_then(Value::as_str).unwrap_or("");
+        if text("expression").trim().is_empty() {
+            out.push(required(&format!("{item}.expression")));
+        }
+        let name = text("name");
+        if name.is_empty() {
+            out.push(required(&format!("{item}.name")));
+        } else {
+            for e in qualified_name_errors(name) {
+                out.push(invalid(&format!("{item}.name"), c.get("name"), &e));
+            }
+            if names.contains(&name) {
+                out.push(duplicate(&format!("{item}.name"), c.get("name")));
+            } else {
+                names.push(name);
+            }
+        }
     }
 }
 
@@ -451,6 +485,7 @@ pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
             }
         }
     }
+    match_conditions(spec, "spec.matchConditions", out);
     let validations = items(spec, "validations");
     if validations.is_empty() && items(spec, "auditAnnotations").is_empty() {
         let detail = "validations or auditAnnotations must contain at least one item";
@@ -683,6 +718,15 @@ mod tests {
              webhooks[0].rules[0].apiGroups: Invalid value: [\"*\",\"apps\"]: if '*' is present, must not specify other API groups, \
              webhooks[0].rules[0].resources: Invalid value: [\"*\",\"pods\"]: if '*' is present, must not specify other resources without subresources, \
              webhooks[0].rules[0].scope: Unsupported value: \"All\": supported values: \"*\", \"Cluster\", \"Namespaced\"]"
+        );
+        let conditions = json!({"matchConditions": [{"name": "a", "expression": "true"},
+            {"name": "a", "expression": " "}, {"name": "-x", "expression": "true"}]});
+        assert_eq!(
+            refused(v, config(json!([hook(conditions)]))),
+            "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"c\" is invalid: [\
+             webhooks[0].matchConditions[1].expression: Required value, \
+             webhooks[0].matchConditions[1].name: Duplicate value: \"a\", \
+             webhooks[0].matchConditions[2].name: Invalid value: \"-x\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]"
         );
         // reinvocationPolicy is the mutating webhooks' own.
         let m = "mutatingwebhookconfigurations";
