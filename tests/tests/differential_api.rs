@@ -742,6 +742,12 @@ fn admission_kinds(d: &mut Differential<'_>) {
         post("adm-vwc-match-conditions-bad", &vwcs, vwc("bad", json!([hook(json!({"matchConditions": [
             {"name": "a", "expression": "true"}, {"name": "a", "expression": " "},
             {"name": "-x", "expression": "true"}]}))]))),
+        post("adm-vwc-selector-bad", &vwcs, vwc("bad", json!([hook(json!({"objectSelector": {
+            "matchLabels": {"a": "-"}, "matchExpressions": [{"key": "k", "operator": "In"},
+                {"key": "k", "operator": "Exists", "values": ["v"]}, {"key": "k", "operator": "Has"}]}}))]))),
+        post("adm-vapb-match-selector-bad", &vapbs, vapb("bad", json!({"policyName": "p",
+            "validationActions": ["Deny"], "matchResources": {"namespaceSelector": {"matchExpressions": [
+                {"key": "bad key", "operator": "NotIn"}]}}}))),
         post("adm-mwc-reinvocation-bad", &mwcs, json!({"apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration", "metadata": {"name": "bad"},
             "webhooks": [hook(json!({"reinvocationPolicy": "Always", "failurePolicy": "Sometimes"}))]})),

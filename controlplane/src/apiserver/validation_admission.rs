@@ -1,7 +1,7 @@
 //! The validation of admissionregistration.k8s.io/v1 (webhook configurations, validating
 //! admission policies and their bindings), after kube's
 //! `pkg/apis/admissionregistration/validation`: the rules a user is most likely to meet, with
-//! kube's field paths and wording. Not here: label selector syntax, variables, audit
+//! kube's field paths and wording. Not here: variables, audit
 //! annotations, and the CEL compilation of expressions (kube compiles every expression; here an
 //! expression is only required to be non-empty).
 
@@ -135,6 +135,11 @@ fn webhook(hook: &Value, mutating: bool, path: &str, out: &mut Vec<StatusCause>)
                 Some(t),
                 "the timeout value must be between 1 and 30 seconds",
             ));
+        }
+    }
+    for key in ["namespaceSelector", "objectSelector"] {
+        if let Some(selector) = present(hook, key) {
+            label_selector(selector, &format!("{path}.{key}"), out);
         }
     }
     if mutating {
@@ -457,6 +462,73 @@ fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
     }
 }
 
+/// `metav1validation.ValidateLabelSelector` (label values in expressions checked, as for every
+/// selector of these kinds on create).
+fn label_selector(selector: &Value, path: &str, out: &mut Vec<StatusCause>) {
+    let labels_path = format!("{path}.matchLabels");
+    let labels = selector.get("matchLabels").and_then(Value::as_object);
+    for (key, value) in labels.into_iter().flatten() {
+        label_key(key, &labels_path, out);
+        label_value(value.as_str().unwrap_or(""), &labels_path, out);
+    }
+    for (i, req) in items(selector, "matchExpressions").iter().enumerate() {
+        let item = format!("{path}.matchExpressions[{i}]");
+        let values = items(req, "values");
+        match req.get("operator").and_then(Value::as_str) {
+            Some("In" | "NotIn") if values.is_empty() => out.push(required_because(
+                &format!("{item}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            Some("Exists" | "DoesNotExist") if !values.is_empty() => out.push(cause(
+                "FieldValueForbidden",
+                &format!("{item}.values"),
+                "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
+                    .to_owned(),
+            )),
+            Some("In" | "NotIn" | "Exists" | "DoesNotExist") => {}
+            _ => out.push(invalid(
+                &format!("{item}.operator"),
+                Some(req.get("operator").unwrap_or(&Value::String(String::new()))),
+                "not a valid selector operator",
+            )),
+        }
+        label_key(
+            req.get("key").and_then(Value::as_str).unwrap_or(""),
+            &format!("{item}.key"),
+            out,
+        );
+        for (j, v) in values.iter().enumerate() {
+            label_value(
+                v.as_str().unwrap_or(""),
+                &format!("{item}.values[{j}]"),
+                out,
+            );
+        }
+    }
+}
+
+fn label_key(key: &str, path: &str, out: &mut Vec<StatusCause>) {
+    let value = Value::String(key.to_owned());
+    for e in qualified_name_errors(key) {
+        out.push(invalid(path, Some(&value), &e));
+    }
+}
+
+/// `IsValidLabelValue`.
+fn label_value(v: &str, path: &str, out: &mut Vec<StatusCause>) {
+    let value = Value::String(v.to_owned());
+    if v.len() > 63 {
+        out.push(invalid(
+            path,
+            Some(&value),
+            "must be no more than 63 characters",
+        ));
+    }
+    if !v.is_empty() && !super::is_qualified_name_part(v) {
+        out.push(invalid(path, Some(&value), super::LABEL_VALUE_MSG));
+    }
+}
+
 /// `validateValidatingAdmissionPolicySpec` (without the CEL compilation).
 pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
@@ -535,8 +607,9 @@ fn match_resources(m: &Value, path: &str, out: &mut Vec<StatusCause>) {
         Some(_) => one_of(m, "matchPolicy", path, MATCH_POLICIES, out),
     }
     for key in ["namespaceSelector", "objectSelector"] {
-        if present(m, key).is_none() {
-            out.push(required(&format!("{path}.{key}")));
+        match present(m, key) {
+            None => out.push(required(&format!("{path}.{key}"))),
+            Some(selector) => label_selector(selector, &format!("{path}.{key}"), out),
         }
     }
     for key in ["resourceRules", "excludeResourceRules"] {
@@ -574,14 +647,22 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
             .and_then(Value::as_str)
             .unwrap_or("")
             .is_empty();
-        let selected = present(param, "selector").is_some();
+        let selector = present(param, "selector");
+        let selected = selector.is_some();
+        let exclusive = |key: &str| {
+            cause(
+                "FieldValueForbidden",
+                &format!("spec.paramRef.{key}"),
+                "Forbidden: name and selector are mutually exclusive".to_owned(),
+            )
+        };
         if named && selected {
-            for key in ["name", "selector"] {
-                out.push(cause(
-                    "FieldValueForbidden",
-                    &format!("spec.paramRef.{key}"),
-                    "Forbidden: name and selector are mutually exclusive".to_owned(),
-                ));
+            out.push(exclusive("name"));
+        }
+        if let Some(selector) = selector {
+            label_selector(selector, "spec.paramRef.selector", out);
+            if named {
+                out.push(exclusive("selector"));
             }
         }
         if !named && !selected {
@@ -727,6 +808,15 @@ mod tests {
              webhooks[0].matchConditions[1].expression: Required value, \
              webhooks[0].matchConditions[1].name: Duplicate value: \"a\", \
              webhooks[0].matchConditions[2].name: Invalid value: \"-x\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]"
+        );
+        let selector = json!({"namespaceSelector": {"matchLabels": {"a": "-"},
+            "matchExpressions": [{"key": "k", "operator": "In"}, {"key": "k", "operator": "Has"}]}});
+        assert_eq!(
+            refused(v, config(json!([hook(selector)]))),
+            "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"c\" is invalid: [\
+             webhooks[0].namespaceSelector.matchLabels: Invalid value: \"-\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?'), \
+             webhooks[0].namespaceSelector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn', \
+             webhooks[0].namespaceSelector.matchExpressions[1].operator: Invalid value: \"Has\": not a valid selector operator]"
         );
         // reinvocationPolicy is the mutating webhooks' own.
         let m = "mutatingwebhookconfigurations";
