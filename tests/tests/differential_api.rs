@@ -748,6 +748,8 @@ fn admission_kinds(d: &mut Differential<'_>) {
         post("adm-vapb-match-selector-bad", &vapbs, vapb("bad", json!({"policyName": "p",
             "validationActions": ["Deny"], "matchResources": {"namespaceSelector": {"matchExpressions": [
                 {"key": "bad key", "operator": "NotIn"}]}}}))),
+        post("adm-vwc-service-path-bad", &vwcs, vwc("bad", json!([hook(json!({"clientConfig":
+            {"service": {"namespace": "default", "name": "hook", "path": "a//B/", "port": 0}}}))]))),
         post("adm-mwc-reinvocation-bad", &mwcs, json!({"apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration", "metadata": {"name": "bad"},
             "webhooks": [hook(json!({"reinvocationPolicy": "Always", "failurePolicy": "Sometimes"}))]})),

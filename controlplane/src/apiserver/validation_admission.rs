@@ -207,8 +207,8 @@ fn fully_qualified_name(v: Option<&Value>, path: &str, out: &mut Vec<StatusCause
     }
 }
 
-/// `IsDNS1123Subdomain`'s errors, joined with `,`, when there are any.
-fn subdomain_errors(s: &str) -> Option<String> {
+/// `IsDNS1123Subdomain`'s errors.
+fn subdomain_error_list(s: &str) -> Vec<&'static str> {
     let mut errs = Vec::new();
     if s.len() > 253 {
         errs.push("must be no more than 253 characters");
@@ -216,6 +216,12 @@ fn subdomain_errors(s: &str) -> Option<String> {
     if !is_dns1123_subdomain(s) {
         errs.push(DNS1123_SUBDOMAIN_MSG);
     }
+    errs
+}
+
+/// `IsDNS1123Subdomain`'s errors, joined with `,`, when there are any.
+fn subdomain_errors(s: &str) -> Option<String> {
+    let errs = subdomain_error_list(s);
     (!errs.is_empty()).then(|| errs.join(","))
 }
 
@@ -438,8 +444,7 @@ fn webhook_url(url: &str, path: &str, out: &mut Vec<StatusCause>) {
     }
 }
 
-/// `webhook.ValidateWebhookService`: name, namespace and port (the path's segments are not
-/// checked here).
+/// `webhook.ValidateWebhookService`: name, namespace, port and path.
 fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
     for key in ["name", "namespace"] {
         if service
@@ -457,6 +462,45 @@ fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
                 &format!("{path}.port"),
                 Some(port),
                 "port is not valid: must be between 1 and 65535, inclusive",
+            ));
+        }
+    }
+    let Some(url_path) = present(service, "path") else {
+        return;
+    };
+    let text = url_path.as_str().unwrap_or("");
+    let field = format!("{path}.path");
+    if text.is_empty() || text == "/" {
+        return;
+    }
+    if text == "//" {
+        out.push(invalid(
+            &field,
+            Some(url_path),
+            "segment[0] may not be empty",
+        ));
+        return;
+    }
+    if !text.starts_with('/') {
+        out.push(invalid(&field, Some(url_path), "must start with a '/'"));
+    }
+    // Go slices off the first byte whatever it is, and one trailing '/'.
+    let rest = text.get(1..).unwrap_or("");
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    for (i, step) in rest.split('/').enumerate() {
+        if step.is_empty() {
+            out.push(invalid(
+                &field,
+                Some(url_path),
+                &format!("segment[{i}] may not be empty"),
+            ));
+            continue;
+        }
+        for e in subdomain_error_list(step) {
+            out.push(invalid(
+                &field,
+                Some(url_path),
+                &format!("segment[{i}]: {e}"),
             ));
         }
     }
@@ -718,7 +762,7 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
 mod tests {
     use serde_json::json;
 
-    use super::super::validate_create;
+    use super::super::{validate_create, DNS1123_SUBDOMAIN_MSG};
     use crate::resources::lookup;
 
     const ADM: &str = "admissionregistration.k8s.io";
@@ -818,6 +862,20 @@ mod tests {
              webhooks[0].namespaceSelector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn', \
              webhooks[0].namespaceSelector.matchExpressions[1].operator: Invalid value: \"Has\": not a valid selector operator]"
         );
+        let service = |path: &str| {
+            hook(
+                json!({"clientConfig": {"service": {"namespace": "n", "name": "s", "path": path}}}),
+            )
+        };
+        // Go drops the first byte whatever it is: "v" is also one empty segment.
+        assert!(refused(v, config(json!([service("v")]))).ends_with(
+            "[webhooks[0].clientConfig.service.path: Invalid value: \"v\": must start with a '/', \
+             webhooks[0].clientConfig.service.path: Invalid value: \"v\": segment[0] may not be empty]"
+        ));
+        assert!(refused(v, config(json!([service("/a//B/")]))).ends_with(&format!(
+            "[webhooks[0].clientConfig.service.path: Invalid value: \"/a//B/\": segment[1] may not be empty, \
+             webhooks[0].clientConfig.service.path: Invalid value: \"/a//B/\": segment[2]: {DNS1123_SUBDOMAIN_MSG}]"
+        )));
         // reinvocationPolicy is the mutating webhooks' own.
         let m = "mutatingwebhookconfigurations";
         assert!(refused(m, config(json!([hook(json!({"reinvocationPolicy": "Always"}))])))
