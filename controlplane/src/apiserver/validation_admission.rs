@@ -581,16 +581,7 @@ pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
         Some(_) => one_of(spec, "failurePolicy", "spec", FAILURE_POLICIES, out),
     }
     if let Some(kind) = present(spec, "paramKind") {
-        for key in ["apiVersion", "kind"] {
-            if kind
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                out.push(required(&format!("spec.paramKind.{key}")));
-            }
-        }
+        param_kind(kind, out);
     }
     match present(spec, "matchConstraints") {
         None => out.push(required("spec.matchConstraints")),
@@ -644,6 +635,63 @@ pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
     }
 }
 
+/// `IsDNS1035Label`'s errors, joined with `,`.
+fn dns1035_errors(s: &str) -> Option<String> {
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push("must be no more than 63 characters");
+    }
+    if !super::is_dns1035_label(s) {
+        errs.push(super::DNS1035_LABEL_MSG);
+    }
+    (!errs.is_empty()).then(|| errs.join(","))
+}
+
+/// `validateParamKind`.
+fn param_kind(kind: &Value, out: &mut Vec<StatusCause>) {
+    let text = |v: &str| Value::String(v.to_owned());
+    let field = "spec.paramKind.apiVersion";
+    let api_version = kind.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if api_version.is_empty() {
+        out.push(required(field));
+    } else if api_version.matches('/').count() > 1 {
+        out.push(invalid(
+            field,
+            Some(&text(api_version)),
+            &format!("unexpected GroupVersion string: {api_version}"),
+        ));
+    } else {
+        let (group, version) = match api_version {
+            "/" => ("", ""),
+            gv => gv.split_once('/').unwrap_or(("", gv)),
+        };
+        if !group.is_empty() {
+            if let Some(e) = subdomain_errors(group) {
+                out.push(invalid(field, Some(&text(group)), &e));
+            }
+        }
+        if version.is_empty() {
+            out.push(invalid(
+                field,
+                Some(&text(api_version)),
+                "version must be specified",
+            ));
+        } else if let Some(e) = dns1035_errors(version) {
+            out.push(invalid(field, Some(&text(version)), &e));
+        }
+    }
+    let name = kind.get("kind").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() {
+        out.push(required("spec.paramKind.kind"));
+    } else if let Some(e) = dns1035_errors(&name.to_ascii_lowercase()) {
+        out.push(invalid(
+            "spec.paramKind.kind",
+            Some(&text(name)),
+            &format!("may have mixed case, but should otherwise match: {e}"),
+        ));
+    }
+}
+
 /// `validateMatchResources` (the selectors' syntax not checked here).
 fn match_resources(m: &Value, path: &str, out: &mut Vec<StatusCause>) {
     match present(m, "matchPolicy") {
@@ -686,11 +734,21 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
         }
     }
     if let Some(param) = present(spec, "paramRef") {
-        let named = !param
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty();
+        let name = param.get("name").and_then(Value::as_str).unwrap_or("");
+        let named = !name.is_empty();
+        // ValidatePathSegmentName.
+        let mut segment_errors = Vec::new();
+        if name == "." || name == ".." {
+            segment_errors.push(format!("may not be '{name}'"));
+        }
+        for bad in ['/', '%'] {
+            if name.contains(bad) {
+                segment_errors.push(format!("may not contain '{bad}'"));
+            }
+        }
+        for e in segment_errors {
+            out.push(invalid("spec.paramRef.name", param.get("name"), &e));
+        }
         let selector = present(param, "selector");
         let selected = selector.is_some();
         let exclusive = |key: &str| {
@@ -904,6 +962,21 @@ mod tests {
             json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny", "Warn"]}})
         )
         .ends_with("must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)"));
+        assert!(refused(
+            p,
+            json!({"metadata": {"name": "p"}, "spec": {"failurePolicy": "Fail",
+                "validations": [{"expression": "true"}],
+                "matchConstraints": {"matchPolicy": "Exact", "namespaceSelector": {}, "objectSelector": {},
+                    "resourceRules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}]},
+                "paramKind": {"apiVersion": "Ex.com/v1", "kind": "Config_Map"}}})
+        )
+        .contains("spec.paramKind.kind: Invalid value: \"Config_Map\": may have mixed case, but should otherwise match: "));
+        assert!(refused(
+            b,
+            json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "validationActions": ["Deny"],
+                "paramRef": {"name": "a/b", "parameterNotFoundAction": "Deny"}}})
+        )
+        .ends_with("spec.paramRef.name: Invalid value: \"a/b\": may not contain '/'"));
         let def = lookup(ADM, "v1", b).expect("served");
         validate_create(
             def,
