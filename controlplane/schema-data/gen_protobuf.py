@@ -200,7 +200,13 @@ def main():
                 # A Go struct embedded inline (LocalObjectReference in ConfigMapEnvSource...):
                 # protobuf nests it, JSON flattens its fields into the parent.
                 # (Most, not all: the embedded struct may have fields newer than the schema.)
-                inner = {norm(g["field"]) for g in messages.get(f["type"], [])}
+                # An embedded struct may itself embed one (NamedRuleWithOperations embeds
+                # RuleWithOperations, which embeds Rule): count the grandchildren's fields too.
+                inner = set()
+                for g in messages.get(f["type"], []):
+                    inner.add(norm(g["field"]))
+                    if g["kind"] == "message" and norm(g["field"]) not in by_norm:
+                        inner |= {norm(h["field"]) for h in messages.get(g["type"], [])}
                 if inner and 2 * len(inner & set(by_norm)) > len(inner):
                     json_name = ""
             if json_name is None:

@@ -135,6 +135,8 @@ const RBAC: &str = "rbac.authorization.k8s.io";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 const STORAGE: &str = "storage.k8s.io";
+/// Admission configuration: stored and served (the admission chain that reads it is not built yet).
+const ADMISSION: &str = "admissionregistration.k8s.io";
 /// Dynamic resource allocation: GA (`v1`) in Kubernetes 1.34, served as 1.34 serves it, because
 /// kube-scheduler 1.34's default profile lists these.
 const RESOURCE: &str = "resource.k8s.io";
@@ -178,6 +180,10 @@ pub static RESOURCES: &[ResourceDef] = &[
     def(RESOURCE, "v1", "ResourceClaim", "resourceclaims", "resourceclaim", true, &[], &[], ALL_VERBS, &["status"]).stored_as("v1beta2"),
     def(RESOURCE, "v1", "ResourceClaimTemplate", "resourceclaimtemplates", "resourceclaimtemplate", true, &[], &[], ALL_VERBS, &[]).stored_as("v1beta2"),
     def(RESOURCE, "v1", "ResourceSlice", "resourceslices", "resourceslice", false, &[], &[], ALL_VERBS, &[]).stored_as("v1beta2"),
+    def(ADMISSION, "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", false, &[], &["api-extensions"], ALL_VERBS, &[]),
+    def(ADMISSION, "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", "validatingadmissionpolicy", false, &[], &["api-extensions"], ALL_VERBS, &["status"]),
+    def(ADMISSION, "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", "validatingadmissionpolicybinding", false, &[], &["api-extensions"], ALL_VERBS, &[]),
+    def(ADMISSION, "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", "validatingwebhookconfiguration", false, &[], &["api-extensions"], ALL_VERBS, &[]),
     def(AUTHENTICATION, "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHENTICATION, "v1", "TokenReview", "tokenreviews", "tokenreview", false, &[], &[], REVIEW_VERBS, &[]),
     def(AUTHORIZATION, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, &[], &[], REVIEW_VERBS, &[]),

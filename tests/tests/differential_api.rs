@@ -411,7 +411,59 @@ fn resources() -> Vec<Resource> {
                 "devices": [{"name": "gpu-0"}]}}),
             merge: json!({"spec": {"pool": {"generation": 2}}}),
         },
+        // Admission configuration: the rules name a resource neither server serves, so the
+        // reference's admission chain never calls these webhooks or evaluates these policies.
+        Resource {
+            id: "vwc",
+            prefix: ADMISSION,
+            plural: "validatingwebhookconfigurations",
+            namespaced: false,
+            object: json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration", "webhooks": [webhook("v.diff.example.com")]}),
+            merge: json!({"webhooks": [webhook("w.diff.example.com")]}),
+        },
+        Resource {
+            id: "mwc",
+            prefix: ADMISSION,
+            plural: "mutatingwebhookconfigurations",
+            namespaced: false,
+            object: json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration", "webhooks": [webhook("m.diff.example.com")]}),
+            merge: json!({"webhooks": [webhook("n.diff.example.com"), webhook("o.diff.example.com")]}),
+        },
+        Resource {
+            id: "vap",
+            prefix: ADMISSION,
+            plural: "validatingadmissionpolicies",
+            namespaced: false,
+            object: json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingAdmissionPolicy", "spec": {
+                    "matchConstraints": {"resourceRules": [{"apiGroups": ["diff.example.com"],
+                        "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["widgets"]}]},
+                    "validations": [{"expression": "object.metadata.name != 'forbidden'"}]}}),
+            merge: json!({"spec": {"validations": [{"expression": "true", "message": "m"}]}}),
+        },
+        Resource {
+            id: "vapb",
+            prefix: ADMISSION,
+            plural: "validatingadmissionpolicybindings",
+            namespaced: false,
+            object: json!({"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingAdmissionPolicyBinding",
+                "spec": {"policyName": "vap-a", "validationActions": ["Deny"]}}),
+            merge: json!({"spec": {"validationActions": ["Warn", "Audit"]}}),
+        },
     ]
+}
+
+const ADMISSION: &str = "/apis/admissionregistration.k8s.io/v1";
+
+/// A webhook that no request reaches: its rule names a resource neither server serves.
+fn webhook(name: &str) -> Value {
+    json!({"name": name, "clientConfig": {"url": "https://example.com/validate"},
+        "sideEffects": "None", "admissionReviewVersions": ["v1"],
+        "rules": [{"apiGroups": ["diff.example.com"], "apiVersions": ["v1"],
+            "operations": ["CREATE"], "resources": ["widgets"]}]})
 }
 
 /// The kinds served for kube-scheduler beyond the verbs: their scale subresources, field
@@ -624,6 +676,112 @@ fn scheduler_kinds(d: &mut Differential<'_>) {
     }
 }
 
+/// The admission configuration kinds beyond the verbs: the validation a user is most likely to
+/// meet (webhook timeouts, side effects, client configs, rules; policies without validations;
+/// bindings without a policy) and a service reference's default port.
+fn admission_kinds(d: &mut Differential<'_>) {
+    let vwcs = format!("{ADMISSION}/validatingwebhookconfigurations");
+    let mwcs = format!("{ADMISSION}/mutatingwebhookconfigurations");
+    let vaps = format!("{ADMISSION}/validatingadmissionpolicies");
+    let vapbs = format!("{ADMISSION}/validatingadmissionpolicybindings");
+    let vwc = |name: &str, hooks: Value| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name}, "webhooks": hooks})
+    };
+    let hook = |patch: Value| {
+        let mut h = webhook("v.diff.example.com");
+        for (k, v) in patch.as_object().into_iter().flatten() {
+            if v.is_null() {
+                h.as_object_mut().map(|m| m.remove(k));
+            } else {
+                h[k] = v.clone();
+            }
+        }
+        h
+    };
+    let rules = json!({"resourceRules": [{"apiGroups": ["diff.example.com"], "apiVersions": ["v1"],
+        "operations": ["CREATE"], "resources": ["widgets"]}]});
+    let vap = |name: &str, spec: Value| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    let vapb = |name: &str, spec: Value| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    #[rustfmt::skip]
+    let cases = vec![
+        post("adm-vwc-service-setup", &vwcs, vwc("adm-service", json!([hook(json!({"clientConfig":
+            {"service": {"namespace": "default", "name": "hook", "path": "/validate"}}}))]))),
+        patch("adm-vwc-timeout-bad-31", &format!("{vwcs}/adm-service"), JSON_PATCH,
+            json!([{"op": "replace", "path": "/webhooks/0/timeoutSeconds", "value": 31}])),
+        delete("adm-vwc-service-cleanup", &format!("{vwcs}/adm-service")),
+        post("adm-vap-setup", &vaps, vap("adm-vap", json!({"matchConstraints": rules,
+            "validations": [{"expression": "true"}], "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"}}))),
+        get("adm-vap-status-get", &format!("{vaps}/adm-vap/status")),
+        patch("adm-vap-status", &format!("{vaps}/adm-vap/status"), MERGE,
+            json!({"status": {"observedGeneration": 1}, "spec": {"failurePolicy": "Ignore"}})),
+        patch("adm-vap-status-kept", &format!("{vaps}/adm-vap"), MERGE,
+            json!({"status": {"observedGeneration": 5}, "spec": {"failurePolicy": "Ignore"}})),
+        delete("adm-vap-cleanup", &format!("{vaps}/adm-vap")),
+        post("adm-vwc-timeout-bad-0", &vwcs, vwc("bad", json!([hook(json!({"timeoutSeconds": 0}))]))),
+        post("adm-vwc-no-side-effects", &vwcs, vwc("bad", json!([hook(json!({"sideEffects": null}))]))),
+        post("adm-vwc-side-effects-bad-some", &vwcs, vwc("bad", json!([hook(json!({"sideEffects": "Some"}))]))),
+        post("adm-vwc-url-bad-http", &vwcs, vwc("bad", json!([hook(json!({"clientConfig":
+            {"url": "http://example.com/validate?x=1"}}))]))),
+        post("adm-vwc-client-config-two-set", &vwcs, vwc("bad", json!([hook(json!({"clientConfig":
+            {"url": "https://example.com/validate", "service": {"namespace": "default", "name": "hook"}}}))]))),
+        post("adm-vwc-client-config-no-setting", &vwcs, vwc("bad", json!([hook(json!({"clientConfig": {}}))]))),
+        post("adm-vwc-names-duplicate-bad", &vwcs, vwc("bad", json!([hook(json!({})), hook(json!({}))]))),
+        post("adm-vwc-name-bad-two-segments", &vwcs, vwc("bad", json!([hook(json!({"name": "diff.example"}))]))),
+        post("adm-vwc-no-review-versions", &vwcs, vwc("bad", json!([hook(json!({"admissionReviewVersions": null}))]))),
+        post("adm-vwc-review-versions-bad-v2", &vwcs, vwc("bad", json!([hook(json!({"admissionReviewVersions": ["v2"]}))]))),
+        post("adm-vwc-rules-bad", &vwcs, vwc("bad", json!([hook(json!({"rules": [
+            {"operations": ["CREATE", "*"], "apiGroups": [], "apiVersions": ["v1"], "resources": ["*", "pods"], "scope": "Everywhere"},
+            {"operations": ["PATCH"], "apiGroups": ["*"], "apiVersions": ["v1"], "resources": ["pods/*", "pods/status"]}]}))]))),
+        post("adm-vwc-match-conditions-bad", &vwcs, vwc("bad", json!([hook(json!({"matchConditions": [
+            {"name": "a", "expression": "true"}, {"name": "a", "expression": " "},
+            {"name": "-x", "expression": "true"}]}))]))),
+        post("adm-vwc-selector-bad", &vwcs, vwc("bad", json!([hook(json!({"objectSelector": {
+            "matchLabels": {"a": "-"}, "matchExpressions": [{"key": "k", "operator": "In"},
+                {"key": "k", "operator": "Exists", "values": ["v"]}, {"key": "k", "operator": "Has"}]}}))]))),
+        post("adm-vapb-match-selector-bad", &vapbs, vapb("bad", json!({"policyName": "p",
+            "validationActions": ["Deny"], "matchResources": {"namespaceSelector": {"matchExpressions": [
+                {"key": "bad key", "operator": "NotIn"}]}}}))),
+        post("adm-vwc-service-path-bad", &vwcs, vwc("bad", json!([hook(json!({"clientConfig":
+            {"service": {"namespace": "default", "name": "hook", "path": "a//B/", "port": 0}}}))]))),
+        post("adm-mwc-reinvocation-bad", &mwcs, json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration", "metadata": {"name": "bad"},
+            "webhooks": [hook(json!({"reinvocationPolicy": "Always", "failurePolicy": "Sometimes"}))]})),
+        post("adm-vap-no-validations", &vaps, vap("bad", json!({"matchConstraints": rules}))),
+        post("adm-vap-no-match-constraints", &vaps, vap("bad", json!({"validations": [{"expression": "true"}]}))),
+        post("adm-vap-validation-bad-fields", &vaps, vap("bad", json!({"matchConstraints": rules, "failurePolicy": "Never",
+            "validations": [{"expression": " ", "message": "two\nlines", "reason": "NotFound"}]}))),
+        post("adm-vap-param-kind-bad", &vaps, vap("bad", json!({"matchConstraints": rules,
+            "validations": [{"expression": "true"}], "paramKind": {"apiVersion": "Ex.com/v1/x", "kind": "Config_Map"}}))),
+        post("adm-vap-param-kind-bad-group", &vaps, vap("bad", json!({"matchConstraints": rules,
+            "validations": [{"expression": "true"}], "paramKind": {"apiVersion": "Ex.com/", "kind": "ConfigMap"}}))),
+        post("adm-vapb-param-ref-bad-name", &vapbs, vapb("bad", json!({"policyName": "p", "validationActions": ["Deny"],
+            "paramRef": {"name": "a/b", "parameterNotFoundAction": "Skip"}}))),
+        post("adm-vapb-no-policy-name", &vapbs, vapb("bad", json!({"validationActions": ["Deny"]}))),
+        post("adm-vapb-actions-bad", &vapbs, vapb("bad", json!({"policyName": "p",
+            "validationActions": ["Deny", "Warn", "Deny", "Block"]}))),
+        post("adm-vapb-no-actions", &vapbs, vapb("bad", json!({"policyName": "p"}))),
+        post("adm-vapb-param-ref-bad", &vapbs, vapb("bad", json!({"policyName": "p", "validationActions": ["Deny"],
+            "paramRef": {"name": "n", "selector": {}}}))),
+    ];
+    for case in &cases {
+        let (_, reference) = d.run_one(case);
+        // Each case tests what its name says on the reference: a write kube takes, or a
+        // refusal (422), so that agreeing means agreeing on that.
+        if case.id.contains("-bad") || case.id.contains("-no-") || case.id.contains("-two-") {
+            assert_eq!(reference.status, 422, "{}: {reference}", case.id);
+        } else if case.id.contains("-setup") {
+            assert!(reference.status < 300, "{}: {reference}", case.id);
+        }
+    }
+}
+
 fn cm(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
 }
@@ -651,6 +809,7 @@ fn every_verb_on_every_resource(d: &mut Differential<'_>) {
         d.run(&resource.verbs());
     }
     scheduler_kinds(d);
+    admission_kinds(d);
     // The namespace itself, and what cannot be done to namespaces.
     d.run(&[
         post(

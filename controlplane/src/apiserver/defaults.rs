@@ -355,6 +355,38 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
                 default(status, "attached", json!(false));
             }
         }
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+            if def.group == "admissionregistration.k8s.io" =>
+        {
+            let mutating = def.kind == "MutatingWebhookConfiguration";
+            for hook in objects_in(map, "webhooks") {
+                webhook(hook, mutating);
+            }
+        }
+        "ValidatingAdmissionPolicy" if def.group == "admissionregistration.k8s.io" => {
+            if let Some(spec) = child(map, "spec") {
+                // SetDefaults_ValidatingAdmissionPolicySpec.
+                default(spec, "failurePolicy", json!("Fail"));
+                if let Some(m) = spec
+                    .get_mut("matchConstraints")
+                    .and_then(Value::as_object_mut)
+                {
+                    match_resources(m);
+                }
+            }
+            // ValidatingAdmissionPolicyStatus is a struct kube always writes.
+            default(map, "status", json!({}));
+        }
+        "ValidatingAdmissionPolicyBinding" if def.group == "admissionregistration.k8s.io" => {
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                if let Some(m) = spec
+                    .get_mut("matchResources")
+                    .and_then(Value::as_object_mut)
+                {
+                    match_resources(m);
+                }
+            }
+        }
         "ResourceClaim" if def.group == "resource.k8s.io" => {
             if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
                 claim_spec(spec);
@@ -372,6 +404,54 @@ pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// The objects in the list `obj[key]` (none when absent or not a list).
+fn objects_in<'a>(
+    obj: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+    obj.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+}
+
+/// SetDefaults_ValidatingWebhook / SetDefaults_MutatingWebhook, with their service references
+/// (SetDefaults_ServiceReference) and rules (SetDefaults_Rule).
+fn webhook(hook: &mut Map<String, Value>, mutating: bool) {
+    default(hook, "failurePolicy", json!("Fail"));
+    default(hook, "matchPolicy", json!("Equivalent"));
+    default(hook, "namespaceSelector", json!({}));
+    default(hook, "objectSelector", json!({}));
+    default(hook, "timeoutSeconds", json!(10));
+    if mutating {
+        default(hook, "reinvocationPolicy", json!("Never"));
+    }
+    if let Some(service) = hook
+        .get_mut("clientConfig")
+        .and_then(Value::as_object_mut)
+        .and_then(|c| c.get_mut("service"))
+        .and_then(Value::as_object_mut)
+    {
+        default(service, "port", json!(443));
+    }
+    for rule in objects_in(hook, "rules") {
+        default(rule, "scope", json!("*"));
+    }
+}
+
+/// SetDefaults_MatchResources, with the rules' SetDefaults_Rule.
+fn match_resources(m: &mut Map<String, Value>) {
+    default(m, "matchPolicy", json!("Equivalent"));
+    default(m, "namespaceSelector", json!({}));
+    default(m, "objectSelector", json!({}));
+    for key in ["resourceRules", "excludeResourceRules"] {
+        for rule in objects_in(m, key) {
+            default(rule, "scope", json!("*"));
+        }
     }
 }
 
@@ -785,6 +865,45 @@ mod tests {
                 "fsGroupPolicy": "ReadWriteOnceWithFSType", "volumeLifecycleModes": ["Persistent"],
                 "requiresRepublish": false, "seLinuxMount": false})
         );
+    }
+
+    #[test]
+    fn admission_configuration_gets_kubes_defaults() {
+        let adm = "admissionregistration.k8s.io";
+        let mwcs = lookup(adm, "v1", "mutatingwebhookconfigurations").expect("mwcs");
+        let mut m = json!({"webhooks": [{"name": "a.b.c", "timeoutSeconds": 5,
+            "clientConfig": {"service": {"namespace": "n", "name": "s"}},
+            "rules": [{"operations": ["*"]}]}]});
+        apply(mwcs, &mut m);
+        assert_eq!(
+            m["webhooks"][0],
+            json!({"name": "a.b.c", "timeoutSeconds": 5, "failurePolicy": "Fail",
+                "matchPolicy": "Equivalent", "namespaceSelector": {}, "objectSelector": {},
+                "reinvocationPolicy": "Never",
+                "clientConfig": {"service": {"namespace": "n", "name": "s", "port": 443}},
+                "rules": [{"operations": ["*"], "scope": "*"}]})
+        );
+        let vwcs = lookup(adm, "v1", "validatingwebhookconfigurations").expect("vwcs");
+        let mut v = json!({"webhooks": [{"name": "a.b.c", "failurePolicy": "Ignore"}]});
+        apply(vwcs, &mut v);
+        assert_eq!(v["webhooks"][0]["failurePolicy"], "Ignore");
+        assert_eq!(v["webhooks"][0]["timeoutSeconds"], 10);
+        assert!(v["webhooks"][0].get("reinvocationPolicy").is_none(), "{v}");
+
+        let vaps = lookup(adm, "v1", "validatingadmissionpolicies").expect("vaps");
+        let mut p = json!({"spec": {"matchConstraints": {"excludeResourceRules": [{}]}}});
+        apply(vaps, &mut p);
+        assert_eq!(p["status"], json!({}));
+        assert_eq!(
+            p["spec"],
+            json!({"failurePolicy": "Fail", "matchConstraints": {"matchPolicy": "Equivalent",
+                "namespaceSelector": {}, "objectSelector": {},
+                "excludeResourceRules": [{"scope": "*"}]}})
+        );
+        let bindings = lookup(adm, "v1", "validatingadmissionpolicybindings").expect("vapbs");
+        let mut b = json!({"spec": {"policyName": "p"}});
+        apply(bindings, &mut b);
+        assert_eq!(b["spec"], json!({"policyName": "p"}));
     }
 
     #[test]

@@ -129,3 +129,17 @@ fn an_unknown_kind_is_refused_by_name() {
     assert_eq!(err.code, 400);
     assert!(err.message.contains("\"Nope\""), "{}", err.message);
 }
+
+/// An inline struct that embeds another (a policy's NamedRuleWithOperations embeds
+/// RuleWithOperations, which embeds Rule) is flattened at both levels, as JSON has it.
+#[test]
+fn an_embedded_struct_inside_an_embedded_struct_is_flattened() {
+    let named = &TABLE["io.k8s.api.admissionregistration.v1.NamedRuleWithOperations"];
+    let inline = &named[&2];
+    assert_eq!(
+        (inline.json_name.as_str(), inline.type_name.as_str()),
+        ("", "io.k8s.api.admissionregistration.v1.RuleWithOperations")
+    );
+    let with_operations = &TABLE["io.k8s.api.admissionregistration.v1.RuleWithOperations"];
+    assert_eq!(with_operations[&2].json_name, "");
+}

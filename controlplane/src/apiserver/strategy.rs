@@ -53,6 +53,10 @@ const GENERATION_KINDS: &[&str] = &[
     "PodDisruptionBudget",
     "DeviceClass",
     "ResourceSlice",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 ];
 
 /// Kinds whose generation moves with spec changes but is not set on create: kube's CSIDriver
@@ -285,6 +289,12 @@ impl Strategy {
             };
             without_meta(old) != without_meta(new)
                 || old.pointer("/metadata/labels") != new.pointer("/metadata/labels")
+        } else if matches!(
+            self.def.kind,
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+        ) {
+            // The webhook configurations have no spec: their strategies compare the webhooks.
+            old.get("webhooks") != new.get("webhooks")
         } else if self.def.kind == "Pod" {
             // spec.nodeName is set by the binding, which kube writes without the pod strategy,
             // so it moves no generation.

@@ -147,3 +147,35 @@ fn generation_follows_each_kinds_strategy() {
     classes.before_create(&mut c).expect("valid");
     assert!(c["metadata"].get("generation").is_none(), "{c}");
 }
+
+/// A webhook configuration has no spec: its generation moves with its webhooks, not with its
+/// labels (kube's webhook configuration strategies).
+#[test]
+fn webhook_configurations_count_generations_by_their_webhooks() {
+    let def = lookup(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+    )
+    .expect("vwcs");
+    let strategy = for_resource(def);
+    let hook = |name: &str| {
+        json!({"name": name, "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"url": "https://example.com/v"}})
+    };
+    let mut c = json!({"metadata": {"name": "c"}, "webhooks": [hook("a.example.com")]});
+    strategy.before_create(&mut c).expect("valid");
+    assert_eq!(c["metadata"]["generation"], 1);
+    let mut labelled = c.clone();
+    labelled["metadata"]["labels"] = json!({"a": "b"});
+    let labelled = strategy
+        .before_update(&c, labelled, StatusFrom::Old)
+        .expect("valid");
+    assert_eq!(labelled["metadata"]["generation"], 1);
+    let mut more = labelled.clone();
+    more["webhooks"] = json!([hook("a.example.com"), hook("b.example.com")]);
+    let more = strategy
+        .before_update(&labelled, more, StatusFrom::Old)
+        .expect("valid");
+    assert_eq!(more["metadata"]["generation"], 2);
+}

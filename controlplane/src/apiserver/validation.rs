@@ -18,6 +18,10 @@ use crate::schema::printers::label_selector;
 #[path = "validation_kinds.rs"]
 mod kinds;
 
+/// The rules of admissionregistration.k8s.io (webhook configurations, policies, bindings).
+#[path = "validation_admission.rs"]
+mod admission;
+
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
@@ -508,6 +512,18 @@ fn kind_causes(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
         "Deployment" | "ReplicaSet" | "StatefulSet" => workload_causes(def.kind, obj, &mut out),
         "ReplicationController" if def.group.is_empty() => {
             kinds::replication_controller(obj, &mut out);
+        }
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+            if def.group == "admissionregistration.k8s.io" =>
+        {
+            let mutating = def.kind == "MutatingWebhookConfiguration";
+            admission::webhook_configuration(obj, mutating, &mut out);
+        }
+        "ValidatingAdmissionPolicy" if def.group == "admissionregistration.k8s.io" => {
+            admission::policy(obj, &mut out);
+        }
+        "ValidatingAdmissionPolicyBinding" if def.group == "admissionregistration.k8s.io" => {
+            admission::binding(obj, &mut out);
         }
         _ => kinds::kind_causes(def, obj, &mut out),
     }

@@ -130,12 +130,14 @@ fn with_strategy_warnings(
 
 /// Whether a PUT without a resourceVersion is allowed (kube's `AllowUnconditionalUpdate`):
 /// for every resource served here but those whose strategies say false: Leases, whose holders
-/// must not overwrite each other, PodDisruptionBudgets, and the CSI objects of storage.k8s.io.
+/// must not overwrite each other, PodDisruptionBudgets, the CSI objects of storage.k8s.io, and
+/// the admission configuration of admissionregistration.k8s.io.
 fn allows_unconditional_update(def: &ResourceDef) -> bool {
     !matches!(
         (def.group, def.kind),
         ("coordination.k8s.io", "Lease")
             | ("policy", "PodDisruptionBudget")
+            | ("admissionregistration.k8s.io", _)
             | (
                 "storage.k8s.io",
                 "CSIDriver" | "CSINode" | "CSIStorageCapacity" | "VolumeAttachment"

@@ -340,6 +340,23 @@ pub fn columns(kind: &str) -> &'static [Column] {
             col("Endpoints", "string", "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints."),
             AGE,
         ],
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => cols![
+            NAME,
+            col("Webhooks", "integer", "Webhooks indicates the number of webhooks registered in this configuration"),
+            AGE,
+        ],
+        "ValidatingAdmissionPolicy" => cols![
+            NAME,
+            col("Validations", "integer", "Validations indicates the number of validation rules defined in this configuration"),
+            col("ParamKind", "string", "ParamKind specifies the kind of resources used to parameterize this policy"),
+            AGE,
+        ],
+        "ValidatingAdmissionPolicyBinding" => cols![
+            NAME,
+            col("PolicyName", "string", "PolicyName indicates the policy definition which the policy binding binded to"),
+            col("ParamRef", "string", "ParamRef indicates the param resource which sets the configration param"),
+            AGE,
+        ],
         _ => cols![NAME, CREATED_AT],
     }
 }
@@ -530,8 +547,83 @@ pub fn cells(kind: &str, o: &Value, now: OffsetDateTime) -> Vec<Value> {
             json!(slice_endpoints(o)),
             json!(age),
         ],
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+            vec![json!(name), json!(list(o, "/webhooks").len()), json!(age)]
+        }
+        "ValidatingAdmissionPolicy" => {
+            let param_kind = match o.pointer("/spec/paramKind") {
+                Some(Value::Object(_)) => format!(
+                    "{}/{}",
+                    s(o, "/spec/paramKind/apiVersion").unwrap_or(""),
+                    s(o, "/spec/paramKind/kind").unwrap_or("")
+                ),
+                _ => "<unset>".to_owned(),
+            };
+            let validations = list(o, "/spec/validations").len();
+            vec![
+                json!(name),
+                json!(validations),
+                json!(param_kind),
+                json!(age),
+            ]
+        }
+        "ValidatingAdmissionPolicyBinding" => vec![
+            json!(name),
+            json!(s(o, "/spec/policyName").unwrap_or("")),
+            json!(param_ref(o)),
+            json!(age),
+        ],
         _ => vec![json!(name), json!(created.unwrap_or(""))],
     }
+}
+
+/// A binding's ParamRef cell: `namespace/name`, `*/name` without a namespace, else the
+/// selector as Go prints a `*metav1.LabelSelector` (its generated `String()`).
+fn param_ref(o: &Value) -> String {
+    let Some(Value::Object(_)) = o.pointer("/spec/paramRef") else {
+        return "<unset>".to_owned();
+    };
+    if let Some(name) = s(o, "/spec/paramRef/name") {
+        return match s(o, "/spec/paramRef/namespace") {
+            Some(ns) => format!("{ns}/{name}"),
+            None => format!("*/{name}"),
+        };
+    }
+    let Some(Value::Object(selector)) = o.pointer("/spec/paramRef/selector") else {
+        return "<unset>".to_owned();
+    };
+    let mut labels: Vec<(&String, &str)> = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k, v.as_str().unwrap_or("")))
+        .collect();
+    labels.sort();
+    let labels: String = labels.iter().map(|(k, v)| format!("{k}: {v},")).collect();
+    let expressions: String = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let values: Vec<&str> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            format!(
+                "LabelSelectorRequirement{{Key:{},Operator:{},Values:[{}],}},",
+                e["key"].as_str().unwrap_or(""),
+                e["operator"].as_str().unwrap_or(""),
+                values.join(" ")
+            )
+        })
+        .collect();
+    format!(
+        "&LabelSelector{{MatchLabels:map[string]string{{{labels}}},MatchExpressions:[]LabelSelectorRequirement{{{expressions}}},}}"
+    )
 }
 
 /// intstr.IntOrString.String, `N/A` when unset (the PodDisruptionBudget columns).

@@ -463,3 +463,46 @@ fn scales() {
     );
     assert_eq!(columns("Scale").len(), 4);
 }
+
+#[test]
+fn admission_configuration() {
+    let hooks = json!({"metadata": {"name": "h", "creationTimestamp": HOUR_AGO},
+        "webhooks": [{"name": "a.b.c"}, {"name": "d.e.f"}]});
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        assert_eq!(
+            cells(kind, &hooks, NOW),
+            vec![json!("h"), json!(2), json!("60m")]
+        );
+    }
+    let policy = json!({"metadata": {"name": "p", "creationTimestamp": HOUR_AGO},
+        "spec": {"validations": [{"expression": "true"}],
+            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"}}});
+    assert_eq!(
+        cells("ValidatingAdmissionPolicy", &policy, NOW),
+        vec![json!("p"), json!(1), json!("v1/ConfigMap"), json!("60m")]
+    );
+    let unset = json!({"metadata": {"name": "p"}, "spec": {}});
+    assert_eq!(
+        cells("ValidatingAdmissionPolicy", &unset, NOW)[1..3],
+        [json!(0), json!("<unset>")]
+    );
+    let binding = |param_ref: serde_json::Value| {
+        let b =
+            json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "paramRef": param_ref}});
+        cells("ValidatingAdmissionPolicyBinding", &b, NOW)[1..3].to_vec()
+    };
+    assert_eq!(
+        binding(json!({"name": "c", "namespace": "ns"})),
+        [json!("p"), json!("ns/c")]
+    );
+    assert_eq!(binding(json!({"name": "c"}))[1], "*/c");
+    assert_eq!(binding(json!(null))[1], "<unset>");
+    assert_eq!(
+        binding(json!({"selector": {"matchLabels": {"b": "2", "a": "1"},
+            "matchExpressions": [{"key": "k", "operator": "In", "values": ["x", "y"]}]}}))[1],
+        "&LabelSelector{MatchLabels:map[string]string{a: 1,b: 2,},MatchExpressions:[]LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[x y],},},}"
+    );
+}
