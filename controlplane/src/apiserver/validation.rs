@@ -119,8 +119,48 @@ fn cause(reason: &str, field: &str, message: String) -> StatusCause {
     }
 }
 
+// kube's `field.*` errors, shared by this module's children (`kinds`, `admission`).
+
 fn required(field: &str) -> StatusCause {
     cause("FieldValueRequired", field, "Required value".to_owned())
+}
+
+/// A value as kube's field errors print it: JSON (a string quoted).
+fn go_value(v: Option<&Value>) -> String {
+    v.map_or_else(|| "null".to_owned(), Value::to_string)
+}
+
+fn required_because(field: &str, detail: &str) -> StatusCause {
+    cause(
+        "FieldValueRequired",
+        field,
+        format!("Required value: {detail}"),
+    )
+}
+
+fn forbidden(field: &str, detail: &str) -> StatusCause {
+    cause("FieldValueForbidden", field, format!("Forbidden: {detail}"))
+}
+
+fn invalid_value(field: &str, value: Option<&Value>, detail: &str) -> StatusCause {
+    cause(
+        "FieldValueInvalid",
+        field,
+        format!("Invalid value: {}: {detail}", go_value(value)),
+    )
+}
+
+/// `field.NotSupported`; `value` as the caller prints it (see [`go_value`]).
+fn not_supported(field: &str, value: &str, supported: &[&str]) -> StatusCause {
+    let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+    cause(
+        "FieldValueNotSupported",
+        field,
+        format!(
+            "Unsupported value: {value}: supported values: {}",
+            supported.join(", ")
+        ),
+    )
 }
 
 /// A 422 with one cause.
@@ -140,16 +180,7 @@ pub(crate) fn forbidden_field(
     field: &str,
     message: String,
 ) -> Status {
-    Status::invalid(
-        def.group,
-        def.kind,
-        name,
-        vec![cause(
-            "FieldValueForbidden",
-            field,
-            format!("Forbidden: {message}"),
-        )],
-    )
+    Status::invalid(def.group, def.kind, name, vec![forbidden(field, &message)])
 }
 
 fn is_label_char(b: u8) -> bool {
@@ -324,11 +355,9 @@ fn only_added_tolerations(old_spec: &Value, new_spec: &Value) -> Option<StatusCa
         .iter()
         .any(|old| !new_list.contains(old))
         .then(|| {
-            cause(
-                "FieldValueForbidden",
+            forbidden(
                 "spec.tolerations",
-                "Forbidden: existing toleration can not be modified except its tolerationSeconds"
-                    .to_owned(),
+                "existing toleration can not be modified except its tolerationSeconds",
             )
         })
 }
@@ -356,12 +385,9 @@ fn only_deleted_scheduling_gates(old_spec: &Value, new_spec: &Value) -> Option<S
         .enumerate()
         .find(|(_, gate)| !old.contains(gate))
         .map(|(i, gate)| {
-            cause(
-                "FieldValueForbidden",
+            forbidden(
                 &format!("spec.schedulingGates[{i}].name"),
-                format!(
-                    "Forbidden: only deletion is allowed, but found new scheduling gate '{gate}'"
-                ),
+                &format!("only deletion is allowed, but found new scheduling gate '{gate}'"),
             )
         })
 }
@@ -425,10 +451,9 @@ fn pod_spec_change(old: &Value, new: &Value) -> Option<StatusCause> {
         }
     }
     (munged != *old_spec).then(|| {
-        cause(
-            "FieldValueForbidden",
+        forbidden(
             "spec",
-            format!("Forbidden: pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}"),
+            &format!("pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}"),
         )
     })
 }
@@ -440,13 +465,7 @@ fn immutable_data_changes(kind: &str, old: &Value, new: &Value) -> Vec<StatusCau
     if old.get("immutable") != Some(&json!(true)) {
         return out;
     }
-    let forbidden = |field: &str| {
-        cause(
-            "FieldValueForbidden",
-            field,
-            "Forbidden: field is immutable when `immutable` is set".to_owned(),
-        )
-    };
+    let forbidden = |field: &str| forbidden(field, "field is immutable when `immutable` is set");
     if new.get("immutable") != Some(&json!(true)) {
         out.push(forbidden("immutable"));
     }

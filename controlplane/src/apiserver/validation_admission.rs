@@ -8,7 +8,10 @@
 use kgate_core::status::StatusCause;
 use serde_json::Value;
 
-use super::{cause, is_dns1123_subdomain, qualified_name_errors, required, DNS1123_SUBDOMAIN_MSG};
+use super::{
+    cause, go_value, invalid_value, is_dns1123_subdomain, not_supported, qualified_name_errors,
+    required, required_because, DNS1123_SUBDOMAIN_MSG,
+};
 
 const FAILURE_POLICIES: &[&str] = &["Fail", "Ignore"];
 const MATCH_POLICIES: &[&str] = &["Equivalent", "Exact"];
@@ -23,45 +26,11 @@ const POLICY_REASONS: &[&str] = &["Forbidden", "Invalid", "RequestEntityTooLarge
 const REVIEW_VERSIONS: &[&str] = &["v1", "v1beta1"];
 const URL_FORM: &str = "; desired format: https://host[/path]";
 
-/// A value as kube's field errors print it: JSON (a string quoted).
-fn go_value(v: Option<&Value>) -> String {
-    v.map_or_else(|| "null".to_owned(), Value::to_string)
-}
-
-fn invalid(field: &str, value: Option<&Value>, detail: &str) -> StatusCause {
-    cause(
-        "FieldValueInvalid",
-        field,
-        format!("Invalid value: {}: {detail}", go_value(value)),
-    )
-}
-
-fn required_because(field: &str, detail: &str) -> StatusCause {
-    cause(
-        "FieldValueRequired",
-        field,
-        format!("Required value: {detail}"),
-    )
-}
-
 fn duplicate(field: &str, value: Option<&Value>) -> StatusCause {
     cause(
         "FieldValueDuplicate",
         field,
         format!("Duplicate value: {}", go_value(value)),
-    )
-}
-
-/// `field.NotSupported` for a value present in the object (any JSON type, printed as kube does).
-fn not_supported(field: &str, value: &Value, supported: &[&str]) -> StatusCause {
-    let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-    cause(
-        "FieldValueNotSupported",
-        field,
-        format!(
-            "Unsupported value: {value}: supported values: {}",
-            supported.join(", ")
-        ),
     )
 }
 
@@ -89,7 +58,11 @@ fn present<'a>(obj: &'a Value, key: &str) -> Option<&'a Value> {
 fn one_of(obj: &Value, key: &str, path: &str, allowed: &[&str], out: &mut Vec<StatusCause>) {
     if let Some(v) = present(obj, key) {
         if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
-            out.push(not_supported(&format!("{path}.{key}"), v, allowed));
+            out.push(not_supported(
+                &format!("{path}.{key}"),
+                &go_value(Some(v)),
+                allowed,
+            ));
         }
     }
 }
@@ -130,7 +103,7 @@ fn webhook(hook: &Value, mutating: bool, path: &str, out: &mut Vec<StatusCause>)
     }
     if let Some(t) = present(hook, "timeoutSeconds") {
         if !t.as_i64().is_some_and(|t| (1..=30).contains(&t)) {
-            out.push(invalid(
+            out.push(invalid_value(
                 &format!("{path}.timeoutSeconds"),
                 Some(t),
                 "the timeout value must be between 1 and 30 seconds",
@@ -180,7 +153,7 @@ fn match_conditions(obj: &Value, path: &str, out: &mut Vec<StatusCause>) {
             out.push(required(&format!("{item}.name")));
         } else {
             for e in qualified_name_errors(name) {
-                out.push(invalid(&format!("{item}.name"), c.get("name"), &e));
+                out.push(invalid_value(&format!("{item}.name"), c.get("name"), &e));
             }
             if names.contains(&name) {
                 out.push(duplicate(&format!("{item}.name"), c.get("name")));
@@ -197,9 +170,9 @@ fn fully_qualified_name(v: Option<&Value>, path: &str, out: &mut Vec<StatusCause
     if name.is_empty() {
         out.push(required(path));
     } else if let Some(errs) = subdomain_errors(name) {
-        out.push(invalid(path, v, &errs));
+        out.push(invalid_value(path, v, &errs));
     } else if name.split('.').count() < 3 {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             v,
             "should be a domain with at least three segments separated by dots",
@@ -240,23 +213,23 @@ fn review_versions(hook: &Value, path: &str, out: &mut Vec<StatusCause>) {
         let item = format!("{path}[{i}]");
         let value = Value::String((*v).to_owned());
         if seen.contains(v) {
-            out.push(invalid(&item, Some(&value), "duplicate version"));
+            out.push(invalid_value(&item, Some(&value), "duplicate version"));
             continue;
         }
         seen.push(v);
         if v.len() > 63 {
-            out.push(invalid(
+            out.push(invalid_value(
                 &item,
                 Some(&value),
                 "must be no more than 63 characters",
             ));
         }
         if !super::is_dns1035_label(v) {
-            out.push(invalid(&item, Some(&value), super::DNS1035_LABEL_MSG));
+            out.push(invalid_value(&item, Some(&value), super::DNS1035_LABEL_MSG));
         }
     }
     if !versions.iter().any(|v| REVIEW_VERSIONS.contains(v)) {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             hook.get("admissionReviewVersions"),
             &format!(
@@ -274,7 +247,7 @@ fn rule_with_operations(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
         out.push(required(&format!("{path}.operations")));
     }
     if operations.len() > 1 && operations.contains(&"*") {
-        out.push(invalid(
+        out.push(invalid_value(
             &format!("{path}.operations"),
             rule.get("operations"),
             "if '*' is present, must not specify other operations",
@@ -284,7 +257,7 @@ fn rule_with_operations(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
         if !op.as_str().is_some_and(|s| OPERATIONS.contains(&s)) {
             out.push(not_supported(
                 &format!("{path}.operations[{i}]"),
-                op,
+                &go_value(Some(op)),
                 OPERATIONS,
             ));
         }
@@ -295,7 +268,7 @@ fn rule_with_operations(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
         out.push(required(&format!("{path}.apiGroups")));
     }
     if groups.len() > 1 && groups.contains(&"*") {
-        out.push(invalid(
+        out.push(invalid_value(
             &format!("{path}.apiGroups"),
             rule.get("apiGroups"),
             "if '*' is present, must not specify other API groups",
@@ -306,7 +279,7 @@ fn rule_with_operations(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
         out.push(required(&format!("{path}.apiVersions")));
     }
     if versions.len() > 1 && versions.contains(&"*") {
-        out.push(invalid(
+        out.push(invalid_value(
             &format!("{path}.apiVersions"),
             rule.get("apiVersions"),
             "if '*' is present, must not specify other API versions",
@@ -344,14 +317,14 @@ fn resources(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
         };
         let value = Value::String((*r).to_owned());
         if wildcard_sub.contains(&res) {
-            out.push(invalid(
+            out.push(invalid_value(
                 &item,
                 Some(&value),
                 &format!("if '{res}/*' is present, must not specify {r}"),
             ));
         }
         if wildcard_res.contains(&sub) {
-            out.push(invalid(
+            out.push(invalid_value(
                 &item,
                 Some(&value),
                 &format!("if '*/{sub}' is present, must not specify {r}"),
@@ -365,14 +338,14 @@ fn resources(rule: &Value, path: &str, out: &mut Vec<StatusCause>) {
         }
     }
     if resources.len() > 1 && double {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             rule.get("resources"),
             "if '*/*' is present, must not specify other resources",
         ));
     }
     if single && plain {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             rule.get("resources"),
             "if '*' is present, must not specify other resources without subresources",
@@ -408,35 +381,35 @@ fn webhook_url(url: &str, path: &str, out: &mut Vec<StatusCause>) {
     };
     let text = |s: &str| Value::String(s.to_owned());
     if scheme != "https" {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             Some(&text(&scheme.to_ascii_lowercase())),
             &format!("'https' is the only allowed URL scheme{URL_FORM}"),
         ));
     }
     if host.is_empty() {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             Some(&text(host)),
             &format!("host must be specified{URL_FORM}"),
         ));
     }
     if let Some(user) = user {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             Some(&text(user)),
             "user information is not permitted in the URL",
         ));
     }
     if !fragment.is_empty() {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             Some(&text(fragment)),
             "fragments are not permitted in the URL",
         ));
     }
     if !query.is_empty() {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             Some(&text(query)),
             "query parameters are not permitted in the URL",
@@ -458,7 +431,7 @@ fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
     }
     if let Some(port) = present(service, "port") {
         if !port.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
-            out.push(invalid(
+            out.push(invalid_value(
                 &format!("{path}.port"),
                 Some(port),
                 "port is not valid: must be between 1 and 65535, inclusive",
@@ -474,7 +447,7 @@ fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
         return;
     }
     if text == "//" {
-        out.push(invalid(
+        out.push(invalid_value(
             &field,
             Some(url_path),
             "segment[0] may not be empty",
@@ -482,14 +455,18 @@ fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
         return;
     }
     if !text.starts_with('/') {
-        out.push(invalid(&field, Some(url_path), "must start with a '/'"));
+        out.push(invalid_value(
+            &field,
+            Some(url_path),
+            "must start with a '/'",
+        ));
     }
     // Go slices off the first byte whatever it is, and one trailing '/'.
     let rest = text.get(1..).unwrap_or("");
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     for (i, step) in rest.split('/').enumerate() {
         if step.is_empty() {
-            out.push(invalid(
+            out.push(invalid_value(
                 &field,
                 Some(url_path),
                 &format!("segment[{i}] may not be empty"),
@@ -497,7 +474,7 @@ fn webhook_service(service: &Value, path: &str, out: &mut Vec<StatusCause>) {
             continue;
         }
         for e in subdomain_error_list(step) {
-            out.push(invalid(
+            out.push(invalid_value(
                 &field,
                 Some(url_path),
                 &format!("segment[{i}]: {e}"),
@@ -530,7 +507,7 @@ fn label_selector(selector: &Value, path: &str, out: &mut Vec<StatusCause>) {
                     .to_owned(),
             )),
             Some("In" | "NotIn" | "Exists" | "DoesNotExist") => {}
-            _ => out.push(invalid(
+            _ => out.push(invalid_value(
                 &format!("{item}.operator"),
                 Some(req.get("operator").unwrap_or(&Value::String(String::new()))),
                 "not a valid selector operator",
@@ -554,7 +531,7 @@ fn label_selector(selector: &Value, path: &str, out: &mut Vec<StatusCause>) {
 fn label_key(key: &str, path: &str, out: &mut Vec<StatusCause>) {
     let value = Value::String(key.to_owned());
     for e in qualified_name_errors(key) {
-        out.push(invalid(path, Some(&value), &e));
+        out.push(invalid_value(path, Some(&value), &e));
     }
 }
 
@@ -562,14 +539,14 @@ fn label_key(key: &str, path: &str, out: &mut Vec<StatusCause>) {
 fn label_value(v: &str, path: &str, out: &mut Vec<StatusCause>) {
     let value = Value::String(v.to_owned());
     if v.len() > 63 {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             Some(&value),
             "must be no more than 63 characters",
         ));
     }
     if !v.is_empty() && !super::is_qualified_name_part(v) {
-        out.push(invalid(path, Some(&value), super::LABEL_VALUE_MSG));
+        out.push(invalid_value(path, Some(&value), super::LABEL_VALUE_MSG));
     }
 }
 
@@ -611,7 +588,7 @@ pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
         }
         let message_expression = text("messageExpression");
         if !message_expression.is_empty() && message_expression.trim().is_empty() {
-            out.push(invalid(
+            out.push(invalid_value(
                 &format!("{path}.messageExpression"),
                 v.get("messageExpression"),
                 "must be non-empty if specified",
@@ -619,13 +596,13 @@ pub(super) fn policy(obj: &Value, out: &mut Vec<StatusCause>) {
         }
         let message = text("message");
         if !message.is_empty() && message.trim().is_empty() {
-            out.push(invalid(
+            out.push(invalid_value(
                 &format!("{path}.message"),
                 v.get("message"),
                 "must be non-empty if specified",
             ));
         } else if message.trim().contains('\n') {
-            out.push(invalid(
+            out.push(invalid_value(
                 &format!("{path}.message"),
                 v.get("message"),
                 "must not contain line breaks",
@@ -655,7 +632,7 @@ fn param_kind(kind: &Value, out: &mut Vec<StatusCause>) {
     if api_version.is_empty() {
         out.push(required(field));
     } else if api_version.matches('/').count() > 1 {
-        out.push(invalid(
+        out.push(invalid_value(
             field,
             Some(&text(api_version)),
             &format!("unexpected GroupVersion string: {api_version}"),
@@ -667,24 +644,24 @@ fn param_kind(kind: &Value, out: &mut Vec<StatusCause>) {
         };
         if !group.is_empty() {
             if let Some(e) = subdomain_errors(group) {
-                out.push(invalid(field, Some(&text(group)), &e));
+                out.push(invalid_value(field, Some(&text(group)), &e));
             }
         }
         if version.is_empty() {
-            out.push(invalid(
+            out.push(invalid_value(
                 field,
                 Some(&text(api_version)),
                 "version must be specified",
             ));
         } else if let Some(e) = dns1035_errors(version) {
-            out.push(invalid(field, Some(&text(version)), &e));
+            out.push(invalid_value(field, Some(&text(version)), &e));
         }
     }
     let name = kind.get("kind").and_then(Value::as_str).unwrap_or("");
     if name.is_empty() {
         out.push(required("spec.paramKind.kind"));
     } else if let Some(e) = dns1035_errors(&name.to_ascii_lowercase()) {
-        out.push(invalid(
+        out.push(invalid_value(
             "spec.paramKind.kind",
             Some(&text(name)),
             &format!("may have mixed case, but should otherwise match: {e}"),
@@ -719,14 +696,14 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
         out.push(required("spec.policyName"));
     } else {
         if name.len() > 253 {
-            out.push(invalid(
+            out.push(invalid_value(
                 "spec.policyName",
                 spec.get("policyName"),
                 "must be no more than 253 characters",
             ));
         }
         if !is_dns1123_subdomain(name) {
-            out.push(invalid(
+            out.push(invalid_value(
                 "spec.policyName",
                 spec.get("policyName"),
                 DNS1123_SUBDOMAIN_MSG,
@@ -747,7 +724,7 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
             }
         }
         for e in segment_errors {
-            out.push(invalid("spec.paramRef.name", param.get("name"), &e));
+            out.push(invalid_value("spec.paramRef.name", param.get("name"), &e));
         }
         let selector = present(param, "selector");
         let selected = selector.is_some();
@@ -779,7 +756,7 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
             Some("Deny" | "Allow") => {}
             Some(_) => out.push(not_supported(
                 "spec.paramRef.parameterNotFoundAction",
-                action.unwrap_or(&Value::Null),
+                &go_value(action),
                 &["Deny", "Allow"],
             )),
         }
@@ -794,7 +771,11 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
         let item = format!("{path}[{i}]");
         let s = action.as_str().unwrap_or("");
         if !VALIDATION_ACTIONS.contains(&s) {
-            out.push(not_supported(&item, action, VALIDATION_ACTIONS));
+            out.push(not_supported(
+                &item,
+                &go_value(Some(action)),
+                VALIDATION_ACTIONS,
+            ));
         }
         if seen.contains(&s) {
             out.push(duplicate(&item, Some(action)));
@@ -802,7 +783,7 @@ pub(super) fn binding(obj: &Value, out: &mut Vec<StatusCause>) {
         seen.push(s);
     }
     if seen.contains(&"Deny") && seen.contains(&"Warn") {
-        out.push(invalid(
+        out.push(invalid_value(
             path,
             spec.get("validationActions"),
             "must not contain both Deny and Warn (repeating the same validation failure information in the API response and headers serves no purpose)",

@@ -11,8 +11,8 @@ use kgate_core::status::StatusCause;
 use serde_json::{Map, Value};
 
 use super::{
-    cause, is_dns1123_subdomain, qualified_name_errors, required, DNS1123_LABEL_MSG,
-    DNS1123_SUBDOMAIN_MSG,
+    cause, forbidden, go_value, invalid_value, is_dns1123_subdomain, not_supported,
+    qualified_name_errors, required, required_because, DNS1123_LABEL_MSG, DNS1123_SUBDOMAIN_MSG,
 };
 use crate::resources::ResourceDef;
 
@@ -49,41 +49,8 @@ const PV_SOURCES: &[&str] = &[
     "csi",
 ];
 
-/// A value as kube's field errors print it: JSON (a string quoted).
-fn go_value(v: Option<&Value>) -> String {
-    v.map_or_else(|| "null".to_owned(), Value::to_string)
-}
-
-fn required_because(field: &str, detail: &str) -> StatusCause {
-    cause(
-        "FieldValueRequired",
-        field,
-        format!("Required value: {detail}"),
-    )
-}
-
-fn forbidden(field: &str, detail: &str) -> StatusCause {
-    cause("FieldValueForbidden", field, format!("Forbidden: {detail}"))
-}
-
-fn not_supported(field: &str, value: &str, supported: &[&str]) -> StatusCause {
-    let supported: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-    cause(
-        "FieldValueNotSupported",
-        field,
-        format!(
-            "Unsupported value: {value}: supported values: {}",
-            supported.join(", ")
-        ),
-    )
-}
-
 fn immutable(field: &str, value: Option<&Value>) -> StatusCause {
-    cause(
-        "FieldValueInvalid",
-        field,
-        format!("Invalid value: {}: field is immutable", go_value(value)),
-    )
+    invalid_value(field, value, "field is immutable")
 }
 
 fn text<'a>(obj: &'a Value, pointer: &str) -> &'a str {
