@@ -268,15 +268,7 @@ async fn token_review(
     };
     let status = match context.authenticator.authenticate(&credentials).await {
         Ok(authenticated) => {
-            let user = authenticated.user();
-            let mut info = json!({"username": user.name, "groups": user.groups});
-            if !user.uid.is_empty() {
-                info["uid"] = json!(user.uid);
-            }
-            if !user.extra.is_empty() {
-                info["extra"] = json!(user.extra);
-            }
-            json!({"authenticated": true, "user": info})
+            json!({"authenticated": true, "user": token_review_user(authenticated.user())})
         }
         Err(error) => json!({"authenticated": false, "error": error.to_string()}),
     };
@@ -295,6 +287,19 @@ async fn token_review(
         StatusCode::CREATED,
         &reply,
     ))
+}
+
+/// `status.user` of a TokenReview: name and groups always, uid and extra when set. The webhook
+/// mode answers with it too.
+pub(crate) fn token_review_user(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    info
 }
 
 fn rules_review(context: &ReviewContext, user: &UserInfo, namespace: &str) -> SubjectRules {

@@ -295,7 +295,7 @@ impl Inner {
                 self.counters
                     .token_authenticated
                     .fetch_add(1, Ordering::Relaxed);
-                let mut status = json!({"authenticated": true, "user": user_info(&user)});
+                let mut status = json!({"authenticated": true, "user": crate::reviews::token_review_user(&user)});
                 if !audiences.is_empty() {
                     status["audiences"] = json!(audiences);
                 }
@@ -471,17 +471,6 @@ fn string_list(value: Option<&Value>, field: &'static str) -> Result<Vec<String>
             .collect(),
         Some(_) => Err(WebhookError::NotStrings(field)),
     }
-}
-
-fn user_info(user: &UserInfo) -> Value {
-    let mut info = json!({"username": user.name, "groups": user.groups});
-    if !user.uid.is_empty() {
-        info["uid"] = json!(user.uid);
-    }
-    if !user.extra.is_empty() {
-        info["extra"] = json!(user.extra);
-    }
-    info
 }
 
 #[cfg(test)]
