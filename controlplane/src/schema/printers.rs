@@ -361,7 +361,8 @@ pub fn columns(kind: &str) -> &'static [Column] {
     }
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+/// The non-empty string at `pointer` (shared with the pod and storage rows).
+pub(super) fn s<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -371,7 +372,8 @@ fn i(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn list<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
+/// The array at `pointer`, empty when absent (shared with the pod and storage rows).
+pub(super) fn list<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
     v.pointer(pointer)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)

@@ -4,18 +4,15 @@
 
 use serde_json::{json, Value};
 
+use super::printers::{list as items, s as text};
 use super::quantity;
 
-fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer)
+/// The string at `pointer`, or kube's `<unset>` when absent.
+fn unset(o: &Value, pointer: &str) -> String {
+    o.pointer(pointer)
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-fn items<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+        .unwrap_or("<unset>")
+        .to_owned()
 }
 
 fn flag(v: &Value, pointer: &str, default: bool) -> bool {
@@ -80,12 +77,6 @@ pub(super) fn persistent_volume(o: &Value, name: &str, age: String) -> Vec<Value
     let class = annotation(o, BETA_STORAGE_CLASS)
         .or(text(o, "/spec/storageClassName"))
         .unwrap_or("");
-    let unset = |p: &str| {
-        o.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("<unset>")
-            .to_owned()
-    };
     vec![
         json!(name),
         json!(storage(o, "/spec/capacity/storage")),
@@ -94,10 +85,10 @@ pub(super) fn persistent_volume(o: &Value, name: &str, age: String) -> Vec<Value
         json!(phase),
         json!(claim),
         json!(class),
-        json!(unset("/spec/volumeAttributesClassName")),
+        json!(unset(o, "/spec/volumeAttributesClassName")),
         json!(text(o, "/status/reason").unwrap_or("")),
         json!(age),
-        json!(unset("/spec/volumeMode")),
+        json!(unset(o, "/spec/volumeMode")),
     ]
 }
 
@@ -121,12 +112,6 @@ pub(super) fn persistent_volume_claim(o: &Value, name: &str, age: String) -> Vec
     let class = annotation(o, BETA_STORAGE_CLASS)
         .or(o.pointer("/spec/storageClassName").and_then(Value::as_str))
         .unwrap_or("");
-    let unset = |p: &str| {
-        o.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("<unset>")
-            .to_owned()
-    };
     vec![
         json!(name),
         json!(phase),
@@ -134,9 +119,9 @@ pub(super) fn persistent_volume_claim(o: &Value, name: &str, age: String) -> Vec
         json!(capacity),
         json!(modes),
         json!(class),
-        json!(unset("/spec/volumeAttributesClassName")),
+        json!(unset(o, "/spec/volumeAttributesClassName")),
         json!(age),
-        json!(unset("/spec/volumeMode")),
+        json!(unset(o, "/spec/volumeMode")),
     ]
 }
 
